@@ -1,0 +1,93 @@
+/* util.h - error object, cleanup attributes, allocators and I/O helpers */
+#ifndef QCTL_UTIL_H
+#define QCTL_UTIL_H
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+/* An error: errno-style code plus a message with context. */
+struct error {
+	int code;
+	char msg[1024];
+};
+
+/* Fill err (may be NULL) and return -code (or -1 when code is 0). */
+int error_set(struct error *err, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Like error_set, appending ": strerror(code)". */
+int error_sys(struct error *err, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Prepend "context: " to an already filled message. */
+void error_prefix(struct error *err, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void error_clear(struct error *err);
+
+/* Allocators that never return NULL (abort on exhaustion). */
+void *xmalloc(size_t n);
+void *xcalloc(size_t nmemb, size_t size);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static inline void
+cleanup_freep(void *p)
+{
+	free(*(void **)p);
+}
+
+static inline void
+cleanup_closep(int *fd)
+{
+	if (*fd >= 0) {
+		int saved = errno;
+		close(*fd);
+		errno = saved;
+	}
+}
+
+#define _cleanup_free_ __attribute__((cleanup(cleanup_freep)))
+#define _cleanup_close_ __attribute__((cleanup(cleanup_closep)))
+#define _cleanup_json_ __attribute__((cleanup(cleanup_jsonp)))
+
+/* Take ownership out of a cleanup-scoped variable. */
+#define steal_pointer(pp) \
+	({ __typeof__(*(pp)) _p = *(pp); *(pp) = NULL; _p; })
+#define steal_fd(fdp) \
+	({ int _fd = *(fdp); *(fdp) = -1; _fd; })
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Read/write exactly n bytes unless EOF/error; return bytes done or -errno. */
+ssize_t read_in_full(int fd, void *buf, size_t n);
+ssize_t write_in_full(int fd, const void *buf, size_t n);
+
+/* Read a whole (small) file, NUL-terminated, at most max bytes. */
+int read_file(const char *path, size_t max, char **out, size_t *len,
+	      struct error *err);
+
+/* Monotonic clock in milliseconds. */
+int64_t now_ms(void);
+
+/* Set O_NONBLOCK on fd; 0 or -errno. */
+int fd_set_nonblock(int fd);
+
+/* Remove a directory tree without following symlinks; 0 or -errno. */
+int rm_rf(const char *path);
+
+/* Append src to a growable buffer. */
+struct buf {
+	char *data;
+	size_t len;
+	size_t cap;
+};
+void buf_append(struct buf *b, const void *src, size_t n);
+void buf_consume(struct buf *b, size_t n);
+void buf_free(struct buf *b);
+
+#endif
