@@ -1,5 +1,4 @@
 /* util.c - error object, allocators, I/O helpers */
-#define _GNU_SOURCE
 #include "util.h"
 
 #include <dirent.h>
@@ -63,7 +62,10 @@ error_prefix(struct error *err, const char *fmt, ...)
 	vsnprintf(pre, sizeof(pre), fmt, ap);
 	va_end(ap);
 	memcpy(old, err->msg, sizeof(old));
-	snprintf(err->msg, sizeof(err->msg), "%s: %s", pre, old);
+	old[sizeof(old) - 1] = '\0';
+	/* truncation of an over-long message is acceptable */
+	if (snprintf(err->msg, sizeof(err->msg), "%.500s: %.520s", pre, old) < 0)
+		err->msg[0] = '\0';
 }
 
 void
@@ -228,18 +230,18 @@ fd_set_nonblock(int fd)
 }
 
 static int
-rm_rf_at(int dirfd, const char *name)
+rm_rf_at(int dfd, const char *name)
 {
 	struct stat st;
 	int fd, r = 0;
 	DIR *d;
 	struct dirent *de;
 
-	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		return errno == ENOENT ? 0 : -errno;
 	if (!S_ISDIR(st.st_mode))
-		return unlinkat(dirfd, name, 0) < 0 && errno != ENOENT ? -errno : 0;
-	fd = openat(dirfd, name,
+		return unlinkat(dfd, name, 0) < 0 && errno != ENOENT ? -errno : 0;
+	fd = openat(dfd, name,
 		    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
@@ -258,7 +260,7 @@ rm_rf_at(int dirfd, const char *name)
 			r = q;
 	}
 	closedir(d);
-	if (unlinkat(dirfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT &&
+	if (unlinkat(dfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT &&
 	    r == 0)
 		r = -errno;
 	return r;

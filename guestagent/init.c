@@ -1,0 +1,167 @@
+/*
+ * init.c - the PID-1 half of guestagent: what an init must do before the
+ * agent can serve (file systems, console, hostname, loopback, modules) and
+ * the way out (power off).  Nothing here runs when the agent is a service.
+ */
+#include "agent.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/reboot.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define GA_HOSTNAME "builder"
+#define GA_MODULES_ORDER "/etc/modules.order"
+
+struct ga_mount {
+	const char *src;
+	const char *dir;
+	const char *type;
+	unsigned long flags;
+	const char *data;
+};
+
+static const struct ga_mount mounts[] = {
+	{ "proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL },
+	{ "sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL },
+	/* devtmpfs: device nodes appear without udev, including vportNpM */
+	{ "devtmpfs", "/dev", "devtmpfs", MS_NOSUID, "mode=0755" },
+	{ "devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
+	  "gid=5,mode=0620,ptmxmode=0666" },
+	{ "tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777" },
+	{ "tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777" },
+	{ "tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755" },
+};
+
+static void
+mount_all(void)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(mounts) / sizeof(mounts[0]); i++) {
+		const struct ga_mount *m = &mounts[i];
+
+		if (mkdir(m->dir, 0755) < 0 && errno != EEXIST)
+			ga_log("mkdir %s: %s", m->dir, strerror(errno));
+		if (mount(m->src, m->dir, m->type, m->flags, m->data) < 0 &&
+		    errno != EBUSY)
+			ga_log("mount %s: %s", m->dir, strerror(errno));
+	}
+	/* what bash process substitution and "cat /dev/stdin" expect */
+	symlink("/proc/self/fd", "/dev/fd");
+	symlink("/proc/self/fd/0", "/dev/stdin");
+	symlink("/proc/self/fd/1", "/dev/stdout");
+	symlink("/proc/self/fd/2", "/dev/stderr");
+}
+
+/*
+ * The kernel opens /dev/console as fds 0-2 only if the initramfs has the
+ * node; make sure 0-2 are open so no pipe or port lands on them.
+ */
+static void
+console_setup(void)
+{
+	int fd, i;
+
+	for (i = 0; i < 3; i++) {
+		if (fcntl(i, F_GETFD) >= 0)
+			continue;
+		fd = open("/dev/console", O_RDWR | O_NOCTTY);
+		if (fd < 0)
+			fd = open("/dev/null", O_RDWR);
+		if (fd >= 0 && fd != i) {
+			dup2(fd, i);
+			close(fd);
+		}
+	}
+}
+
+/* Bring up lo: builds and their tests expect localhost to work. */
+static void
+loopback_up(void)
+{
+	struct ifreq ifr;
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+	if (s < 0)
+		return;
+	memset(&ifr, 0, sizeof(ifr));
+	strcpy(ifr.ifr_name, "lo");
+	if (ioctl(s, SIOCGIFFLAGS, &ifr) == 0) {
+		ifr.ifr_flags |= IFF_UP;
+		if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0)
+			ga_log("lo up: %s", strerror(errno));
+	}
+	close(s);
+}
+
+static void
+load_module(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0) {
+		ga_log("module %s: %s", path, strerror(errno));
+		return;
+	}
+	/* glibc has no finit_module wrapper; EEXIST means built in or loaded */
+	if (syscall(SYS_finit_module, fd, "", 0) < 0 && errno != EEXIST)
+		ga_log("finit_module %s: %s", path, strerror(errno));
+	close(fd);
+}
+
+/* Load every module listed in /etc/modules.order, dependencies first. */
+static void
+load_modules(void)
+{
+	char line[1024];
+	FILE *f = fopen(GA_MODULES_ORDER, "re");
+
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\r\n")] = '\0';
+		if (line[0] == '\0' || line[0] == '#')
+			continue;
+		load_module(line);
+	}
+	fclose(f);
+}
+
+void
+init_system(void)
+{
+	mount_all();
+	console_setup();
+	if (sethostname(GA_HOSTNAME, strlen(GA_HOSTNAME)) < 0)
+		ga_log("sethostname: %s", strerror(errno));
+	/* Ctrl-Alt-Del becomes SIGINT to us, which is ignored */
+	reboot(RB_DISABLE_CAD);
+	loopback_up();
+	load_modules();
+}
+
+_Noreturn void
+init_poweroff(void)
+{
+	/* the build's processes must not write to disks while they go away */
+	kill(-1, SIGKILL);
+	sync();
+	reboot(RB_POWER_OFF);
+	/* no ACPI power-off: reset, which QEMU turns into an exit (-no-reboot) */
+	reboot(RB_AUTOBOOT);
+	ga_log("power off failed: %s", strerror(errno));
+	if (getpid() != 1)
+		_exit(1);
+	for (;;)
+		pause();
+}

@@ -1,0 +1,43 @@
+/* build.h - the build engine: one recipe, one VM, driven by the event loop */
+#ifndef QCTL_BUILD_H
+#define QCTL_BUILD_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "loop.h"
+#include "qemu-argv.h"
+#include "recipe.h"
+#include "result.h"
+
+struct build_opts {
+	enum accel accel;		/* resolved: KVM or TCG */
+	const char *machine;		/* NULL: q35 */
+	const char *qemu_binary;	/* NULL: qemu-system-x86_64 */
+	const char *image;		/* overrides the recipe's image */
+	const char *source;		/* overrides the recipe's source */
+	const char *artifacts_dir;	/* NULL: RUNDIR/artifacts */
+	const char *run_root;		/* parent of run directories */
+	bool keep;			/* keep the run directory */
+	int verbosity;			/* 0 quiet, 1 normal, 2 verbose */
+	FILE *out;			/* step output and progress */
+};
+
+struct build;
+typedef void (*build_done_fn)(struct build *b, void *opaque);
+
+/* A build of recipe (borrowed; must outlive the build). */
+struct build *build_new(struct loop *loop, const struct recipe *recipe,
+			const struct build_opts *opts, build_done_fn done,
+			void *opaque);
+/* Make the run directory and boot the VM; done is called when it ends. */
+int build_start(struct build *b, struct error *err);
+/* End the build as cancelled (exit 130); the VM is torn down. */
+void build_cancel(struct build *b, const char *why);
+/* The result: final once done was called. */
+struct build_result *build_result(struct build *b);
+const char *build_run_dir(const struct build *b);
+/* Release everything; removes the run directory unless opts.keep. */
+void build_free(struct build *b);
+
+#endif

@@ -1,0 +1,247 @@
+/* cmd-run.c - qctl run: one recipe, one VM, in the foreground */
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+
+#include "build.h"
+#include "cmd.h"
+#include "json-util.h"
+#include "recipe.h"
+
+static void
+run_usage(FILE *f)
+{
+	fputs("usage: qctl run [OPTIONS] [RECIPE]   (default ./qctl.yaml)\n"
+	      "\n"
+	      "  --image NAME|DIR    image to boot (overrides the recipe)\n"
+	      "  --source DIR        host directory copied to /src\n"
+	      "  --result FILE       write the result JSON here\n"
+	      "                      (default RUNDIR/result.json)\n"
+	      "  --json              result JSON on stdout, logs on stderr\n"
+	      "  --accel auto|kvm|tcg  accelerator (default auto)\n"
+	      "  --artifacts DIR     where artifacts go (default "
+	      "RUNDIR/artifacts)\n"
+	      "  --keep              keep the run directory\n"
+	      "  -q, --quiet         only errors and the result\n"
+	      "  -v, --verbose       more detail\n"
+	      "\n"
+	      "exit codes: 0 passed, 1 a step failed, 2 usage or recipe "
+	      "error,\n"
+	      "            3 limit exceeded, 4 infrastructure error, 130 "
+	      "interrupted\n",
+	      f);
+}
+
+struct run_ctx {
+	struct loop *loop;
+	struct build *build;
+	int sigfd;
+	int signals;
+};
+
+static void
+on_done(struct build *b, void *opaque)
+{
+	struct run_ctx *c = opaque;
+
+	(void)b;
+	loop_quit(c->loop, 0);
+}
+
+static void
+on_signal(struct loop *l, int fd, uint32_t events, void *opaque)
+{
+	struct run_ctx *c = opaque;
+	struct signalfd_siginfo si;
+
+	(void)l;
+	(void)events;
+	if (read(fd, &si, sizeof(si)) != sizeof(si))
+		return;
+	c->signals++;
+	build_cancel(c->build, si.ssi_signo == SIGINT
+				       ? "interrupted (SIGINT)"
+				       : "terminated by signal");
+}
+
+static char *
+abs_path(const char *p)
+{
+	char cwd[PATH_MAX];
+
+	if (p[0] == '/' || !getcwd(cwd, sizeof(cwd)))
+		return xstrdup(p);
+	return xasprintf("%s/%s", cwd, p);
+}
+
+int
+cmd_run(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "image", required_argument, NULL, 'i' },
+		{ "source", required_argument, NULL, 's' },
+		{ "result", required_argument, NULL, 'r' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "accel", required_argument, NULL, 'a' },
+		{ "artifacts", required_argument, NULL, 'A' },
+		{ "keep", no_argument, NULL, 'k' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct build_opts o = { .verbosity = 1, .out = stdout };
+	_cleanup_free_ char *source = NULL, *artifacts = NULL, *result = NULL;
+	const char *recipe_path = "qctl.yaml", *accel_s = "auto";
+	struct recipe *recipe = NULL;
+	struct run_ctx ctx = { .sigfd = -1 };
+	struct error err = { 0 };
+	struct build_result *res;
+	bool json = false;
+	char why[256];
+	sigset_t mask;
+	int opt, rc;
+
+	opterr = 0;
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "+qvh", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'i':
+			o.image = optarg;
+			break;
+		case 's': {
+			struct stat st;
+
+			free(source);
+			source = realpath(optarg, NULL);
+			if (!source || stat(source, &st) < 0 ||
+			    !S_ISDIR(st.st_mode)) {
+				fprintf(stderr, "qctl run: --source %s: not a "
+					"directory\n", optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		}
+		case 'r':
+			free(result);
+			result = abs_path(optarg);
+			break;
+		case 'j':
+			json = true;
+			break;
+		case 'a':
+			accel_s = optarg;
+			break;
+		case 'A':
+			free(artifacts);
+			artifacts = abs_path(optarg);
+			break;
+		case 'k':
+			o.keep = true;
+			break;
+		case 'q':
+			o.verbosity = 0;
+			break;
+		case 'v':
+			o.verbosity = 2;
+			break;
+		case 'h':
+			run_usage(stdout);
+			return 0;
+		default:
+			fprintf(stderr, "qctl run: bad option \"%s\"\n\n",
+				argv[optind - 1]);
+			run_usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (argc - optind > 1) {
+		fprintf(stderr, "qctl run: one recipe at a time\n");
+		return EXIT_USAGE;
+	}
+	if (optind < argc)
+		recipe_path = argv[optind];
+	if (accel_parse(accel_s, &o.accel, &err) < 0) {
+		fprintf(stderr, "qctl run: %s\n", err.msg);
+		return EXIT_USAGE;
+	}
+	if (recipe_load_file(recipe_path, &recipe, &err) < 0) {
+		fprintf(stderr, "qctl run: %s\n", err.msg);
+		return EXIT_USAGE;
+	}
+	if (json)
+		o.out = stderr;
+	if (o.accel == ACCEL_AUTO) {
+		o.accel = accel_detect("/dev", "/sys", why, sizeof(why));
+		if (o.verbosity >= 1)
+			fprintf(o.out, "qctl: --accel auto: %s\n", why);
+	}
+	o.source = source;
+	o.artifacts_dir = artifacts;
+	o.machine = getenv("QCTL_MACHINE");
+	o.qemu_binary = getenv("QCTL_QEMU");
+	o.run_root = getenv("QCTL_RUN_ROOT");
+
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGHUP);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	ctx.sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	ctx.loop = loop_new();
+	if (ctx.sigfd < 0 || !ctx.loop) {
+		fprintf(stderr, "qctl run: %s\n", strerror(errno));
+		recipe_free(recipe);
+		return EXIT_INFRA;
+	}
+	loop_watch_fd(ctx.loop, ctx.sigfd, EPOLLIN, on_signal, &ctx);
+	ctx.build = build_new(ctx.loop, recipe, &o, on_done, &ctx);
+	if (build_start(ctx.build, &err) < 0) {
+		fprintf(stderr, "qctl run: %s\n", err.msg);
+		result_finish(build_result(ctx.build), BUILD_ERROR, "%s",
+			      err.msg);
+	} else {
+		loop_run(ctx.loop);
+	}
+	res = build_result(ctx.build);
+	if (!result && build_run_dir(ctx.build))
+		result = xasprintf("%s/result.json", build_run_dir(ctx.build));
+	if (!o.keep && result && build_run_dir(ctx.build) &&
+	    !strncmp(result, build_run_dir(ctx.build),
+		     strlen(build_run_dir(ctx.build)))) {
+		/* The default places go with the run directory. */
+		if (!json && o.verbosity >= 1)
+			fprintf(o.out, "qctl: run directory removed (use "
+				"--keep, --result or --json to keep the "
+				"result)\n");
+		free(result);
+		result = NULL;
+	}
+	if (!o.keep && res->run_dir) {
+		free(res->run_dir);
+		res->run_dir = NULL;
+	}
+	if (result && result_write_file(res, result, &err) < 0)
+		fprintf(stderr, "qctl run: %s\n", err.msg);
+	else if (result && o.verbosity >= 1)
+		fprintf(o.out, "qctl: result in %s\n", result);
+	if (json) {
+		_cleanup_json_ json_t *j = result_to_json(res);
+
+		json_dumpf(j, stdout, JSON_INDENT(2));
+		fputc('\n', stdout);
+		fflush(stdout);
+	}
+	rc = result_exit_code(res->status);
+	build_free(ctx.build);
+	loop_free(ctx.loop);
+	close(ctx.sigfd);
+	recipe_free(recipe);
+	return rc;
+}

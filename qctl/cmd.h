@@ -1,0 +1,10 @@
+/* cmd.h - the verbs of the qctl command line (one cmd-*.c each) */
+#ifndef QCTL_CMD_H
+#define QCTL_CMD_H
+
+int cmd_run(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
+int cmd_gc(int argc, char **argv);
+int cmd_version(int argc, char **argv);
+
+#endif

@@ -1,0 +1,47 @@
+/* qemu-argv.h - build QEMU's command line (a pure function) */
+#ifndef QCTL_QEMU_ARGV_H
+#define QCTL_QEMU_ARGV_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "util.h"
+
+enum accel {
+	ACCEL_AUTO,
+	ACCEL_KVM,
+	ACCEL_TCG,
+};
+
+struct qemu_config {
+	const char *binary;	/* default "qemu-system-x86_64" */
+	enum accel accel;	/* KVM or TCG; AUTO must be resolved first */
+	const char *machine;	/* "q35" (default) or "microvm" */
+	int cpus;
+	uint64_t memory;	/* bytes; rounded up to MiB */
+	const char *kernel;
+	const char *initrd;
+	const char *cmdline;
+	int qmp_fd;		/* fd numbers as the child will see them */
+	int agent_fd;
+	int console_fd;		/* -1: no serial console */
+	const char *name;	/* VM name for ps/QMP, may be NULL */
+	bool sandbox;		/* QEMU's -sandbox (default on) */
+};
+
+/* Build a NULL-terminated argv; free with qemu_argv_free. */
+int qemu_argv_build(const struct qemu_config *cfg, char ***argv,
+		    struct error *err);
+void qemu_argv_free(char **argv);
+/* Parse "auto", "kvm", "tcg". */
+int accel_parse(const char *s, enum accel *out, struct error *err);
+const char *accel_name(enum accel a);
+/*
+ * Decide what --accel auto means on this host: KVM when /dev/kvm (under
+ * devroot) opens and no paravirtual KVM module is loaded (under sysroot).
+ * why receives a short human explanation.
+ */
+enum accel accel_detect(const char *devroot, const char *sysroot,
+			char *why, size_t whylen);
+
+#endif

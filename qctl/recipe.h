@@ -1,0 +1,83 @@
+/* recipe.h - build recipes: YAML/JSON parsing, validation, sizes, durations */
+#ifndef QCTL_RECIPE_H
+#define QCTL_RECIPE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "util.h"
+
+/* Larger recipe documents are rejected before parsing. */
+#define RECIPE_MAX_BYTES (1024 * 1024)
+
+struct recipe_step {
+	char *name;         /* [A-Za-z0-9_.-]{1,64}, not "." or "..", unique */
+	char *run;          /* shell script, run by /bin/sh -c in the guest */
+	bool fetch;         /* network: fetch (default network: none) */
+	int64_t timeout_ms; /* 0 = no per-step timeout */
+};
+
+/* Every value is at most INT64_MAX, so it fits off_t and int64_t. */
+struct recipe_limits {
+	int64_t wall_time_ms;     /* default 3600000 (1h), > 0 */
+	int64_t cpu_time_ms;      /* 0 = unlimited (default) */
+	int64_t boot_timeout_ms;  /* default 60000, > 0 */
+	uint64_t disk;            /* bytes, default 2G, at least 1M */
+	uint64_t log_bytes;       /* default 64M */
+	uint64_t net_bytes;       /* default 1G */
+	uint64_t artifacts_bytes; /* default 1G */
+};
+
+struct recipe {
+	char *path;  /* the recipe file, or NULL when built from buffer/JSON */
+	char *image; /* default "minimal"; a name, or an absolute path */
+	int cpus;    /* default 1, 1..64 */
+	uint64_t memory; /* bytes, default 512M; at least 64M, at most 64G */
+	char *source; /* absolute, realpath'd existing directory, or NULL */
+	char **env;   /* "KEY=VALUE"; keys match [A-Za-z_][A-Za-z0-9_]* */
+	size_t n_env;
+	char **allow; /* host:port, *.suffix:port, IPv4:port, [IPv6]:port */
+	size_t n_allow;
+	struct recipe_limits limits;
+	struct recipe_step *steps; /* at least one step */
+	size_t n_steps;
+	char **artifacts; /* globs relative to /src, no "..", no leading '/' */
+	size_t n_artifacts;
+};
+
+/* Parse and validate a YAML/JSON recipe file; paths resolve against its dir. */
+int recipe_load_file(const char *path, struct recipe **out, struct error *err);
+
+/* Same for a buffer; name is for messages, basedir for paths (NULL: cwd). */
+int recipe_load_buffer(const char *buf, size_t len, const char *name,
+		       const char *basedir, struct recipe **out,
+		       struct error *err);
+
+/* Validate an already parsed JSON object (borrowed; no line numbers). */
+int recipe_from_json(json_t *root, const char *name, const char *basedir,
+		     struct recipe **out, struct error *err);
+
+/* Free a recipe; NULL is fine. */
+void recipe_free(struct recipe *r);
+
+static inline void
+recipe_freep(struct recipe **r)
+{
+	recipe_free(*r);
+}
+
+#define _cleanup_recipe_ __attribute__((cleanup(recipe_freep)))
+
+/* "512M", "2G", "100k", "1024" (bytes): K/M/G/T, KiB..TiB, k; strict. */
+int parse_size(const char *s, uint64_t *out, struct error *err);
+
+/* "90s", "10m", "1h", "500ms", "1h30m", "2d", "90" (seconds) into ms. */
+int parse_duration(const char *s, int64_t *out_ms, struct error *err);
+
+/* Check an allowlist entry: host:port, *.suffix:port, IPv4:port, [IPv6]:port */
+int recipe_check_allow(const char *entry, struct error *err);
+
+#endif

@@ -1,0 +1,196 @@
+/* result.c - build result as JSON */
+#include "result.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "json-util.h"
+
+#ifndef QCTL_VERSION
+#define QCTL_VERSION "0.1"
+#endif
+
+const char *
+result_status_name(enum build_status s)
+{
+	switch (s) {
+	case BUILD_RUNNING:
+		return "running";
+	case BUILD_PASSED:
+		return "passed";
+	case BUILD_FAILED:
+		return "failed";
+	case BUILD_LIMIT:
+		return "limit";
+	case BUILD_ERROR:
+		return "error";
+	case BUILD_CANCELLED:
+		return "cancelled";
+	}
+	return "error";
+}
+
+int
+result_exit_code(enum build_status s)
+{
+	switch (s) {
+	case BUILD_PASSED:
+		return EXIT_PASSED;
+	case BUILD_FAILED:
+		return EXIT_STEP_FAILED;
+	case BUILD_LIMIT:
+		return EXIT_LIMIT;
+	case BUILD_CANCELLED:
+		return EXIT_CANCELLED;
+	default:
+		return EXIT_INFRA;
+	}
+}
+
+bool
+result_finish(struct build_result *r, enum build_status s, const char *fmt,
+	      ...)
+{
+	va_list ap;
+
+	if (r->status != BUILD_RUNNING)
+		return false;
+	r->status = s;
+	free(r->reason);
+	va_start(ap, fmt);
+	if (vasprintf(&r->reason, fmt, ap) < 0)
+		r->reason = NULL;
+	va_end(ap);
+	return true;
+}
+
+void
+result_set_limit(struct build_result *r, const char *name, int64_t value,
+		 int64_t max, const char *unit)
+{
+	r->has_limit = true;
+	snprintf(r->limit_name, sizeof(r->limit_name), "%s", name);
+	snprintf(r->limit_unit, sizeof(r->limit_unit), "%s", unit);
+	r->limit_value = value;
+	r->limit_max = max;
+}
+
+json_t *
+result_to_json(const struct build_result *r)
+{
+	json_t *o = json_object(), *steps = json_array(), *arts = json_array();
+	json_t *stats;
+
+	json_object_set_new(o, "status",
+			    json_string(result_status_name(r->status)));
+	json_object_set_new(o, "exit_code",
+			    json_integer(result_exit_code(r->status)));
+	json_object_set_new(o, "reason", json_string(r->reason ? r->reason
+								: ""));
+	if (r->status == BUILD_LIMIT && r->has_limit)
+		json_object_set_new(o, "limit",
+				    json_pack("{s:s, s:I, s:I, s:s}", "name",
+					      r->limit_name, "value",
+					      (json_int_t)r->limit_value, "max",
+					      (json_int_t)r->limit_max, "unit",
+					      r->limit_unit));
+	else
+		json_object_set_new(o, "limit", json_null());
+	json_object_set_new(o, "accel", json_string(r->accel ? r->accel : ""));
+	json_object_set_new(o, "qctl_version", json_string(QCTL_VERSION));
+	json_object_set_new(o, "run_dir",
+			    r->run_dir ? json_string(r->run_dir) : json_null());
+	for (size_t i = 0; i < r->n_steps; i++) {
+		const struct step_result *s = &r->steps[i];
+		json_t *j = json_object();
+
+		json_object_set_new(j, "name", json_string(s->name));
+		json_object_set_new(j, "network",
+				    json_string(s->fetch ? "fetch" : "none"));
+		json_object_set_new(j, "exit_code",
+				    s->ran && s->exit_code >= 0
+					    ? json_integer(s->exit_code)
+					    : json_null());
+		json_object_set_new(j, "signal",
+				    s->signal ? json_integer(s->signal)
+					      : json_null());
+		json_object_set_new(j, "started_ms",
+				    s->ran ? json_integer(s->started_ms)
+					   : json_null());
+		json_object_set_new(j, "duration_ms",
+				    s->ran ? json_integer(s->duration_ms)
+					   : json_null());
+		json_array_append_new(steps, j);
+	}
+	json_object_set_new(o, "steps", steps);
+	stats = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+			  "wall_ms", (json_int_t)r->stats.wall_ms, "boot_ms",
+			  (json_int_t)r->stats.boot_ms, "cpu_usec",
+			  (json_int_t)r->stats.cpu_usec, "mem_peak_bytes",
+			  (json_int_t)r->stats.mem_peak_bytes,
+			  "disk_written_bytes",
+			  (json_int_t)r->stats.disk_written_bytes,
+			  "net_rx_bytes", (json_int_t)r->stats.net_rx_bytes,
+			  "net_tx_bytes", (json_int_t)r->stats.net_tx_bytes,
+			  "log_bytes", (json_int_t)r->stats.log_bytes);
+	json_object_set_new(o, "stats", stats);
+	json_object_set_new(o, "network", json_array());
+	for (size_t i = 0; i < r->n_artifacts; i++) {
+		const struct artifact_result *a = &r->artifacts[i];
+
+		json_array_append_new(arts,
+				      json_pack("{s:s, s:I, s:s}", "path",
+						a->path, "bytes",
+						(json_int_t)a->bytes, "sha256",
+						a->sha256));
+	}
+	json_object_set_new(o, "artifacts", arts);
+	return o;
+}
+
+int
+result_write_file(const struct build_result *r, const char *path,
+		  struct error *err)
+{
+	_cleanup_json_ json_t *j = result_to_json(r);
+	_cleanup_free_ char *tmp = xasprintf("%s.tmp.%d", path, getpid());
+	_cleanup_free_ char *text = json_dumps(j, JSON_INDENT(2));
+	int fd;
+	ssize_t w;
+
+	if (!text)
+		return error_set(err, ENOMEM, "cannot encode result");
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
+		  0644);
+	if (fd < 0)
+		return error_sys(err, errno, "create %s", tmp);
+	w = write_in_full(fd, text, strlen(text));
+	if (w >= 0)
+		w = write_in_full(fd, "\n", 1);
+	if (w < 0 || close(fd) < 0) {
+		unlink(tmp);
+		return error_sys(err, w < 0 ? -w : errno, "write %s", tmp);
+	}
+	if (rename(tmp, path) < 0) {
+		int e = errno;
+
+		unlink(tmp);
+		return error_sys(err, e, "rename to %s", path);
+	}
+	return 0;
+}
+
+void
+result_clear(struct build_result *r)
+{
+	for (size_t i = 0; i < r->n_steps; i++)
+		free(r->steps[i].name);
+	for (size_t i = 0; i < r->n_artifacts; i++)
+		free(r->artifacts[i].path);
+	free(r->steps);
+	free(r->artifacts);
+	free(r->reason);
+	free(r->run_dir);
+	memset(r, 0, sizeof(*r));
+}

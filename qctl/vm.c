@@ -1,0 +1,220 @@
+/* vm.c - fork/exec QEMU with exactly the fds it needs */
+#include "vm.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+
+/* fd numbers inside the child */
+enum { CHILD_QMP_FD = 3, CHILD_AGENT_FD = 4, CHILD_CONSOLE_FD = 5 };
+
+static int
+pidfd_open_(pid_t pid)
+{
+	return syscall(SYS_pidfd_open, pid, 0);
+}
+
+static void __attribute__((noreturn))
+child_fail(int errpipe, int e)
+{
+	/* Between fork and exec: report errno to the parent and die. */
+	if (write(errpipe, &e, sizeof(e)) < 0)
+		_exit(126);
+	_exit(127);
+}
+
+static void __attribute__((noreturn))
+vm_child(char **argv, int fds[3], int logfd, int errpipe)
+{
+	sigset_t all;
+	int devnull;
+
+	/* The manager blocks signals for its signalfd; QEMU must not
+	 * inherit that mask, or a SIGTERM would never reach it. */
+	sigemptyset(&all);
+	sigprocmask(SIG_SETMASK, &all, NULL);
+	for (int s = 1; s < NSIG; s++)
+		signal(s, SIG_DFL);
+	/* If the manager dies, QEMU dies with it: no orphaned builders. */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+		child_fail(errpipe, errno);
+	/* Own session: a ^C on the terminal goes to the manager only. */
+	setsid();
+	devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (devnull < 0)
+		child_fail(errpipe, errno);
+	/* Move the channels to fixed numbers above 5 first, then down, so
+	 * that no dup2 clobbers a source that still has to move. */
+	int hi[3];
+	for (int i = 0; i < 3; i++) {
+		hi[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 16);
+		if (hi[i] < 0)
+			child_fail(errpipe, errno);
+	}
+	int hilog = fcntl(logfd, F_DUPFD_CLOEXEC, 16);
+	int hierr = fcntl(errpipe, F_DUPFD_CLOEXEC, 16);
+	if (hilog < 0 || hierr < 0)
+		child_fail(errpipe, errno);
+	errpipe = hierr;
+	if (dup2(devnull, 0) < 0 || dup2(hilog, 1) < 0 || dup2(hilog, 2) < 0 ||
+	    dup2(hi[0], CHILD_QMP_FD) < 0 || dup2(hi[1], CHILD_AGENT_FD) < 0 ||
+	    dup2(hi[2], CHILD_CONSOLE_FD) < 0)
+		child_fail(errpipe, errno);
+	/* The error pipe sits at fd 6, close-on-exec: gone once exec works. */
+	if (dup3(errpipe, CHILD_CONSOLE_FD + 1, O_CLOEXEC) < 0)
+		child_fail(errpipe, errno);
+	errpipe = CHILD_CONSOLE_FD + 1;
+	/* QEMU gets exactly stdio and its three channels. */
+	if (syscall(SYS_close_range, errpipe + 1, ~0u, 0) < 0)
+		for (int fd = errpipe + 1; fd < 4096; fd++)
+			close(fd);
+	execvp(argv[0], argv);
+	child_fail(errpipe, errno);
+}
+
+int
+vm_spawn(struct qemu_config *cfg, const char *logpath, struct vm *vm,
+	 struct error *err)
+{
+	int qmp[2] = { -1, -1 }, agent[2] = { -1, -1 }, con[2] = { -1, -1 };
+	int ep[2] = { -1, -1 };
+	_cleanup_close_ int logfd = -1;
+	char **argv = NULL;
+	int fds[3], r = 0, e = 0;
+	pid_t pid;
+	ssize_t n;
+
+	memset(vm, 0, sizeof(*vm));
+	vm->pid = -1;
+	vm->pidfd = vm->qmp_fd = vm->agent_fd = vm->console_fd = -1;
+
+	logfd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (logfd < 0)
+		return error_sys(err, errno, "open %s", logpath);
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, qmp) < 0 ||
+	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, agent) < 0 ||
+	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, con) < 0 ||
+	    pipe2(ep, O_CLOEXEC) < 0) {
+		r = error_sys(err, errno, "socketpair");
+		goto out;
+	}
+	cfg->qmp_fd = CHILD_QMP_FD;
+	cfg->agent_fd = CHILD_AGENT_FD;
+	cfg->console_fd = CHILD_CONSOLE_FD;
+	r = qemu_argv_build(cfg, &argv, err);
+	if (r < 0)
+		goto out;
+
+	fds[0] = qmp[1];
+	fds[1] = agent[1];
+	fds[2] = con[1];
+	pid = fork();
+	if (pid < 0) {
+		r = error_sys(err, errno, "fork");
+		goto out;
+	}
+	if (pid == 0)
+		vm_child(argv, fds, logfd, ep[1]);
+
+	close(ep[1]);
+	ep[1] = -1;
+	vm->pid = pid;
+	/* Our child cannot be recycled before we reap it, so pidfd_open
+	 * after fork refers to QEMU for sure. */
+	vm->pidfd = pidfd_open_(pid);
+	do
+		n = read(ep[0], &e, sizeof(e));
+	while (n < 0 && errno == EINTR);
+	if (n == sizeof(e)) {
+		waitpid(pid, NULL, 0);
+		vm->pid = -1;
+		r = error_sys(err, e, "cannot run %s", argv[0]);
+		goto out;
+	}
+	if (vm->pidfd < 0) {
+		r = error_sys(err, errno, "pidfd_open");
+		vm_kill(vm);
+		waitpid(pid, NULL, 0);
+		vm->pid = -1;
+		goto out;
+	}
+	vm->qmp_fd = steal_fd(&qmp[0]);
+	vm->agent_fd = steal_fd(&agent[0]);
+	vm->console_fd = steal_fd(&con[0]);
+out:
+	e = errno;
+	for (int i = 0; i < 2; i++) {
+		if (qmp[i] >= 0)
+			close(qmp[i]);
+		if (agent[i] >= 0)
+			close(agent[i]);
+		if (con[i] >= 0)
+			close(con[i]);
+		if (ep[i] >= 0)
+			close(ep[i]);
+	}
+	qemu_argv_free(argv);
+	errno = e;
+	return r;
+}
+
+void
+vm_kill(struct vm *vm)
+{
+	if (vm->pid > 0 && !vm->reaped) {
+		/* pidfd_send_signal cannot hit a recycled pid */
+		if (vm->pidfd >= 0)
+			syscall(SYS_pidfd_send_signal, vm->pidfd, SIGKILL,
+				NULL, 0);
+		else
+			kill(vm->pid, SIGKILL);
+	}
+}
+
+int
+vm_try_reap(struct vm *vm)
+{
+	pid_t p;
+
+	if (vm->pid <= 0 || vm->reaped)
+		return 1;
+	p = waitpid(vm->pid, &vm->wstatus, WNOHANG);
+	if (p < 0)
+		return -errno;
+	if (p == 0)
+		return 0;
+	vm->reaped = true;
+	return 1;
+}
+
+void
+vm_close_channels(struct vm *vm)
+{
+	int *fds[] = { &vm->qmp_fd, &vm->agent_fd, &vm->console_fd };
+
+	for (size_t i = 0; i < ARRAY_SIZE(fds); i++) {
+		if (*fds[i] >= 0)
+			close(*fds[i]);
+		*fds[i] = -1;
+	}
+}
+
+void
+vm_destroy(struct vm *vm)
+{
+	if (vm->pid > 0 && !vm->reaped) {
+		vm_kill(vm);
+		if (waitpid(vm->pid, &vm->wstatus, 0) == vm->pid)
+			vm->reaped = true;
+	}
+	if (vm->pidfd >= 0)
+		close(vm->pidfd);
+	vm->pidfd = -1;
+	vm_close_channels(vm);
+}

@@ -1,0 +1,36 @@
+/* vm.h - launch and tear down one QEMU process */
+#ifndef QCTL_VM_H
+#define QCTL_VM_H
+
+#include <sys/types.h>
+
+#include "qemu-argv.h"
+#include "util.h"
+
+struct vm {
+	pid_t pid;
+	int pidfd;		/* readable when QEMU exits */
+	int qmp_fd;		/* our ends of the channels */
+	int agent_fd;
+	int console_fd;
+	bool reaped;
+	int wstatus;
+};
+
+/*
+ * Start QEMU paused (-S) with fresh socketpairs for QMP, agent and serial
+ * console; cfg's fd fields are filled in here.  QEMU's stdout/stderr go to
+ * logpath.  QEMU is our direct child and dies with us (PDEATHSIG).
+ */
+int vm_spawn(struct qemu_config *cfg, const char *logpath, struct vm *vm,
+	     struct error *err);
+/* SIGKILL QEMU if it still runs (no-op once reaped). */
+void vm_kill(struct vm *vm);
+/* Reap QEMU if it has exited: 1 reaped, 0 still running, <0 error. */
+int vm_try_reap(struct vm *vm);
+/* Kill, wait for and reap QEMU, and close every fd. */
+void vm_destroy(struct vm *vm);
+/* Close the channel fds (after QEMU is gone). */
+void vm_close_channels(struct vm *vm);
+
+#endif
