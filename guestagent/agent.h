@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <poll.h>
 #include <sys/types.h>
 
 #include "agent-proto.h"
@@ -113,8 +114,6 @@ int port_read(struct ga_port *p);
 void port_reset(struct ga_port *p);
 
 /* job.c ----------------------------------------------------------------- */
-
-struct ga_job;
 
 /* Handle EXEC; replies STARTED or ERROR. */
 void job_exec(struct ga_port *p, uint32_t id, const void *pl, size_t len);

@@ -23,7 +23,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <linux/close_range.h>
 
 /* Most bytes taken from one pipe after its child was reaped. */
 #define GA_DRAIN_MAX (256u * 1024)
@@ -191,4 +190,631 @@ child_setup(int errfd, int in, int out, int err)
 	if (close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) < 0 && errno != ENOSYS &&
 	    errno != EINVAL)
 		child_fail(errfd, errno, "close_range: %s", strerror(errno));
+}
+
+/*
+ * Parent side of a fork: close the child's ends, then block until the
+ * child execs (EOF on the close-on-exec pipe) or reports why it could not.
+ * This wait is short (fork to exec) and makes STARTED mean "exec worked".
+ */
+static int
+spawn_wait(int errpipe, struct child_err *ce)
+{
+	size_t got = 0;
+
+	memset(ce, 0, sizeof(*ce));
+	while (got < sizeof(*ce)) {
+		ssize_t n = read(errpipe, (char *)ce + got, sizeof(*ce) - got);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	close(errpipe);
+	if (got == 0)
+		return 0;
+	ce->msg[sizeof(ce->msg) - 1] = '\0';
+	if (ce->err <= 0)
+		ce->err = EIO;
+	return -ce->err;
+}
+
+/* pipe2 with O_CLOEXEC, the parent's end (index pend) non-blocking. */
+static int
+pipe_for_child(int fds[2], int pend)
+{
+	if (pipe2(fds, O_CLOEXEC) < 0)
+		return -errno;
+	if (pend >= 0 && ga_set_nonblock(fds[pend]) < 0) {
+		close(fds[0]);
+		close(fds[1]);
+		return -EIO;
+	}
+	return 0;
+}
+
+static void
+close_pair(int fds[2])
+{
+	close_fd(&fds[0]);
+	close_fd(&fds[1]);
+}
+
+/* --- EXEC --------------------------------------------------------------- */
+
+static _Noreturn void
+exec_child(int errfd, const struct ga_exec *x, const char **envp, int out,
+	   int err)
+{
+	static const char *shargv[AGENT_MAX_STRINGS + 4];
+	uint32_t i;
+
+	child_setup(errfd, -1, out, err);
+	/* the cwd is not created: a missing /src is the host's mistake */
+	if (chdir(x->cwd) < 0)
+		child_fail(errfd, errno, "chdir %s: %s", x->cwd,
+			   strerror(errno));
+	if (x->flags & AGENT_EXEC_SHELL) {
+		/* sh -c SCRIPT [argv[1] as $0 [argv[2] as $1 ...]] */
+		shargv[0] = "sh";
+		shargv[1] = "-c";
+		for (i = 0; i < x->argc; i++)
+			shargv[2 + i] = x->argv[i];
+		shargv[2 + i] = NULL;
+		execve("/bin/sh", (char *const *)shargv, (char *const *)envp);
+		child_fail(errfd, errno, "exec /bin/sh: %s", strerror(errno));
+	}
+	/* execvp searches the PATH of environ, so install the child's first */
+	environ = (char **)envp;
+	execvp(x->argv[0], (char *const *)x->argv);
+	child_fail(errfd, errno, "exec %s: %s", x->argv[0], strerror(errno));
+}
+
+void
+job_exec(struct ga_port *p, uint32_t id, const void *pl, size_t len)
+{
+	static struct ga_exec x;
+	static const char *envp[GA_ENV_BASE_N + AGENT_MAX_STRINGS + 1];
+	static const char *const base[GA_ENV_BASE_N] = {
+		GA_ENV_PATH, GA_ENV_HOME, GA_ENV_TERM,
+	};
+	int opipe[2] = { -1, -1 }, epipe[2] = { -1, -1 }, cpipe[2];
+	struct child_err ce;
+	unsigned char pidbuf[4];
+	const char *why;
+	struct ga_job *j;
+	pid_t pid;
+	int r;
+
+	if (ga_exec_decode(pl, len, &x, &why) < 0) {
+		port_send_error(p, id, EINVAL, "%s", why);
+		return;
+	}
+	if (ga_env_merge(base, GA_ENV_BASE_N, x.envv, x.envc, envp,
+			 sizeof(envp) / sizeof(envp[0])) < 0) {
+		port_send_error(p, id, E2BIG, "EXEC environment too large");
+		return;
+	}
+	j = job_new(p, id, JOB_EXEC);
+	if (!j)
+		return;
+	if ((r = pipe_for_child(opipe, 0)) < 0 ||
+	    (r = pipe_for_child(epipe, 0)) < 0 ||
+	    (r = pipe_for_child(cpipe, -1)) < 0) {
+		port_send_error(p, id, -r, "pipe: %s", strerror(-r));
+		goto fail;
+	}
+	pid = fork();
+	if (pid < 0) {
+		r = errno;
+		close_pair(cpipe);
+		port_send_error(p, id, r, "fork: %s", strerror(r));
+		goto fail;
+	}
+	if (pid == 0)
+		exec_child(cpipe[1], &x, envp, opipe[1], epipe[1]);
+	close(cpipe[1]);
+	close_fd(&opipe[1]);
+	close_fd(&epipe[1]);
+	if ((r = spawn_wait(cpipe[0], &ce)) < 0) {
+		/* the failed child is reaped later as an unknown pid */
+		port_send_error(p, id, -r, "%s", ce.msg);
+		goto fail;
+	}
+	j->pid = pid;
+	j->out_fd = opipe[0];
+	j->err_fd = epipe[0];
+	agent_put_u32(pidbuf, (uint32_t)pid);
+	port_send(p, AGENT_STARTED, id, pidbuf, sizeof(pidbuf));
+	return;
+fail:
+	close_pair(opipe);
+	close_pair(epipe);
+	job_free(j);
+}
+
+/* --- FILE_IN ------------------------------------------------------------ */
+
+static _Noreturn void
+file_in_child(int errfd, const char *dir, int in, int err)
+{
+	static const char *const argv[] = { "tar", "-x", "-f", "-", NULL };
+	static const char *const envp[] = { GA_ENV_PATH, GA_ENV_HOME,
+					    GA_ENV_TERM, NULL };
+	int r;
+
+	child_setup(errfd, in, err, err);
+	if ((r = ga_mkdir_p(dir)) < 0)
+		child_fail(errfd, -r, "mkdir -p %s: %s", dir, strerror(-r));
+	if (chdir(dir) < 0)
+		child_fail(errfd, errno, "chdir %s: %s", dir, strerror(errno));
+	/* the system's tar: busybox in the minimal image, GNU tar elsewhere */
+	environ = (char **)envp;
+	execvp(argv[0], (char *const *)argv);
+	child_fail(errfd, errno, "exec tar: %s", strerror(errno));
+}
+
+void
+job_file_in(struct ga_port *p, uint32_t id, const void *pl, size_t len)
+{
+	int ipipe[2] = { -1, -1 }, epipe[2] = { -1, -1 }, cpipe[2];
+	struct ga_file_in fi;
+	struct child_err ce;
+	const char *why;
+	struct ga_job *j;
+	pid_t pid;
+	int r;
+
+	j = job_new(p, id, JOB_FILE_IN);
+	if (!j)
+		return;
+	/*
+	 * From here on every failure is kept in the job and reported by
+	 * FILE_DONE after DATA_END, so the DATA frames already on their way
+	 * are swallowed rather than answered one ERROR each.
+	 */
+	if (ga_file_in_decode(pl, len, &fi, &why) < 0) {
+		j->fail = -EINVAL;
+		text_set(j, why);
+		return;
+	}
+	if ((r = pipe_for_child(ipipe, 1)) < 0 ||
+	    (r = pipe_for_child(epipe, 0)) < 0 ||
+	    (r = pipe_for_child(cpipe, -1)) < 0) {
+		j->fail = r;
+		text_set(j, "pipe failed");
+		goto out;
+	}
+	pid = fork();
+	if (pid < 0) {
+		j->fail = -errno;
+		close_pair(cpipe);
+		text_set(j, "fork failed");
+		goto out;
+	}
+	if (pid == 0)
+		file_in_child(cpipe[1], fi.dir, ipipe[0], epipe[1]);
+	close(cpipe[1]);
+	close_fd(&ipipe[0]);
+	close_fd(&epipe[1]);
+	if ((r = spawn_wait(cpipe[0], &ce)) < 0) {
+		j->fail = r;
+		text_set(j, ce.msg);
+		goto out;
+	}
+	j->pid = pid;
+	j->in_fd = ipipe[1];
+	j->err_fd = epipe[0];
+	return;
+out:
+	close_pair(ipipe);
+	close_pair(epipe);
+}
+
+/* Write what inq holds to tar; close its stdin once DATA_END has come. */
+static void
+file_in_push(struct ga_job *j)
+{
+	while (j->in_fd >= 0 && ga_buf_used(&j->inq)) {
+		ssize_t n = write(j->in_fd, j->inq.data + j->inq.off,
+				  ga_buf_used(&j->inq));
+
+		if (n > 0) {
+			ga_buf_drop(&j->inq, (size_t)n);
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return;
+		/* tar exited early (EPIPE): its status tells why; drop the rest */
+		close_fd(&j->in_fd);
+		ga_buf_free(&j->inq);
+	}
+	if (j->data_end && !ga_buf_used(&j->inq))
+		close_fd(&j->in_fd);
+}
+
+static void job_check(struct ga_port *p, struct ga_job *j);
+
+void
+job_data(struct ga_port *p, uint32_t id, const void *pl, size_t len)
+{
+	struct ga_job *j = job_find(id);
+
+	if (!j || j->kind != JOB_FILE_IN) {
+		port_send_error(p, id, ESRCH, "DATA for no FILE_IN %u", id);
+		return;
+	}
+	if (j->data_end) {
+		port_send_error(p, id, EINVAL, "DATA after DATA_END");
+		return;
+	}
+	if (j->in_fd < 0)
+		return;		/* failed or tar gone: swallow */
+	ga_buf_add(&j->inq, pl, len);
+	file_in_push(j);
+}
+
+void
+job_data_end(struct ga_port *p, uint32_t id)
+{
+	struct ga_job *j = job_find(id);
+
+	if (!j || j->kind != JOB_FILE_IN || j->data_end) {
+		port_send_error(p, id, ESRCH, "DATA_END for no FILE_IN %u", id);
+		return;
+	}
+	j->data_end = true;
+	file_in_push(j);
+	job_check(p, j);
+}
+
+bool
+job_stdin_congested(void)
+{
+	size_t i;
+
+	for (i = 0; i < GA_MAX_JOBS; i++) {
+		if (jobs[i].used && ga_buf_used(&jobs[i].inq) > GA_STDIN_HIGH)
+			return true;
+	}
+	return false;
+}
+
+/* --- FILE_OUT ----------------------------------------------------------- */
+
+static _Noreturn void
+file_out_child(int errfd, const struct ga_file_out *fo, int out, int err)
+{
+	static const char *const envp[] = { GA_ENV_PATH, GA_ENV_HOME,
+					    GA_ENV_TERM, NULL };
+	const char **argv;
+	glob_t g;
+	uint32_t i;
+	size_t k;
+	int flags = 0;
+
+	child_setup(errfd, -1, out, err);
+	if (chdir(fo->dir) < 0)
+		child_fail(errfd, errno, "chdir %s: %s", fo->dir,
+			   strerror(errno));
+	memset(&g, 0, sizeof(g));
+	for (i = 0; i < fo->n; i++) {
+		int r = glob(fo->globs[i], flags, NULL, &g);
+
+		/* no match is not an error: the message names the glob */
+		if (r == GLOB_NOMATCH) {
+			dprintf(2, "no match: %s\n", fo->globs[i]);
+			continue;
+		}
+		if (r != 0)
+			child_fail(errfd, r == GLOB_NOSPACE ? ENOMEM : EIO,
+				   "glob %s failed", fo->globs[i]);
+		flags = GLOB_APPEND;
+	}
+	/* nothing matched: no DATA at all, FILE_DONE 0 */
+	if (g.gl_pathc == 0)
+		_exit(0);
+	argv = malloc((g.gl_pathc + 6) * sizeof(*argv));
+	if (!argv)
+		child_fail(errfd, ENOMEM, "out of memory");
+	argv[0] = "tar";
+	argv[1] = "-c";
+	argv[2] = "-f";
+	argv[3] = "-";
+	argv[4] = "--";
+	for (k = 0; k < g.gl_pathc; k++)
+		argv[5 + k] = g.gl_pathv[k];
+	argv[5 + k] = NULL;
+	environ = (char **)envp;
+	execvp(argv[0], (char *const *)argv);
+	child_fail(errfd, errno, "exec tar: %s", strerror(errno));
+}
+
+void
+job_file_out(struct ga_port *p, uint32_t id, const void *pl, size_t len)
+{
+	static struct ga_file_out fo;
+	int opipe[2] = { -1, -1 }, epipe[2] = { -1, -1 }, cpipe[2];
+	struct child_err ce;
+	const char *why;
+	struct ga_job *j;
+	pid_t pid;
+	int r;
+
+	j = job_new(p, id, JOB_FILE_OUT);
+	if (!j)
+		return;
+	/* like FILE_IN, a transfer always ends in exactly one FILE_DONE */
+	if (ga_file_out_decode(pl, len, &fo, &why) < 0) {
+		port_send_done(p, id, -EINVAL, why);
+		goto fail;
+	}
+	if ((r = pipe_for_child(opipe, 0)) < 0 ||
+	    (r = pipe_for_child(epipe, 0)) < 0 ||
+	    (r = pipe_for_child(cpipe, -1)) < 0) {
+		port_send_done(p, id, r, "pipe failed");
+		goto fail;
+	}
+	pid = fork();
+	if (pid < 0) {
+		r = -errno;
+		close_pair(cpipe);
+		port_send_done(p, id, r, "fork failed");
+		goto fail;
+	}
+	if (pid == 0)
+		file_out_child(cpipe[1], &fo, opipe[1], epipe[1]);
+	close(cpipe[1]);
+	close_fd(&opipe[1]);
+	close_fd(&epipe[1]);
+	if ((r = spawn_wait(cpipe[0], &ce)) < 0) {
+		port_send_done(p, id, r, ce.msg);
+		goto fail;
+	}
+	j->pid = pid;
+	j->out_fd = opipe[0];
+	j->err_fd = epipe[0];
+	return;
+fail:
+	close_pair(opipe);
+	close_pair(epipe);
+	job_free(j);
+}
+
+/* --- SIGNAL ------------------------------------------------------------- */
+
+void
+job_signal(struct ga_port *p, uint32_t id, const void *pl, size_t len)
+{
+	struct ga_job *j = job_find(id);
+	const char *why;
+	int signo;
+
+	if (ga_signal_decode(pl, len, &signo, &why) < 0) {
+		port_send_error(p, id, EINVAL, "%s", why);
+		return;
+	}
+	if (!j || j->pid <= 0 || j->reaped) {
+		port_send_error(p, id, ESRCH, "no running job %u", id);
+		return;
+	}
+	/* the job leads its own group: the signal reaches all it spawned */
+	if (kill(-j->pid, signo) < 0)
+		port_send_error(p, id, errno, "kill: %s", strerror(errno));
+}
+
+/* --- output, completion ------------------------------------------------- */
+
+/*
+ * Read once from fd and forward: DATA/STDOUT/STDERR frames, or into the
+ * job's text for a FILE_* stderr.  Returns bytes read, 0 at EOF (fd is
+ * closed), -1 if nothing was there.
+ */
+static ssize_t
+job_pump(struct ga_port *p, struct ga_job *j, int *fd)
+{
+	static unsigned char buf[GA_READ_CHUNK];
+	uint16_t type;
+	ssize_t n;
+
+	do
+		n = read(*fd, buf, sizeof(buf));
+	while (n < 0 && errno == EINTR);
+	if (n < 0 && errno == EAGAIN)
+		return -1;
+	if (n <= 0) {
+		close_fd(fd);
+		return 0;
+	}
+	if (fd == &j->err_fd && j->kind != JOB_EXEC) {
+		text_add(j, buf, (size_t)n);
+		return n;
+	}
+	if (j->kind == JOB_EXEC)
+		type = fd == &j->out_fd ? AGENT_STDOUT : AGENT_STDERR;
+	else
+		type = AGENT_DATA;
+	port_send(p, type, j->id, buf, (size_t)n);
+	return n;
+}
+
+/* After the child is gone: take what the pipe holds now, then close it. */
+static void
+job_drain(struct ga_port *p, struct ga_job *j, int *fd)
+{
+	size_t total = 0;
+	ssize_t n;
+
+	/* bounded: a grandchild that keeps writing must not hold us here */
+	while (*fd >= 0 && total < GA_DRAIN_MAX &&
+	       (n = job_pump(p, j, fd)) > 0)
+		total += (size_t)n;
+	close_fd(fd);
+}
+
+static int
+done_status(const struct ga_job *j)
+{
+	if (j->fail)
+		return j->fail;
+	if (WIFEXITED(j->wstatus))
+		return WEXITSTATUS(j->wstatus);
+	return 128 + WTERMSIG(j->wstatus);
+}
+
+/* Send the final frame and free j if it has finished. */
+static void
+job_check(struct ga_port *p, struct ga_job *j)
+{
+	unsigned char ex[8];
+	bool running = j->pid > 0 && !j->reaped;
+
+	switch (j->kind) {
+	case JOB_EXEC:
+		if (running)
+			return;
+		job_drain(p, j, &j->out_fd);
+		job_drain(p, j, &j->err_fd);
+		if (WIFSIGNALED(j->wstatus)) {
+			agent_put_u32(ex, (uint32_t)-1);
+			agent_put_u32(ex + 4, (uint32_t)WTERMSIG(j->wstatus));
+		} else {
+			agent_put_u32(ex, (uint32_t)WEXITSTATUS(j->wstatus));
+			agent_put_u32(ex + 4, 0);
+		}
+		port_send(p, AGENT_EXIT, j->id, ex, sizeof(ex));
+		job_free(j);
+		return;
+	case JOB_FILE_IN:
+		if (running)
+			return;
+		/* tar is gone: nothing more can be written to it */
+		close_fd(&j->in_fd);
+		ga_buf_free(&j->inq);
+		if (!j->data_end)
+			return;
+		job_drain(p, j, &j->err_fd);
+		port_send_done(p, j->id, done_status(j), j->text);
+		job_free(j);
+		return;
+	case JOB_FILE_OUT:
+		if (running)
+			return;
+		job_drain(p, j, &j->out_fd);
+		job_drain(p, j, &j->err_fd);
+		port_send_done(p, j->id, done_status(j), j->text);
+		job_free(j);
+		return;
+	}
+}
+
+void
+job_reaped(struct ga_port *p, pid_t pid, int status)
+{
+	size_t i;
+
+	for (i = 0; i < GA_MAX_JOBS; i++) {
+		struct ga_job *j = &jobs[i];
+
+		if (j->used && j->pid == pid && !j->reaped) {
+			j->reaped = true;
+			j->wstatus = status;
+			job_check(p, j);
+			return;
+		}
+	}
+	/* an orphan re-parented to PID 1, or a child that failed to exec */
+}
+
+static void
+poll_add(struct pollfd *fds, size_t *n, size_t cap, int fd, short ev, int *pi)
+{
+	*pi = -1;
+	if (fd < 0 || !ev || *n >= cap)
+		return;
+	fds[*n].fd = fd;
+	fds[*n].events = ev;
+	fds[*n].revents = 0;
+	*pi = (int)(*n)++;
+}
+
+size_t
+job_poll_fill(struct ga_port *p, struct pollfd *fds, size_t n, size_t cap)
+{
+	/* output waits in the pipes (and the child blocks) while we are behind */
+	short out_ev = port_congested(p) ? 0 : POLLIN;
+	size_t i;
+
+	for (i = 0; i < GA_MAX_JOBS; i++) {
+		struct ga_job *j = &jobs[i];
+
+		if (!j->used)
+			continue;
+		poll_add(fds, &n, cap, j->out_fd, out_ev, &j->pi_out);
+		/* a FILE_* stderr only fills the bounded message text */
+		poll_add(fds, &n, cap, j->err_fd,
+			 j->kind == JOB_EXEC ? out_ev : POLLIN, &j->pi_err);
+		poll_add(fds, &n, cap, j->in_fd,
+			 ga_buf_used(&j->inq) ? POLLOUT : 0, &j->pi_in);
+	}
+	return n;
+}
+
+static bool
+ready(const struct pollfd *fds, size_t first, size_t n, int pi)
+{
+	return pi >= 0 && (size_t)pi >= first && (size_t)pi < n &&
+	       fds[pi].revents;
+}
+
+void
+job_poll_handle(struct ga_port *p, const struct pollfd *fds, size_t first,
+		size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < GA_MAX_JOBS; i++) {
+		struct ga_job *j = &jobs[i];
+
+		if (!j->used)
+			continue;
+		if (ready(fds, first, n, j->pi_out) && !port_congested(p))
+			job_pump(p, j, &j->out_fd);
+		if (ready(fds, first, n, j->pi_err) &&
+		    (j->kind != JOB_EXEC || !port_congested(p)))
+			job_pump(p, j, &j->err_fd);
+		if (ready(fds, first, n, j->pi_in))
+			file_in_push(j);
+		j->pi_out = j->pi_err = j->pi_in = -1;
+	}
+}
+
+void
+job_kill_all(void)
+{
+	size_t i;
+
+	for (i = 0; i < GA_MAX_JOBS; i++) {
+		struct ga_job *j = &jobs[i];
+
+		if (!j->used)
+			continue;
+		if (j->pid > 0 && !j->reaped)
+			kill(-j->pid, SIGKILL);
+		job_free(j);
+	}
+}
+
+size_t
+job_count(void)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < GA_MAX_JOBS; i++)
+		n += jobs[i].used;
+	return n;
 }

@@ -896,12 +896,16 @@ boot_vm(struct build *b, struct error *err)
 		.kernel = b->img.kernel,
 		.initrd = b->img.initrd,
 		.cmdline = b->img.cmdline,
-		.name = "qctl-builder",
+		.name = NULL,
 		.sandbox = true,
 	};
 	_cleanup_free_ char *qlog = xasprintf("%s/qemu.log", b->run_dir);
+	/* The VM's name carries the run id, so ps shows whose QEMU it is. */
+	_cleanup_free_ char *name = xasprintf("qctl-%s",
+					      strrchr(b->run_dir, '/') + 1);
 	int r;
 
+	cfg.name = name;
 	b->boot_attempt++;
 	b->phase = PH_BOOT;
 	b->vm_t0 = now_ms();

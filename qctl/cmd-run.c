@@ -223,10 +223,6 @@ cmd_run(int argc, char **argv)
 		free(result);
 		result = NULL;
 	}
-	if (!o.keep && res->run_dir) {
-		free(res->run_dir);
-		res->run_dir = NULL;
-	}
 	if (result && result_write_file(res, result, &err) < 0)
 		fprintf(stderr, "qctl run: %s\n", err.msg);
 	else if (result && o.verbosity >= 1)

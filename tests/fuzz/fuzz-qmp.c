@@ -6,9 +6,13 @@
  * qmp_capabilities id 2 (after the greeting); commands queued from the
  * callbacks follow, some with a zero timeout so late replies get exercised.
  *
- *   clang -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Iqctl -g -O1 \
- *	$(pkg-config --cflags jansson) tests/fuzz/fuzz-qmp.c qctl/qmp.c \
- *	qctl/util.c $(pkg-config --libs jansson) -o fuzz-qmp
+ * Build with a small line cap so that inputs of a few KiB reach it (and the
+ * per-call read budget, 4 * QMP_MAX_LINE):
+ *
+ *   clang -fsanitize=fuzzer,address,undefined -DQMP_MAX_LINE=512 \
+ *	-D_GNU_SOURCE -Iqctl -g -O1 $(pkg-config --cflags jansson) \
+ *	tests/fuzz/fuzz-qmp.c qctl/qmp.c qctl/util.c \
+ *	$(pkg-config --libs jansson) -o fuzz-qmp
  */
 #include <string.h>
 #include <sys/epoll.h>
@@ -106,7 +110,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (qmp_next_deadline(q) != -1)
 		__builtin_trap();
 	shutdown(sv[1], SHUT_WR);
-	for (i = 0; i < 16 && !qmp_dead(q); i++)
+	/* Each call reads at most QMP_READ_BUDGET bytes. */
+	for (i = 0; i < 16 + (int)(size / QMP_READ_BUDGET) && !qmp_dead(q);
+	     i++)
 		qmp_handle_io(q, EPOLLIN | EPOLLHUP, &err);
 	if (!qmp_dead(q))
 		__builtin_trap();

@@ -1,0 +1,67 @@
+# Shared helpers for integration tests (sourced).  Each test runs in its own
+# temp dir, with its own run root, and must leave no QEMU behind.
+set -euo pipefail
+TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+QCTL="$TOP/build/qctl"
+T=$(mktemp -d /tmp/qctl-it.XXXXXX)
+export QCTL_RUN_ROOT="$T/runs"
+export QCTL_IMAGES="$TOP/images/out"
+trap 'cleanup_test' EXIT
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+# QEMU processes of runs under this test's run root (its VM names carry
+# the run id, "qctl-run-XXXXXX").
+qemu_pids_of_test() {
+	local p
+	for p in /proc/[0-9]*; do
+		[ -r "$p/cmdline" ] || continue
+		tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -q "qemu-system.*-name qctl-run-" || continue
+		local id
+		id=$(tr '\0' '\n' <"$p/cmdline" | grep -A1 -x -- -name | tail -1 | sed 's/^qctl-//; s/,.*//')
+		[ -e "$QCTL_RUN_ROOT/$id" ] && echo "${p#/proc/}"
+	done
+	return 0
+}
+
+cleanup_test() {
+	local rc=$? pids
+	pids=$(qemu_pids_of_test)
+	if [ -n "$pids" ]; then
+		echo "cleanup: killing leftover QEMU $pids" >&2
+		kill -9 $pids 2>/dev/null || true
+		rc=1
+	fi
+	rm -rf "$T"
+	exit $rc
+}
+
+# json FILE EXPR: evaluate a python expression on the parsed JSON as `r`
+json() {
+	python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); v=eval(sys.argv[2]); print(v if not isinstance(v,(dict,list)) else json.dumps(v))' "$1" "$2"
+}
+
+expect_eq() { [ "$1" = "$2" ] || fail "$3: expected '$2', got '$1'"; }
+
+# run_qctl EXPECTED_RC ARGS...: run qctl run, keep stdout/stderr in $T
+run_qctl() {
+	local want=$1 rc=0
+	shift
+	"$QCTL" run "$@" >"$T/out" 2>"$T/err" || rc=$?
+	if [ "$rc" != "$want" ]; then
+		echo "--- stdout"; tail -30 "$T/out"; echo "--- stderr"; tail -30 "$T/err"
+		fail "qctl run $* exited $rc, expected $want"
+	fi
+}
+
+no_qemu_left() {
+	local pids
+	pids=$(qemu_pids_of_test)
+	[ -z "$pids" ] || fail "QEMU still running: $pids"
+}
+
+run_dir_gone() {
+	local d
+	d=$(json "$T/out" 'r["run_dir"]')
+	[ ! -e "$d" ] || fail "run directory $d left behind"
+}
