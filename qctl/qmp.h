@@ -11,9 +11,12 @@
 /*
  * Longest line accepted from QEMU, counting a trailing '\r' but not the
  * '\n'.  A longer line is fatal; no more than QMP_MAX_LINE + 1 bytes of an
- * unfinished line are ever buffered.
+ * unfinished line are ever buffered.  Overridable only so that the fuzz
+ * target reaches the limit with small inputs.
  */
+#ifndef QMP_MAX_LINE
 #define QMP_MAX_LINE (1024 * 1024)
+#endif
 
 /*
  * qmp_handle_io reads at most this many bytes per call, so that a flooding

@@ -776,10 +776,13 @@ yaml_syntax_error(const yaml_parser_t *p, const char *buf, const char *name,
 				 line, problem, (unsigned int)p->problem_value);
 	}
 	if (p->context)
-		return error_set(err, EINVAL, "%s:%zu: %s %s (line %zu)", name,
-				 line, problem, p->context,
+		return error_set(err, EINVAL,
+				 "%s:%zu: YAML syntax error: %s (%s started at "
+				 "line %zu)",
+				 name, line, problem, p->context,
 				 (size_t)p->context_mark.line + 1);
-	return error_set(err, EINVAL, "%s:%zu: %s", name, line, problem);
+	return error_set(err, EINVAL, "%s:%zu: YAML syntax error: %s", name,
+			 line, problem);
 }
 
 /*

@@ -14,20 +14,20 @@
 #define RECIPE_MAX_BYTES (1024 * 1024)
 
 struct recipe_step {
-	char *name;         /* [A-Za-z0-9_.-]{1,64}, not "." or "..", unique */
-	char *run;          /* shell script, run by /bin/sh -c in the guest */
-	bool fetch;         /* network: fetch (default network: none) */
+	char *name;	    /* [A-Za-z0-9_.-]{1,64}, not "." or "..", unique */
+	char *run;	    /* shell script, run by /bin/sh -c in the guest */
+	bool fetch;	    /* network: fetch (default network: none) */
 	int64_t timeout_ms; /* 0 = no per-step timeout */
 };
 
 /* Every value is at most INT64_MAX, so it fits off_t and int64_t. */
 struct recipe_limits {
-	int64_t wall_time_ms;     /* default 3600000 (1h), > 0 */
-	int64_t cpu_time_ms;      /* 0 = unlimited (default) */
+	int64_t wall_time_ms;	  /* default 3600000 (1h), > 0 */
+	int64_t cpu_time_ms;	  /* 0 = unlimited (default) */
 	int64_t boot_timeout_ms;  /* default 60000, > 0 */
-	uint64_t disk;            /* bytes, default 2G, at least 1M */
-	uint64_t log_bytes;       /* default 64M */
-	uint64_t net_bytes;       /* default 1G */
+	uint64_t disk;		  /* bytes, default 2G, at least 1M */
+	uint64_t log_bytes;	  /* default 64M */
+	uint64_t net_bytes;	  /* default 1G */
 	uint64_t artifacts_bytes; /* default 1G */
 };
 
@@ -36,8 +36,8 @@ struct recipe {
 	char *image; /* default "minimal"; a name, or an absolute path */
 	int cpus;    /* default 1, 1..64 */
 	uint64_t memory; /* bytes, default 512M; at least 64M, at most 64G */
-	char *source; /* absolute, realpath'd existing directory, or NULL */
-	char **env;   /* "KEY=VALUE"; keys match [A-Za-z_][A-Za-z0-9_]* */
+	char *source;	 /* absolute, realpath'd existing directory, or NULL */
+	char **env;	 /* "KEY=VALUE"; keys match [A-Za-z_][A-Za-z0-9_]* */
 	size_t n_env;
 	char **allow; /* host:port, *.suffix:port, IPv4:port, [IPv6]:port */
 	size_t n_allow;
