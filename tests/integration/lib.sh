@@ -5,7 +5,7 @@ TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 QCTL="$TOP/build/qctl"
 T=$(mktemp -d /tmp/qctl-it.XXXXXX)
 export QCTL_RUN_ROOT="$T/runs"
-export QCTL_IMAGES="$TOP/images/out"
+export QCTL_IMAGES="${QCTL_IMAGES:-$TOP/images/out}"
 trap 'cleanup_test' EXIT
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
@@ -24,8 +24,14 @@ qemu_pids_of_test() {
 	return 0
 }
 
+# Background qctl processes a test started; killed on the way out.
+BG_PIDS=()
+
 cleanup_test() {
-	local rc=$? pids
+	local rc=$? pids p
+	for p in "${BG_PIDS[@]}"; do
+		kill -9 "$p" 2>/dev/null || true
+	done
 	pids=$(qemu_pids_of_test)
 	if [ -n "$pids" ]; then
 		echo "cleanup: killing leftover QEMU $pids" >&2

@@ -6,6 +6,7 @@ steps:
 R
 "$QCTL" run --json "$T/r.yaml" >"$T/out" 2>"$T/err" &
 pid=$!
+BG_PIDS+=("$pid")
 for i in $(seq 1 240); do
 	grep -q '^long| started' "$T/err" 2>/dev/null && break
 	sleep 0.5

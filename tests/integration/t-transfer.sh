@@ -7,12 +7,12 @@ printf 'top\n' >"$src/top.txt"
 printf 'deep\n' >"$src/a/b/c/deep file.txt"
 head -c 300000 /dev/urandom >"$src/with space/blob.bin"
 ln -s top.txt "$src/link"
-(cd "$src" && find . -type f | sort | xargs -d '\n' sha256sum) >"$T/host.sums"
+(cd "$src" && find . -type f -print0 | sort -z | xargs -0 sha256sum) >"$T/host.sums"
 cat >"$T/r.yaml" <<'R'
 steps:
   - name: check
     run: |
-      find . -type f | sort | xargs -d '\n' sha256sum > /tmp/guest.sums
+      find . -type f -print0 | sort -z | xargs -0 sha256sum > /tmp/guest.sums
       cat /tmp/guest.sums
       test "$(readlink link)" = top.txt
   - name: make
