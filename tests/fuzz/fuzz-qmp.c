@@ -42,8 +42,10 @@ on_reply(struct qmp *q, json_t *ret, const struct error *err, void *opaque)
 	/* Re-entrant queueing, bounded per input. */
 	if (st->queued < 8) {
 		st->queued++;
+		/* Odd ones expire at once; every third has no callback. */
 		qmp_execute(q, "cont", json_pack("{s:i}", "n", st->queued),
-			    st->queued % 2 ? 0 : 60000, on_reply, st, NULL);
+			    st->queued % 2 ? 0 : 60000,
+			    st->queued % 3 ? on_reply : NULL, st, NULL);
 	}
 }
 
