@@ -909,7 +909,7 @@ boot_vm(struct build *b, struct error *err)
 	b->boot_attempt++;
 	b->phase = PH_BOOT;
 	b->vm_t0 = now_ms();
-	r = vm_spawn(&cfg, qlog, &b->vm, err);
+	r = vm_spawn(&cfg, -1, qlog, &b->vm, err);
 	if (r < 0)
 		return r;
 	say(b, 2, "QEMU pid %d (attempt %d)", b->vm.pid, b->boot_attempt);

@@ -163,6 +163,14 @@ qemu_argv_build(const struct qemu_config *cfg, char ***argv,
 		  microvm ? "virtio-serial-device" : "virtio-serial-pci");
 	argv_addf(&b, "-device", "virtserialport,chardev=agent,name=%s",
 		  "org.qctl.agent.0");
+	if (cfg->tap_fd >= 0) {
+		/* The tap lives in the builder's own namespace; QEMU only
+		 * gets its fd, never the right to make or configure one. */
+		argv_addf(&b, "-netdev", "tap,id=net0,fd=%d", cfg->tap_fd);
+		argv_addf(&b, "-device",
+			  "%s,netdev=net0,mac=52:54:00:71:c7:02",
+			  microvm ? "virtio-net-device" : "virtio-net-pci");
+	}
 	argv_addf(&b, "-parallel", "none");
 	argv_addf(&b, "-monitor", "none");
 	if (cfg->sandbox)

@@ -25,6 +25,7 @@ struct qemu_config {
 	int qmp_fd;		/* fd numbers as the child will see them */
 	int agent_fd;
 	int console_fd;		/* -1: no serial console */
+	int tap_fd;		/* -1: no network card at all */
 	const char *name;	/* VM name for ps/QMP, may be NULL */
 	bool sandbox;		/* QEMU's -sandbox (default on) */
 };

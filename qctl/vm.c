@@ -12,7 +12,13 @@
 #include <sys/wait.h>
 
 /* fd numbers inside the child */
-enum { CHILD_QMP_FD = 3, CHILD_AGENT_FD = 4, CHILD_CONSOLE_FD = 5 };
+enum {
+	CHILD_QMP_FD = 3,
+	CHILD_AGENT_FD = 4,
+	CHILD_CONSOLE_FD = 5,
+	CHILD_TAP_FD = 6,
+	CHILD_ERR_FD = 7,
+};
 
 static int
 pidfd_open_(pid_t pid)
@@ -30,7 +36,7 @@ child_fail(int errpipe, int e)
 }
 
 static void __attribute__((noreturn))
-vm_child(char **argv, int fds[3], int logfd, int errpipe)
+vm_child(char **argv, int fds[4], int logfd, int errpipe)
 {
 	sigset_t all;
 	int devnull;
@@ -51,10 +57,10 @@ vm_child(char **argv, int fds[3], int logfd, int errpipe)
 		child_fail(errpipe, errno);
 	/* Move the channels to fixed numbers above 5 first, then down, so
 	 * that no dup2 clobbers a source that still has to move. */
-	int hi[3];
-	for (int i = 0; i < 3; i++) {
-		hi[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 16);
-		if (hi[i] < 0)
+	int hi[4];
+	for (int i = 0; i < 4; i++) {
+		hi[i] = fds[i] < 0 ? -1 : fcntl(fds[i], F_DUPFD_CLOEXEC, 16);
+		if (fds[i] >= 0 && hi[i] < 0)
 			child_fail(errpipe, errno);
 	}
 	int hilog = fcntl(logfd, F_DUPFD_CLOEXEC, 16);
@@ -64,13 +70,16 @@ vm_child(char **argv, int fds[3], int logfd, int errpipe)
 	errpipe = hierr;
 	if (dup2(devnull, 0) < 0 || dup2(hilog, 1) < 0 || dup2(hilog, 2) < 0 ||
 	    dup2(hi[0], CHILD_QMP_FD) < 0 || dup2(hi[1], CHILD_AGENT_FD) < 0 ||
-	    dup2(hi[2], CHILD_CONSOLE_FD) < 0)
+	    dup2(hi[2], CHILD_CONSOLE_FD) < 0 ||
+	    (hi[3] >= 0 && dup2(hi[3], CHILD_TAP_FD) < 0))
 		child_fail(errpipe, errno);
-	/* The error pipe sits at fd 6, close-on-exec: gone once exec works. */
-	if (dup3(errpipe, CHILD_CONSOLE_FD + 1, O_CLOEXEC) < 0)
+	if (hi[3] < 0)
+		close(CHILD_TAP_FD);
+	/* The error pipe sits at fd 7, close-on-exec: gone once exec works. */
+	if (dup3(errpipe, CHILD_ERR_FD, O_CLOEXEC) < 0)
 		child_fail(errpipe, errno);
-	errpipe = CHILD_CONSOLE_FD + 1;
-	/* QEMU gets exactly stdio and its three channels. */
+	errpipe = CHILD_ERR_FD;
+	/* QEMU gets exactly stdio, its three channels and the tap. */
 	if (syscall(SYS_close_range, errpipe + 1, ~0u, 0) < 0)
 		for (int fd = errpipe + 1; fd < 4096; fd++)
 			close(fd);
@@ -79,14 +88,14 @@ vm_child(char **argv, int fds[3], int logfd, int errpipe)
 }
 
 int
-vm_spawn(struct qemu_config *cfg, const char *logpath, struct vm *vm,
-	 struct error *err)
+vm_spawn(struct qemu_config *cfg, int tap_fd, const char *logpath,
+	 struct vm *vm, struct error *err)
 {
 	int qmp[2] = { -1, -1 }, agent[2] = { -1, -1 }, con[2] = { -1, -1 };
 	int ep[2] = { -1, -1 };
 	_cleanup_close_ int logfd = -1;
 	char **argv = NULL;
-	int fds[3], r = 0, e = 0;
+	int fds[4], r = 0, e = 0;
 	pid_t pid;
 	ssize_t n;
 
@@ -107,6 +116,7 @@ vm_spawn(struct qemu_config *cfg, const char *logpath, struct vm *vm,
 	cfg->qmp_fd = CHILD_QMP_FD;
 	cfg->agent_fd = CHILD_AGENT_FD;
 	cfg->console_fd = CHILD_CONSOLE_FD;
+	cfg->tap_fd = tap_fd >= 0 ? CHILD_TAP_FD : -1;
 	r = qemu_argv_build(cfg, &argv, err);
 	if (r < 0)
 		goto out;
@@ -114,6 +124,7 @@ vm_spawn(struct qemu_config *cfg, const char *logpath, struct vm *vm,
 	fds[0] = qmp[1];
 	fds[1] = agent[1];
 	fds[2] = con[1];
+	fds[3] = tap_fd;
 	pid = fork();
 	if (pid < 0) {
 		r = error_sys(err, errno, "fork");

@@ -19,11 +19,12 @@ struct vm {
 
 /*
  * Start QEMU paused (-S) with fresh socketpairs for QMP, agent and serial
- * console; cfg's fd fields are filled in here.  QEMU's stdout/stderr go to
+ * console; cfg's fd fields are filled in here.  tap_fd (or -1) becomes
+ * the VM's only network card.  QEMU's stdout/stderr go to
  * logpath.  QEMU is our direct child and dies with us (PDEATHSIG).
  */
-int vm_spawn(struct qemu_config *cfg, const char *logpath, struct vm *vm,
-	     struct error *err);
+int vm_spawn(struct qemu_config *cfg, int tap_fd, const char *logpath,
+	     struct vm *vm, struct error *err);
 /* SIGKILL QEMU if it still runs (no-op once reaped). */
 void vm_kill(struct vm *vm);
 /* Reap QEMU if it has exited: 1 reaped, 0 still running, <0 error. */

@@ -20,6 +20,7 @@ base(void)
 		.qmp_fd = 3,
 		.agent_fd = 4,
 		.console_fd = 5,
+		.tap_fd = -1,
 		.name = "qctl-run-abc",
 		.sandbox = true,
 	};
@@ -118,6 +119,27 @@ Test(qemu_argv, commas_in_paths_are_escaped)
 	cr_assert_eq(qemu_argv_build(&c, &argv, NULL), 0);
 	cr_assert_str_eq(opt_value(argv, "-kernel"), "/a,,b/vmlinuz");
 	cr_assert_str_eq(opt_value(argv, "-initrd"), "/x/initrd,,if=evil");
+	qemu_argv_free(argv);
+}
+
+Test(qemu_argv, tap_fd_gives_one_virtio_nic_and_none_without)
+{
+	struct qemu_config c = base();
+	char **argv = NULL;
+	char *s;
+
+	cr_assert_eq(qemu_argv_build(&c, &argv, NULL), 0);
+	s = joined(argv);
+	cr_assert_null(strstr(s, "-netdev"));
+	cr_assert_null(strstr(s, "virtio-net"));
+	free(s);
+	qemu_argv_free(argv);
+	c.tap_fd = 6;
+	cr_assert_eq(qemu_argv_build(&c, &argv, NULL), 0);
+	cr_assert_str_eq(opt_value(argv, "-netdev"), "tap,id=net0,fd=6");
+	s = joined(argv);
+	cr_assert_not_null(strstr(s, "virtio-net-pci,netdev=net0"));
+	free(s);
 	qemu_argv_free(argv);
 }
 
