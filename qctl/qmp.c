@@ -15,8 +15,9 @@ struct qmp_cmd {
 	uint64_t id;
 	int64_t deadline;   /* absolute now_ms(), -1: none */
 	int64_t timeout_ms; /* for the message */
-	qmp_reply_fn cb;    /* NULL: timed out, awaiting its late reply */
+	qmp_reply_fn cb;    /* NULL: nobody to tell */
 	void *opaque;
+	bool timed_out;     /* kept only to drop its late reply */
 	char *name;
 	char *line; /* serialized command while held back; NULL once sent */
 };
@@ -117,7 +118,7 @@ qmp_die(struct qmp *q, int code, const char *fmt, ...)
 	q->ntimed_out = 0;
 	while ((c = list)) {
 		list = c->next;
-		if (c->cb) {
+		if (c->cb && !c->timed_out) {
 			struct error e;
 
 			error_set(&e, code, "qmp %s: %s", c->name,
@@ -187,7 +188,7 @@ qmp_trim_timed_out(struct qmp *q)
 	struct qmp_cmd **pp = &q->head;
 
 	while (q->ntimed_out > QMP_MAX_TIMED_OUT && *pp) {
-		if (!(*pp)->cb) {
+		if ((*pp)->timed_out) {
 			struct qmp_cmd *c = *pp;
 
 			qmp_unlink(q, pp);
@@ -218,8 +219,6 @@ qmp_queue(struct qmp *q, const char *cmd, json_t *args, int64_t timeout_ms,
 	if (q->dead)
 		return error_set(err, EPIPE, "qmp %s: connection is dead: %s",
 				 cmd, q->dead_err.msg);
-	if (!cb)
-		return error_set(err, EINVAL, "qmp %s: no callback", cmd);
 	if (a && !json_is_object(a))
 		return error_set(err, EINVAL,
 				 "qmp %s: arguments must be an object", cmd);
@@ -350,9 +349,9 @@ handle_reply(struct qmp *q, json_t *msg)
 	}
 	c = *pp;
 	qmp_unlink(q, pp);
-	if (!c->cb) {
-		/* Late reply to a command that timed out: drop it. */
-		q->ntimed_out--;
+	if (c->timed_out)
+		q->ntimed_out--; /* its late reply: dropped silently */
+	if (c->timed_out || !c->cb) {
 		cmd_free(c);
 		return;
 	}
@@ -590,7 +589,7 @@ qmp_next_deadline(const struct qmp *q)
 	int64_t best = -1;
 
 	for (c = q->head; c; c = c->next)
-		if (c->cb && c->deadline >= 0 &&
+		if (c->cb && !c->timed_out && c->deadline >= 0 &&
 		    (best < 0 || c->deadline < best))
 			best = c->deadline;
 	return best;
@@ -607,7 +606,8 @@ qmp_check_timeouts(struct qmp *q, int64_t now)
 
 		for (pp = &q->head; *pp; pp = &(*pp)->next) {
 			c = *pp;
-			if (c->cb && c->deadline >= 0 && c->deadline <= now)
+			if (!c->timed_out && c->deadline >= 0 &&
+			    c->deadline <= now)
 				break;
 		}
 		if (!*pp)
@@ -618,13 +618,15 @@ qmp_check_timeouts(struct qmp *q, int64_t now)
 		if (c->line) {
 			/* Never sent, so no late reply can come. */
 			qmp_unlink(q, pp);
-			call_reply(q, cb, c->opaque, NULL, &e);
+			if (cb)
+				call_reply(q, cb, c->opaque, NULL, &e);
 			cmd_free(c);
 		} else {
 			/* Keep the id to drop its late reply silently. */
-			c->cb = NULL;
+			c->timed_out = true;
 			q->ntimed_out++;
-			call_reply(q, cb, c->opaque, NULL, &e);
+			if (cb)
+				call_reply(q, cb, c->opaque, NULL, &e);
 			qmp_trim_timed_out(q);
 		}
 	}
@@ -658,18 +660,8 @@ qmp_forget(struct qmp *q, uint64_t id)
 {
 	struct qmp_cmd **pp = qmp_find(q, id);
 
-	if (!pp || !(*pp)->cb)
-		return;
-	if ((*pp)->line) {
-		struct qmp_cmd *c = *pp;
-
-		qmp_unlink(q, pp);
-		cmd_free(c);
-	} else {
+	if (pp)
 		(*pp)->cb = NULL;
-		q->ntimed_out++;
-		qmp_trim_timed_out(q);
-	}
 }
 
 int

@@ -87,8 +87,9 @@ int qmp_handle_io(struct qmp *q, uint32_t events, struct error *err);
  * carries a unique integer "id"; replies are routed by id, never by order.
  * timeout_ms is relative to now (negative: no deadline); on expiry cb gets
  * ETIMEDOUT and a late reply for that id is dropped silently; a held command
- * that expires is never sent.  Returns 0, or negative (dead connection:
- * EPIPE) without calling cb.
+ * that expires is never sent.  cb may be NULL (fire and forget: the reply
+ * is dropped).  Returns 0, or negative (dead connection: EPIPE) without
+ * calling cb.
  */
 int qmp_execute(struct qmp *q, const char *cmd, json_t *args,
 		int64_t timeout_ms, qmp_reply_fn cb, void *opaque,

@@ -10,6 +10,10 @@
 
 static int
 error_vset(struct error *err, int code, bool sys, const char *fmt, va_list ap)
+	__attribute__((format(printf, 4, 0)));
+
+static int
+error_vset(struct error *err, int code, bool sys, const char *fmt, va_list ap)
 {
 	if (err) {
 		int n;

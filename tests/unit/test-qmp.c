@@ -39,7 +39,7 @@ log_seq(const char *kind, const char *s)
 {
 	if (nseq == (int)ARRAY_SIZE(seq))
 		return;
-	snprintf(seq[nseq++], sizeof(seq[0]), "%s:%s", kind, s);
+	snprintf(seq[nseq++], sizeof(seq[0]), "%.16s:%.100s", kind, s);
 }
 
 static void
@@ -839,6 +839,45 @@ Test(qmp, many_timeouts_are_remembered_up_to_a_bound)
 	/* The oldest is forgotten: its reply is now unknown. */
 	send_reply(2, "late");
 	cr_assert_eq(pump_err(&err), -EPROTO);
+}
+
+Test(qmp, fire_and_forget_without_callback)
+{
+	struct error err = { 0 };
+	json_int_t a, b;
+
+	handshake();
+	/* As the manager sends "quit": no callback, no error object. */
+	cr_assert_eq(qmp_execute(q, "quit", NULL, 5000, NULL, NULL, NULL), 0);
+	cr_assert_eq(qmp_execute(q, "stop", NULL, 0, NULL, NULL, &err), 0);
+	a = expect_cmd("quit");
+	b = expect_cmd("stop");
+	/* Nobody waits for them, so nobody needs waking up. */
+	cr_assert_eq(qmp_next_deadline(q), -1);
+	qmp_check_timeouts(q, now_ms() + 1);
+	send_reply(a, "bye");
+	send_reply(b, "late");
+	pump();
+	cr_assert_eq(nseq, 0);
+	/* Both are settled now: a repeat is an unknown id. */
+	send_reply(a, "again");
+	cr_assert_eq(pump_err(&err), -EPROTO);
+}
+
+Test(qmp, fire_and_forget_pending_at_death)
+{
+	struct error err = { 0 };
+
+	qmp_execute(q, "held", NULL, 5000, NULL, NULL, NULL);
+	handshake();
+	qmp_execute(q, "sent", NULL, 5000, NULL, NULL, NULL);
+	expect_cmd("held");
+	expect_cmd("sent");
+	close(peer);
+	peer = -1;
+	cr_assert_eq(pump_err(&err), -EPIPE);
+	cr_assert_eq(qmp_execute(q, "x", NULL, 5000, NULL, NULL, NULL),
+		     -EPIPE);
 }
 
 /* Real QEMU, with the QMP monitor on a socketpair passed as fd 3. */
