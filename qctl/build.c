@@ -899,6 +899,7 @@ boot_vm(struct build *b, struct error *err)
 		.name = NULL,
 		.sandbox = true,
 	};
+	struct vm_confine confine;
 	_cleanup_free_ char *qlog = xasprintf("%s/qemu.log", b->run_dir);
 	/* The VM's name carries the run id, so ps shows whose QEMU it is. */
 	_cleanup_free_ char *name = xasprintf("qctl-%s",
@@ -909,7 +910,10 @@ boot_vm(struct build *b, struct error *err)
 	b->boot_attempt++;
 	b->phase = PH_BOOT;
 	b->vm_t0 = now_ms();
-	r = vm_spawn(&cfg, -1, qlog, &b->vm, err);
+	r = vm_confine_default(&confine, err);
+	if (r < 0)
+		return r;
+	r = vm_spawn(&cfg, -1, qlog, &confine, &b->vm, err);
 	if (r < 0)
 		return r;
 	say(b, 2, "QEMU pid %d (attempt %d)", b->vm.pid, b->boot_attempt);

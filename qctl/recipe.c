@@ -334,6 +334,8 @@ recipe_check_allow(const char *e, struct error *err)
 	unsigned long port = 0;
 	size_t hlen;
 
+	if (!e)
+		return error_set(err, EINVAL, "bad allow entry: missing");
 	colon = strrchr(e, ':');
 	if (!colon)
 		return error_set(err, EINVAL,
@@ -772,8 +774,10 @@ yaml_syntax_error(const yaml_parser_t *p, const char *buf, const char *name,
 		line = 1;
 		for (i = 0; i < p->problem_offset; i++)
 			line += buf[i] == '\n';
-		return error_set(err, EINVAL, "%s:%zu: %s (byte 0x%02x)", name,
-				 line, problem, (unsigned int)p->problem_value);
+		return error_set(err, EINVAL,
+				 "%s:%zu: YAML syntax error: %s (byte 0x%02x)",
+				 name, line, problem,
+				 (unsigned int)p->problem_value);
 	}
 	if (p->context)
 		return error_set(err, EINVAL,
@@ -837,6 +841,7 @@ struct vctx {
 	const char *basedir;
 	const struct lines *lines; /* NULL: no line numbers (JSON) */
 	struct error *err;
+	json_t *step_names; /* set of names seen, to find duplicates fast */
 	/* The node being checked, as (parent, key or index), and its path. */
 	const json_t *parent;
 	const char *key;
@@ -1303,7 +1308,6 @@ v_step_name(struct vctx *vc, json_t *v, void *obj, const struct field *f)
 	struct recipe *r = obj;
 	struct qbuf q;
 	const char *s;
-	size_t i;
 
 	(void)f;
 	if (v_string(vc, v, &s) < 0)
@@ -1313,9 +1317,10 @@ v_step_name(struct vctx *vc, json_t *v, void *obj, const struct field *f)
 		return v_error(vc,
 			       "bad step name \"%s\" (1-64 of [A-Za-z0-9_.-])",
 			       quote(&q, s));
-	for (i = 0; i + 1 < r->n_steps; i++)
-		if (r->steps[i].name && !strcmp(r->steps[i].name, s))
-			return v_error(vc, "duplicate step name \"%s\"", s);
+	if (json_object_get(vc->step_names, s))
+		return v_error(vc, "duplicate step name \"%s\"", s);
+	if (json_object_set_new(vc->step_names, s, json_true()) < 0)
+		return v_fail(vc, ENOMEM, false, "out of memory");
 	r->steps[r->n_steps - 1].name = xstrdup(s);
 	return 0;
 }
@@ -1442,7 +1447,9 @@ recipe_validate(json_t *root, const struct lines *lines, const char *name,
 	if (!root)
 		return error_set(err, EINVAL, "%s: no recipe", vc.name);
 	r = recipe_new();
+	vc.step_names = json_object();
 	ret = v_mapping(&vc, root, recipe_fields, ARRAY_SIZE(recipe_fields), r);
+	json_decref(vc.step_names);
 	if (ret < 0)
 		return ret;
 	*out = steal_pointer(&r);
@@ -1472,6 +1479,10 @@ recipe_load_buffer(const char *buf, size_t len, const char *name,
 
 	if (!name)
 		name = "recipe";
+	if (!buf) {
+		buf = "";
+		len = 0;
+	}
 	if (len > RECIPE_MAX_BYTES)
 		return error_set(err, EFBIG,
 				 "%s: recipe larger than %d bytes (1 MiB)",
@@ -1488,7 +1499,8 @@ recipe_load_buffer(const char *buf, size_t len, const char *name,
 
 		root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
 		if (!root)
-			return error_set(err, EINVAL, "%s:%d: %s", name,
+			return error_set(err, EINVAL,
+					 "%s:%d: JSON syntax error: %s", name,
 					 jerr.line, jerr.text);
 		return recipe_validate(root, NULL, name, basedir, out, err);
 	}
@@ -1505,11 +1517,13 @@ recipe_load_file(const char *path, struct recipe **out, struct error *err)
 {
 	_cleanup_free_ char *buf = NULL;
 	_cleanup_free_ char *dir = NULL;
-	const char *slash = strrchr(path, '/');
+	const char *slash;
 	struct recipe *r;
 	size_t len;
 	int ret;
 
+	if (!path)
+		return error_set(err, EINVAL, "recipe: no file name");
 	/* One byte over the limit tells "too large" from "exactly 1 MiB". */
 	ret = read_file(path, RECIPE_MAX_BYTES + 1, &buf, &len, err);
 	if (ret == -EFBIG)
@@ -1518,6 +1532,7 @@ recipe_load_file(const char *path, struct recipe **out, struct error *err)
 				 path, RECIPE_MAX_BYTES);
 	if (ret < 0)
 		return ret;
+	slash = strrchr(path, '/');
 	if (!slash)
 		dir = xstrdup(".");
 	else if (slash == path)

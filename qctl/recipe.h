@@ -14,7 +14,7 @@
 #define RECIPE_MAX_BYTES (1024 * 1024)
 
 struct recipe_step {
-	char *name;	    /* [A-Za-z0-9_.-]{1,64}, not "." or "..", unique */
+	char *name;	    /* unique [A-Za-z0-9_.-]{1,64}, not . or .. */
 	char *run;	    /* shell script, run by /bin/sh -c in the guest */
 	bool fetch;	    /* network: fetch (default network: none) */
 	int64_t timeout_ms; /* 0 = no per-step timeout */
@@ -36,7 +36,7 @@ struct recipe {
 	char *image; /* default "minimal"; a name, or an absolute path */
 	int cpus;    /* default 1, 1..64 */
 	uint64_t memory; /* bytes, default 512M; at least 64M, at most 64G */
-	char *source;	 /* absolute, realpath'd existing directory, or NULL */
+	char *source;	 /* realpath of an existing directory, or NULL */
 	char **env;	 /* "KEY=VALUE"; keys match [A-Za-z_][A-Za-z0-9_]* */
 	size_t n_env;
 	char **allow; /* host:port, *.suffix:port, IPv4:port, [IPv6]:port */

@@ -1,12 +1,17 @@
 /* vm.c - fork/exec QEMU with exactly the fds it needs */
 #include "vm.h"
 
+#include <cap-ng.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <linux/capability.h>
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -17,8 +22,92 @@ enum {
 	CHILD_AGENT_FD = 4,
 	CHILD_CONSOLE_FD = 5,
 	CHILD_TAP_FD = 6,
-	CHILD_ERR_FD = 7,
+	CHILD_KERNEL_FD = 7,
+	CHILD_INITRD_FD = 8,
+	CHILD_ERR_FD = 9,
 };
+
+int
+vm_confine_default(struct vm_confine *c, struct error *err)
+{
+	static const char *const users[] = { "qctl-qemu", "nobody" };
+
+	memset(c, 0, sizeof(*c));
+	c->cgroup_procs_fd = -1;
+	c->max_open_files = 4096;
+	if (geteuid() != 0)
+		return 0;	/* nothing to drop: we are unprivileged */
+	for (size_t i = 0; i < ARRAY_SIZE(users); i++) {
+		struct passwd *pw = getpwnam(users[i]);
+
+		if (pw && pw->pw_uid != 0) {
+			c->drop_ids = true;
+			c->uid = pw->pw_uid;
+			c->gid = pw->pw_gid;
+			snprintf(c->user, sizeof(c->user), "%s", users[i]);
+			return 0;
+		}
+	}
+	return error_set(err, ENOENT, "no unprivileged user (qctl-qemu or "
+			 "nobody) to run QEMU as");
+}
+
+/* Read back every privilege change; 0 if QEMU holds nothing it should not. */
+static int
+confine_verify(const struct vm_confine *c)
+{
+	uid_t ru, eu, su;
+	gid_t rg, eg, sg;
+
+	if (prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) != 1)
+		return -1;
+	if (!c->drop_ids)
+		return 0;
+	if (getresuid(&ru, &eu, &su) < 0 || ru != c->uid || eu != c->uid ||
+	    su != c->uid)
+		return -1;
+	if (getresgid(&rg, &eg, &sg) < 0 || rg != c->gid || eg != c->gid ||
+	    sg != c->gid)
+		return -1;
+	capng_clear(CAPNG_SELECT_BOTH);
+	if (capng_get_caps_process() < 0 ||
+	    capng_have_capabilities(CAPNG_SELECT_CAPS) != CAPNG_NONE)
+		return -1;
+	for (int cap = 0; cap <= CAP_LAST_CAP; cap++)
+		if (prctl(PR_CAPBSET_READ, cap, 0, 0, 0) > 0)
+			return -1;
+	return 0;
+}
+
+/* Between fork and exec: give up everything QEMU does not need. */
+static int
+confine_apply(const struct vm_confine *c)
+{
+	struct rlimit nocore = { 0, 0 };
+	struct rlimit nofile = { c->max_open_files, c->max_open_files };
+
+	/* A QEMU owned by the guest must not dump guest memory to disk. */
+	if (setrlimit(RLIMIT_CORE, &nocore) < 0 ||
+	    (c->max_open_files && setrlimit(RLIMIT_NOFILE, &nofile) < 0))
+		return -1;
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+		return -1;
+	if (c->drop_ids) {
+		/* Clear every capability, the bounding set included, and
+		 * become the unprivileged user: an escape from QEMU lands
+		 * in a process that can do nothing root could. */
+		capng_clear(CAPNG_SELECT_BOTH);
+		if (capng_change_id(c->uid, c->gid,
+				    CAPNG_INIT_SUPP_GRP |
+					    CAPNG_CLEAR_BOUNDING) != 0)
+			return -1;
+		prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+	}
+	/* No setuid binary or file capability can give any of it back. */
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		return -1;
+	return confine_verify(c);
+}
 
 static int
 pidfd_open_(pid_t pid)
@@ -36,10 +125,19 @@ child_fail(int errpipe, int e)
 }
 
 static void __attribute__((noreturn))
-vm_child(char **argv, int fds[4], int logfd, int errpipe)
+vm_child(char **argv, int fds[6], int logfd, int errpipe,
+	 const struct vm_confine *c)
 {
+	static char path_env[] = "PATH=/usr/sbin:/usr/bin:/sbin:/bin";
+	char *envp[] = { path_env, NULL };
 	sigset_t all;
 	int devnull;
+
+	/* Into the VM's cgroup first, so that everything QEMU allocates is
+	 * counted there. */
+	if (c->cgroup_procs_fd >= 0 &&
+	    write(c->cgroup_procs_fd, "0\n", 2) != 2)
+		child_fail(errpipe, errno);
 
 	/* The manager blocks signals for its signalfd; QEMU must not
 	 * inherit that mask, or a SIGTERM would never reach it. */
@@ -57,8 +155,8 @@ vm_child(char **argv, int fds[4], int logfd, int errpipe)
 		child_fail(errpipe, errno);
 	/* Move the channels to fixed numbers above 5 first, then down, so
 	 * that no dup2 clobbers a source that still has to move. */
-	int hi[4];
-	for (int i = 0; i < 4; i++) {
+	int hi[6];
+	for (int i = 0; i < 6; i++) {
 		hi[i] = fds[i] < 0 ? -1 : fcntl(fds[i], F_DUPFD_CLOEXEC, 16);
 		if (fds[i] >= 0 && hi[i] < 0)
 			child_fail(errpipe, errno);
@@ -71,31 +169,60 @@ vm_child(char **argv, int fds[4], int logfd, int errpipe)
 	if (dup2(devnull, 0) < 0 || dup2(hilog, 1) < 0 || dup2(hilog, 2) < 0 ||
 	    dup2(hi[0], CHILD_QMP_FD) < 0 || dup2(hi[1], CHILD_AGENT_FD) < 0 ||
 	    dup2(hi[2], CHILD_CONSOLE_FD) < 0 ||
-	    (hi[3] >= 0 && dup2(hi[3], CHILD_TAP_FD) < 0))
+	    (hi[3] >= 0 && dup2(hi[3], CHILD_TAP_FD) < 0) ||
+	    dup2(hi[4], CHILD_KERNEL_FD) < 0 || dup2(hi[5], CHILD_INITRD_FD) < 0)
 		child_fail(errpipe, errno);
 	if (hi[3] < 0)
 		close(CHILD_TAP_FD);
-	/* The error pipe sits at fd 7, close-on-exec: gone once exec works. */
+	/* The error pipe sits at fd 9, close-on-exec: gone once exec works. */
 	if (dup3(errpipe, CHILD_ERR_FD, O_CLOEXEC) < 0)
 		child_fail(errpipe, errno);
 	errpipe = CHILD_ERR_FD;
-	/* QEMU gets exactly stdio, its three channels and the tap. */
+	/* QEMU gets exactly stdio, its three channels, the tap, kernel and
+	 * initrd. */
 	if (syscall(SYS_close_range, errpipe + 1, ~0u, 0) < 0)
 		for (int fd = errpipe + 1; fd < 4096; fd++)
 			close(fd);
-	execvp(argv[0], argv);
+	if (confine_apply(c) < 0)
+		child_fail(errpipe, errno ? errno : EPERM);
+	execve(argv[0], argv, envp);
 	child_fail(errpipe, errno);
+}
+
+/* Resolve a binary name along PATH before fork: the child uses execve. */
+static char *
+find_binary(const char *name)
+{
+	const char *path = getenv("PATH");
+	_cleanup_free_ char *copy = NULL;
+	char *dir, *save = NULL;
+
+	if (strchr(name, '/'))
+		return access(name, X_OK) == 0 ? xstrdup(name) : NULL;
+	copy = xstrdup(path && *path ? path : "/usr/bin:/bin");
+	for (dir = strtok_r(copy, ":", &save); dir;
+	     dir = strtok_r(NULL, ":", &save)) {
+		char *p = xasprintf("%s/%s", *dir ? dir : ".", name);
+
+		if (access(p, X_OK) == 0)
+			return p;
+		free(p);
+	}
+	return NULL;
 }
 
 int
 vm_spawn(struct qemu_config *cfg, int tap_fd, const char *logpath,
-	 struct vm *vm, struct error *err)
+	 const struct vm_confine *confine, struct vm *vm, struct error *err)
 {
+	_cleanup_close_ int kfd = -1, ifd = -1;
+	_cleanup_free_ char *binary = NULL;
+	struct qemu_config c2;
 	int qmp[2] = { -1, -1 }, agent[2] = { -1, -1 }, con[2] = { -1, -1 };
 	int ep[2] = { -1, -1 };
 	_cleanup_close_ int logfd = -1;
 	char **argv = NULL;
-	int fds[4], r = 0, e = 0;
+	int fds[6], r = 0, e = 0;
 	pid_t pid;
 	ssize_t n;
 
@@ -103,6 +230,19 @@ vm_spawn(struct qemu_config *cfg, int tap_fd, const char *logpath,
 	vm->pid = -1;
 	vm->pidfd = vm->qmp_fd = vm->agent_fd = vm->console_fd = -1;
 
+	binary = find_binary(cfg->binary ? cfg->binary : "qemu-system-x86_64");
+	if (!binary)
+		return error_set(err, ENOENT, "%s not found (PATH)",
+				 cfg->binary ? cfg->binary
+					     : "qemu-system-x86_64");
+	/* Kernel and initrd go in as open files: QEMU's uid needs no path
+	 * into the image directory. */
+	kfd = open(cfg->kernel, O_RDONLY | O_CLOEXEC);
+	if (kfd < 0)
+		return error_sys(err, errno, "open %s", cfg->kernel);
+	ifd = open(cfg->initrd, O_RDONLY | O_CLOEXEC);
+	if (ifd < 0)
+		return error_sys(err, errno, "open %s", cfg->initrd);
 	logfd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (logfd < 0)
 		return error_sys(err, errno, "open %s", logpath);
@@ -117,7 +257,11 @@ vm_spawn(struct qemu_config *cfg, int tap_fd, const char *logpath,
 	cfg->agent_fd = CHILD_AGENT_FD;
 	cfg->console_fd = CHILD_CONSOLE_FD;
 	cfg->tap_fd = tap_fd >= 0 ? CHILD_TAP_FD : -1;
-	r = qemu_argv_build(cfg, &argv, err);
+	c2 = *cfg;
+	c2.binary = binary;
+	c2.kernel = "/dev/fd/7";
+	c2.initrd = "/dev/fd/8";
+	r = qemu_argv_build(&c2, &argv, err);
 	if (r < 0)
 		goto out;
 
@@ -125,13 +269,15 @@ vm_spawn(struct qemu_config *cfg, int tap_fd, const char *logpath,
 	fds[1] = agent[1];
 	fds[2] = con[1];
 	fds[3] = tap_fd;
+	fds[4] = kfd;
+	fds[5] = ifd;
 	pid = fork();
 	if (pid < 0) {
 		r = error_sys(err, errno, "fork");
 		goto out;
 	}
 	if (pid == 0)
-		vm_child(argv, fds, logfd, ep[1]);
+		vm_child(argv, fds, logfd, ep[1], confine);
 
 	close(ep[1]);
 	ep[1] = -1;
