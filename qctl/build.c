@@ -10,6 +10,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdarg.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -23,7 +24,7 @@
 #include "vm.h"
 
 /* ids of agent operations; steps use STEP_ID_BASE + index */
-enum { UPLOAD_ID = 1, ARTIFACTS_ID = 2, STEP_ID_BASE = 100 };
+enum { UPLOAD_ID = 1, ARTIFACTS_ID = 2, SETUP_ID = 3, STEP_ID_BASE = 100 };
 
 #define TICK_MS 250
 #define QMP_TIMEOUT_MS 10000
@@ -38,6 +39,7 @@ enum { UPLOAD_ID = 1, ARTIFACTS_ID = 2, STEP_ID_BASE = 100 };
 enum phase {
 	PH_INIT,
 	PH_BOOT,
+	PH_SETUP,
 	PH_UPLOAD,
 	PH_STEP,
 	PH_ARTIFACTS,
@@ -73,6 +75,8 @@ struct build {
 	int64_t step_t0;
 	int upload_fd;
 	bool upload_done;
+	int disk_fd;
+	char *disk_path;
 	int art_fd;
 	uint64_t art_bytes;
 	struct buf line[2];
@@ -86,6 +90,7 @@ static void build_teardown(struct build *b);
 static void build_shutdown(struct build *b);
 static void start_step(struct build *b, size_t i);
 static void start_artifacts(struct build *b);
+static void start_upload(struct build *b);
 static int boot_vm(struct build *b, struct error *err);
 
 static void
@@ -487,6 +492,29 @@ on_pidfd(struct loop *l, int fd, uint32_t events, void *opaque)
 	build_finalize(b);
 }
 
+/* ---- guest setup ----------------------------------------------------- */
+
+/*
+ * One shell command prepares the guest: the scratch disk becomes /src.  It
+ * is qctl's own fixed text, never anything from the recipe or the guest.
+ */
+static void
+start_setup(struct build *b)
+{
+	static const char script[] =
+		"set -e; mkdir -p /src; "
+		"busybox mount -t ext4 -o nosuid,nodev,noatime /dev/vda /src";
+	char buf[sizeof(script)];
+	char *argv[] = { buf };
+	struct error err = { 0 };
+
+	memcpy(buf, script, sizeof(script));
+	b->phase = PH_SETUP;
+	if (agent_send_exec(&b->agent, SETUP_ID, AGENT_EXEC_SHELL, "/", argv,
+			    1, NULL, 0, &err) < 0)
+		fail(b, BUILD_ERROR, "%s", err.msg);
+}
+
 /* ---- upload ---------------------------------------------------------- */
 
 static void
@@ -770,7 +798,7 @@ on_agent_frame(const struct agent_hdr *h, const void *p, void *opaque,
 		b->res.stats.boot_ms = now_ms() - b->vm_t0;
 		say(b, 1, "guest up in %.1fs: %s",
 		    b->res.stats.boot_ms / 1000.0, hello.uname);
-		start_upload(b);
+		start_setup(b);
 		return 0;
 	}
 	case AGENT_FILE_DONE:
@@ -799,17 +827,35 @@ on_agent_frame(const struct agent_hdr *h, const void *p, void *opaque,
 		}
 		break;
 	case AGENT_STARTED:
-		if (b->phase == PH_STEP && h->id == step_id)
+		if ((b->phase == PH_STEP && h->id == step_id) ||
+		    (b->phase == PH_SETUP && h->id == SETUP_ID))
 			return 0;
 		break;
 	case AGENT_STDOUT:
 	case AGENT_STDERR:
+		if (b->phase == PH_SETUP && h->id == SETUP_ID) {
+			agent_sanitize(p, h->len, msg, sizeof(msg));
+			say(b, 1, "setup: %s", msg);
+			return 0;
+		}
 		if (b->phase == PH_STEP && h->id == step_id) {
 			step_output(b, h->type == AGENT_STDERR, p, h->len);
 			return 0;
 		}
 		break;
 	case AGENT_EXIT:
+		if (b->phase == PH_SETUP && h->id == SETUP_ID) {
+			if (agent_decode_exit(p, h->len, &code, &sig, err) <
+			    0)
+				return -1;
+			if (code != 0 || sig != 0) {
+				fail(b, BUILD_ERROR, "guest setup failed "
+				     "(exit %d, signal %d)", code, sig);
+				return 0;
+			}
+			start_upload(b);
+			return 0;
+		}
 		if (b->phase == PH_STEP && h->id == step_id) {
 			if (agent_decode_exit(p, h->len, &code, &sig, err) <
 			    0)
@@ -822,9 +868,11 @@ on_agent_frame(const struct agent_hdr *h, const void *p, void *opaque,
 		if (agent_decode_status(p, h->len, &code, msg, sizeof(msg),
 					err) < 0)
 			return -1;
-		if (h->id == step_id && b->phase == PH_STEP) {
-			fail(b, BUILD_ERROR, "step \"%s\" could not start: "
-			     "%s", b->recipe->steps[b->step].name, msg);
+		if ((h->id == step_id && b->phase == PH_STEP) ||
+		    (h->id == SETUP_ID && b->phase == PH_SETUP)) {
+			fail(b, BUILD_ERROR, "%s could not start: %s",
+			     b->phase == PH_SETUP ? "guest setup" : "step",
+			     msg);
 			return 0;
 		}
 		return error_set(err, EPROTO, "agent error %d: %s", code, msg);
@@ -857,6 +905,52 @@ on_agent_io(struct loop *l, int fd, uint32_t events, void *opaque)
 	if (b->phase == PH_UPLOAD)
 		pump_upload(b);
 	update_watches(b);
+}
+
+/* ---- scratch disk ---------------------------------------------------- */
+
+/*
+ * A fresh raw file of exactly the `disk` size with an empty ext4 made on
+ * the host (never mounted here): the guest can allocate no more than that,
+ * and nothing of an earlier build survives.
+ */
+static int
+make_disk(struct build *b, struct error *err)
+{
+	char size[32];
+	char *argv[] = { (char *)"mkfs.ext4", (char *)"-q", (char *)"-F",
+			 (char *)"-m", (char *)"0", (char *)"-O",
+			 (char *)"^has_journal,^resize_inode", (char *)"-E",
+			 (char *)"lazy_itable_init=1,nodiscard", (char *)"-L",
+			 (char *)"scratch", b->disk_path, size, NULL };
+	posix_spawn_file_actions_t fa;
+	pid_t pid;
+	int st, r;
+
+	if (b->disk_fd >= 0)
+		close(b->disk_fd);
+	unlink(b->disk_path);
+	b->disk_fd = open(b->disk_path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC |
+						O_NOFOLLOW, 0600);
+	if (b->disk_fd < 0)
+		return error_sys(err, errno, "create %s", b->disk_path);
+	if (ftruncate(b->disk_fd, b->recipe->limits.disk) < 0)
+		return error_sys(err, errno, "size %s", b->disk_path);
+	snprintf(size, sizeof(size), "%lluk",
+		 (unsigned long long)(b->recipe->limits.disk >> 10));
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+	r = posix_spawnp(&pid, "mkfs.ext4", &fa, NULL, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	if (r != 0)
+		return error_sys(err, r, "cannot run mkfs.ext4");
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR)
+			return error_sys(err, errno, "waitpid mkfs.ext4");
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		return error_set(err, EIO, "mkfs.ext4 %s failed", b->disk_path);
+	return 0;
 }
 
 /* ---- boot ------------------------------------------------------------ */
@@ -910,10 +1004,16 @@ boot_vm(struct build *b, struct error *err)
 	b->boot_attempt++;
 	b->phase = PH_BOOT;
 	b->vm_t0 = now_ms();
+	r = make_disk(b, err);
+	if (r < 0)
+		return r;
+	say(b, 2, "scratch disk of %llu MiB ready after %lld ms",
+	    (unsigned long long)(b->recipe->limits.disk >> 20),
+	    (long long)(now_ms() - b->vm_t0));
 	r = vm_confine_default(&confine, err);
 	if (r < 0)
 		return r;
-	r = vm_spawn(&cfg, -1, qlog, &confine, &b->vm, err);
+	r = vm_spawn(&cfg, -1, b->disk_fd, qlog, &confine, &b->vm, err);
 	if (r < 0)
 		return r;
 	say(b, 2, "QEMU pid %d (attempt %d)", b->vm.pid, b->boot_attempt);
@@ -983,6 +1083,7 @@ build_new(struct loop *loop, const struct recipe *recipe,
 	b->done = done;
 	b->opaque = opaque;
 	b->log_fd = b->console_log_fd = b->upload_fd = b->art_fd = -1;
+	b->disk_fd = -1;
 	b->vm.pid = -1;
 	b->vm.pidfd = b->vm.qmp_fd = b->vm.agent_fd = b->vm.console_fd = -1;
 	b->res.status = BUILD_RUNNING;
@@ -1014,6 +1115,7 @@ build_start(struct build *b, struct error *err)
 		return error_sys(err, errno, "mkdtemp %s", tmpl);
 	b->run_dir = steal_pointer(&tmpl);
 	b->res.run_dir = xstrdup(b->run_dir);
+	b->disk_path = xasprintf("%s/disk.img", b->run_dir);
 	b->artifacts_dir = b->opts.artifacts_dir
 				   ? xstrdup(b->opts.artifacts_dir)
 				   : xasprintf("%s/artifacts", b->run_dir);
@@ -1081,6 +1183,8 @@ build_free(struct build *b)
 		close(b->art_fd);
 	if (b->log_fd >= 0)
 		close(b->log_fd);
+	if (b->disk_fd >= 0)
+		close(b->disk_fd);
 	if (b->console_log_fd >= 0)
 		close(b->console_log_fd);
 	for (int s = 0; s < 2; s++)
@@ -1091,5 +1195,6 @@ build_free(struct build *b)
 	result_clear(&b->res);
 	free(b->run_dir);
 	free(b->artifacts_dir);
+	free(b->disk_path);
 	free(b);
 }

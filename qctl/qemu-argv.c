@@ -163,6 +163,18 @@ qemu_argv_build(const struct qemu_config *cfg, char ***argv,
 		  microvm ? "virtio-serial-device" : "virtio-serial-pci");
 	argv_addf(&b, "-device", "virtserialport,chardev=agent,name=%s",
 		  "org.qctl.agent.0");
+	if (cfg->disk_fd >= 0) {
+		/* Handed over as an fd set: QEMU dups the open file and never
+		 * needs a path to (or permission on) the run directory. */
+		argv_addf(&b, "-add-fd", "fd=%d,set=1,opaque=scratch",
+			  cfg->disk_fd);
+		argv_addf(&b, "-add-fd", "fd=%d,set=1,opaque=scratch-ro",
+			  cfg->disk_fd + 1);
+		argv_addf(&b, "-drive", "if=none,id=disk0,file=/dev/fdset/1,"
+			  "format=raw,discard=unmap,detect-zeroes=unmap");
+		argv_addf(&b, "-device", "%s,drive=disk0,serial=scratch",
+			  microvm ? "virtio-blk-device" : "virtio-blk-pci");
+	}
 	if (cfg->tap_fd >= 0) {
 		/* The tap lives in the builder's own namespace; QEMU only
 		 * gets its fd, never the right to make or configure one. */

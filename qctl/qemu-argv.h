@@ -26,6 +26,8 @@ struct qemu_config {
 	int agent_fd;
 	int console_fd;		/* -1: no serial console */
 	int tap_fd;		/* -1: no network card at all */
+	int disk_fd;		/* raw scratch disk (read-write; its
+				 * read-only twin is disk_fd + 1), or -1 */
 	const char *name;	/* VM name for ps/QMP, may be NULL */
 	bool sandbox;		/* QEMU's -sandbox (default on) */
 };

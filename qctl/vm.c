@@ -24,7 +24,10 @@ enum {
 	CHILD_TAP_FD = 6,
 	CHILD_KERNEL_FD = 7,
 	CHILD_INITRD_FD = 8,
-	CHILD_ERR_FD = 9,
+	CHILD_DISK_FD = 9,
+	CHILD_DISK_RO_FD = 10,
+	CHILD_ERR_FD = 11,
+	CHILD_NFDS = 8,		/* fds mapped to 3..10 */
 };
 
 int
@@ -125,7 +128,7 @@ child_fail(int errpipe, int e)
 }
 
 static void __attribute__((noreturn))
-vm_child(char **argv, int fds[6], int logfd, int errpipe,
+vm_child(char **argv, int fds[CHILD_NFDS], int logfd, int errpipe,
 	 const struct vm_confine *c)
 {
 	static char path_env[] = "PATH=/usr/sbin:/usr/bin:/sbin:/bin";
@@ -153,27 +156,27 @@ vm_child(char **argv, int fds[6], int logfd, int errpipe,
 	devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	if (devnull < 0)
 		child_fail(errpipe, errno);
-	/* Move the channels to fixed numbers above 5 first, then down, so
-	 * that no dup2 clobbers a source that still has to move. */
-	int hi[6];
-	for (int i = 0; i < 6; i++) {
-		hi[i] = fds[i] < 0 ? -1 : fcntl(fds[i], F_DUPFD_CLOEXEC, 16);
+	/* Move the fds to high numbers first, then down to 3.., so that no
+	 * dup2 clobbers a source that still has to move. */
+	int hi[CHILD_NFDS];
+	for (int i = 0; i < CHILD_NFDS; i++) {
+		hi[i] = fds[i] < 0 ? -1 : fcntl(fds[i], F_DUPFD_CLOEXEC, 32);
 		if (fds[i] >= 0 && hi[i] < 0)
 			child_fail(errpipe, errno);
 	}
-	int hilog = fcntl(logfd, F_DUPFD_CLOEXEC, 16);
-	int hierr = fcntl(errpipe, F_DUPFD_CLOEXEC, 16);
+	int hilog = fcntl(logfd, F_DUPFD_CLOEXEC, 32);
+	int hierr = fcntl(errpipe, F_DUPFD_CLOEXEC, 32);
 	if (hilog < 0 || hierr < 0)
 		child_fail(errpipe, errno);
 	errpipe = hierr;
-	if (dup2(devnull, 0) < 0 || dup2(hilog, 1) < 0 || dup2(hilog, 2) < 0 ||
-	    dup2(hi[0], CHILD_QMP_FD) < 0 || dup2(hi[1], CHILD_AGENT_FD) < 0 ||
-	    dup2(hi[2], CHILD_CONSOLE_FD) < 0 ||
-	    (hi[3] >= 0 && dup2(hi[3], CHILD_TAP_FD) < 0) ||
-	    dup2(hi[4], CHILD_KERNEL_FD) < 0 || dup2(hi[5], CHILD_INITRD_FD) < 0)
+	if (dup2(devnull, 0) < 0 || dup2(hilog, 1) < 0 || dup2(hilog, 2) < 0)
 		child_fail(errpipe, errno);
-	if (hi[3] < 0)
-		close(CHILD_TAP_FD);
+	for (int i = 0; i < CHILD_NFDS; i++) {
+		if (hi[i] < 0)
+			close(CHILD_QMP_FD + i);
+		else if (dup2(hi[i], CHILD_QMP_FD + i) < 0)
+			child_fail(errpipe, errno);
+	}
 	/* The error pipe sits at fd 9, close-on-exec: gone once exec works. */
 	if (dup3(errpipe, CHILD_ERR_FD, O_CLOEXEC) < 0)
 		child_fail(errpipe, errno);
@@ -212,17 +215,18 @@ find_binary(const char *name)
 }
 
 int
-vm_spawn(struct qemu_config *cfg, int tap_fd, const char *logpath,
-	 const struct vm_confine *confine, struct vm *vm, struct error *err)
+vm_spawn(struct qemu_config *cfg, int tap_fd, int disk_fd,
+	 const char *logpath, const struct vm_confine *confine, struct vm *vm,
+	 struct error *err)
 {
-	_cleanup_close_ int kfd = -1, ifd = -1;
+	_cleanup_close_ int kfd = -1, ifd = -1, rofd = -1;
 	_cleanup_free_ char *binary = NULL;
 	struct qemu_config c2;
 	int qmp[2] = { -1, -1 }, agent[2] = { -1, -1 }, con[2] = { -1, -1 };
 	int ep[2] = { -1, -1 };
 	_cleanup_close_ int logfd = -1;
 	char **argv = NULL;
-	int fds[6], r = 0, e = 0;
+	int fds[CHILD_NFDS], r = 0, e = 0;
 	pid_t pid;
 	ssize_t n;
 
@@ -257,6 +261,7 @@ vm_spawn(struct qemu_config *cfg, int tap_fd, const char *logpath,
 	cfg->agent_fd = CHILD_AGENT_FD;
 	cfg->console_fd = CHILD_CONSOLE_FD;
 	cfg->tap_fd = tap_fd >= 0 ? CHILD_TAP_FD : -1;
+	cfg->disk_fd = disk_fd >= 0 ? CHILD_DISK_FD : -1;
 	c2 = *cfg;
 	c2.binary = binary;
 	c2.kernel = "/dev/fd/7";
@@ -265,12 +270,27 @@ vm_spawn(struct qemu_config *cfg, int tap_fd, const char *logpath,
 	if (r < 0)
 		goto out;
 
-	fds[0] = qmp[1];
+	fds[0] = qmp[1];	/* fd 3 in the child, and so on */
 	fds[1] = agent[1];
 	fds[2] = con[1];
 	fds[3] = tap_fd;
 	fds[4] = kfd;
 	fds[5] = ifd;
+	fds[6] = disk_fd;
+	fds[7] = -1;
+	if (disk_fd >= 0) {
+		/* QEMU reopens an fdset file read-only at times (permission
+		 * changes): the set needs a read-only twin of the same file. */
+		char p[64];
+
+		snprintf(p, sizeof(p), "/proc/self/fd/%d", disk_fd);
+		rofd = open(p, O_RDONLY | O_CLOEXEC);
+		if (rofd < 0) {
+			r = error_sys(err, errno, "reopen disk");
+			goto out;
+		}
+		fds[7] = rofd;
+	}
 	pid = fork();
 	if (pid < 0) {
 		r = error_sys(err, errno, "fork");

@@ -21,6 +21,7 @@ base(void)
 		.agent_fd = 4,
 		.console_fd = 5,
 		.tap_fd = -1,
+		.disk_fd = -1,
 		.name = "qctl-run-abc",
 		.sandbox = true,
 	};
@@ -139,6 +140,23 @@ Test(qemu_argv, tap_fd_gives_one_virtio_nic_and_none_without)
 	cr_assert_str_eq(opt_value(argv, "-netdev"), "tap,id=net0,fd=6");
 	s = joined(argv);
 	cr_assert_not_null(strstr(s, "virtio-net-pci,netdev=net0"));
+	free(s);
+	qemu_argv_free(argv);
+}
+
+Test(qemu_argv, disk_is_passed_as_fdset)
+{
+	struct qemu_config c = base();
+	char **argv = NULL;
+	char *s;
+
+	c.disk_fd = 9;
+	cr_assert_eq(qemu_argv_build(&c, &argv, NULL), 0);
+	cr_assert_str_eq(opt_value(argv, "-add-fd"),
+			 "fd=9,set=1,opaque=scratch");
+	s = joined(argv);
+	cr_assert_not_null(strstr(s, "file=/dev/fdset/1,format=raw"));
+	cr_assert_not_null(strstr(s, "virtio-blk-pci,drive=disk0"));
 	free(s);
 	qemu_argv_free(argv);
 }
