@@ -18,7 +18,13 @@
 #include <sys/wait.h>
 
 #include "agent.h"
+#include "cgroup.h"
 #include "image.h"
+#include "limit.h"
+#include "netfilter.h"
+#include "netns.h"
+#include "procstat.h"
+#include "proxy.h"
 #include "qmp.h"
 #include "transfer.h"
 #include "vm.h"
@@ -83,6 +89,23 @@ struct build {
 	bool killing;
 	int shutdown_stage;
 
+	/* resources: the VM's cgroup where there is one, /proc otherwise */
+	struct cgroup cg;
+	bool cg_up;
+	struct limit_set lim;
+	struct limit_plan plan;
+	bool said_plan;
+
+	/* network: only for recipes with a fetch step */
+	bool net;
+	struct netns ns;
+	struct nf_client *nf;
+	struct proxy *proxy;
+	struct loop_watch *w_nf, *w_proxy;
+	bool window_open;
+	int net_log_fd;
+	unsigned ticks;
+
 	struct build_result res;
 };
 
@@ -91,6 +114,10 @@ static void build_shutdown(struct build *b);
 static void start_step(struct build *b, size_t i);
 static void start_artifacts(struct build *b);
 static void start_upload(struct build *b);
+static void net_stop(struct build *b);
+static void res_sample(struct build *b);
+static int net_window(struct build *b, bool open, const char *step,
+		      struct error *err);
 static int boot_vm(struct build *b, struct error *err);
 
 static void
@@ -290,6 +317,13 @@ release_vm(struct build *b)
 		b->agent_up = false;
 	}
 	vm_destroy(&b->vm);
+	if (b->cg_up) {
+		struct error err = { 0 };
+
+		if (cgroup_destroy(&b->cg, 5000, &err) < 0)
+			say(b, 0, "warning: %s", err.msg);
+		b->cg_up = false;
+	}
 }
 
 /* ---- the end --------------------------------------------------------- */
@@ -304,6 +338,7 @@ build_finalize(struct build *b)
 	loop_timer_cancel(b->t_tick);
 	b->t_wall = b->t_tick = NULL;
 	release_vm(b);
+	net_stop(b);
 	if (b->upload_fd >= 0)
 		close(b->upload_fd);
 	if (b->art_fd >= 0)
@@ -371,6 +406,8 @@ build_teardown(struct build *b)
 	b->killing = true;
 	b->phase = PH_SHUTDOWN;
 	cancel_phase_timer(b);
+	if (b->window_open)
+		net_window(b, false, NULL, NULL);
 	if (b->vm.pid > 0 && !b->vm.reaped) {
 		vm_kill(&b->vm);
 		return;		/* finalized when the pidfd fires */
@@ -472,6 +509,9 @@ on_pidfd(struct loop *l, int fd, uint32_t events, void *opaque)
 	(void)l;
 	(void)fd;
 	(void)events;
+	/* One last look before the reap: an OOM kill is a limit, not an
+	 * infrastructure failure. */
+	res_sample(b);
 	if (vm_try_reap(&b->vm) <= 0)
 		return;
 	st = b->vm.wstatus;
@@ -492,6 +532,330 @@ on_pidfd(struct loop *l, int fd, uint32_t events, void *opaque)
 	build_finalize(b);
 }
 
+/* ---- resources ------------------------------------------------------- */
+
+/* Sample QEMU's use; end the build on the first limit it exceeds. */
+static void
+res_sample(struct build *b)
+{
+	struct cgroup_stats cs = { 0 };
+	struct proc_usage pu = { 0 };
+	struct limit_sample smp = { 0 };
+	struct limit_hit hit;
+	bool have_cg = false, have_proc = false;
+
+	if (b->vm.pid <= 0 || b->vm.reaped)
+		return;
+	if (b->cg_up)
+		have_cg = cgroup_read_stats(&b->cg, &cs, NULL) == 0 ||
+			  cs.have != 0;
+	have_proc = procstat_read(NULL, b->vm.pid, &pu, NULL) == 0;
+	limit_sample_fill(&smp, have_cg ? &cs : NULL, have_proc ? &pu : NULL);
+	if (smp.cpu_usec > (uint64_t)b->res.stats.cpu_usec)
+		b->res.stats.cpu_usec = smp.cpu_usec;
+	if (smp.memory_peak > (uint64_t)b->res.stats.mem_peak_bytes)
+		b->res.stats.mem_peak_bytes = smp.memory_peak;
+	if (smp.memory_bytes > (uint64_t)b->res.stats.mem_peak_bytes)
+		b->res.stats.mem_peak_bytes = smp.memory_bytes;
+	if (b->phase >= PH_SHUTDOWN)
+		return;
+	if (limit_check(&b->lim, &b->plan, &smp, &hit)) {
+		int64_t v = hit.value > INT64_MAX ? INT64_MAX : hit.value;
+		int64_t m = hit.max > INT64_MAX ? INT64_MAX : hit.max;
+
+		limit_exceeded(b, hit.name, v, m, hit.unit,
+			       "the VM exceeded its %s limit", hit.name);
+	}
+}
+
+static void
+on_blockstats(struct qmp *q, json_t *ret, const struct error *err,
+	      void *opaque)
+{
+	struct build *b = opaque;
+	size_t i;
+	json_t *dev;
+
+	(void)q;
+	if (err || !json_is_array(ret))
+		return;
+	json_array_foreach(ret, i, dev) {
+		json_t *st = json_object_get(dev, "stats");
+		json_t *wr = json_object_get(st, "wr_bytes");
+
+		if (json_is_integer(wr) && json_integer_value(wr) >= 0)
+			b->res.stats.disk_written_bytes = json_integer_value(wr);
+	}
+}
+
+/* Where the VM's cgroup is, and how each limit will be enforced. */
+static void
+res_prepare(struct build *b, struct vm_confine *confine)
+{
+	char note[256], plan[256];
+	_cleanup_free_ char *root = NULL;
+	_cleanup_free_ char *name = NULL;
+	struct error err = { 0 };
+
+	limit_for_vm(b->recipe->cpus, b->recipe->memory,
+		     b->opts.accel == ACCEL_TCG, LIMIT_TCG_TB_MIB,
+		     (uint64_t)b->recipe->limits.cpu_time_ms * 1000, &b->lim);
+	/* the manager's pid first: a gc can tell live owners from dead */
+	name = xasprintf("%d-%s-%d", (int)getpid(),
+			 strrchr(b->run_dir, '/') + 1, b->boot_attempt);
+	if (cgroup_discover(getenv("QCTL_CGROUP_ROOT"), &root, &err) == 0 &&
+	    cgroup_create(root, name, &b->cg, &err) == 0) {
+		b->cg_up = true;
+		limit_plan_make(&b->lim, b->cg.controllers, &b->plan);
+		if (cgroup_apply_limits(&b->cg, &b->lim, &b->plan, &err) < 0)
+			say(b, 0, "warning: cgroup limits: %s", err.msg);
+		confine->cgroup_procs_fd = cgroup_open_procs(&b->cg, &err);
+		if (confine->cgroup_procs_fd < 0)
+			say(b, 0, "warning: %s", err.msg);
+		if (!b->said_plan && cgroup_missing_note(&b->cg, note,
+							 sizeof(note)))
+			say(b, 1, "%s", note);
+	} else {
+		if (!b->said_plan)
+			say(b, 1, "no usable cgroup v2 (%s): limits by polling",
+			    err.msg);
+		limit_plan_make(&b->lim, 0, &b->plan);
+	}
+	if (!b->said_plan) {
+		limit_plan_format(&b->plan, plan, sizeof(plan));
+		say(b, 2, "limits: %s", plan);
+		json_decref(b->res.enforcement);
+		b->res.enforcement = json_object();
+		for (int i = 0; i < LIMIT__N; i++)
+			if (b->plan.how[i] != LIMIT_UNSET)
+				json_object_set_new(
+					b->res.enforcement,
+					limit_res_name(i),
+					json_string(limit_how_name(
+						b->plan.how[i])));
+	}
+	b->said_plan = true;
+}
+
+/* ---- network --------------------------------------------------------- */
+
+static void
+on_proxy_record(const struct proxy_record *r, void *opaque)
+{
+	struct build *b = opaque;
+	json_t *j = proxy_record_to_json(r);
+	char *line;
+
+	say(b, 1, "net: %s %s:%u %s%s%s", r->method, r->host, r->port,
+	    r->allowed ? "allowed" : "REFUSED", r->reason ? ": " : "",
+	    r->reason ? r->reason : "");
+	if (!b->res.network)
+		b->res.network = json_array();
+	/* A runaway build must not grow the result without bound. */
+	if (json_array_size(b->res.network) < 10000)
+		json_array_append(b->res.network, j);
+	line = json_dumps(j, JSON_COMPACT);
+	if (line && b->net_log_fd >= 0) {
+		if (write_in_full(b->net_log_fd, line, strlen(line)) < 0 ||
+		    write_in_full(b->net_log_fd, "\n", 1) < 0)
+			(void)0;
+	}
+	free(line);
+	json_decref(j);
+}
+
+static void
+on_proxy_io(struct loop *l, int fd, uint32_t events, void *opaque)
+{
+	struct build *b = opaque;
+	struct error err = { 0 };
+
+	(void)l;
+	(void)fd;
+	(void)events;
+	if (proxy_handle_io(b->proxy, on_proxy_record, b, &err) < 0) {
+		loop_unwatch(b->w_proxy);
+		b->w_proxy = NULL;
+		if (b->phase < PH_SHUTDOWN)
+			fail(b, BUILD_ERROR, "proxy lost: %s", err.msg);
+	}
+}
+
+static void
+on_nf_io(struct loop *l, int fd, uint32_t events, void *opaque)
+{
+	struct build *b = opaque;
+
+	(void)l;
+	(void)fd;
+	(void)events;
+	/* The helper only ever answers requests: anything unasked-for is
+	 * its death (EOF) or a broken helper.  Fail closed. */
+	loop_unwatch(b->w_nf);
+	b->w_nf = NULL;
+	if (b->phase < PH_SHUTDOWN)
+		fail(b, BUILD_ERROR, "network helper died (pid %d)",
+		     (int)nf_pid(b->nf));
+}
+
+/* Guest and proxy byte counts; ends the build past net_bytes. */
+static void
+net_sample(struct build *b)
+{
+	struct nf_counters c;
+	struct error err = { 0 };
+	uint64_t up = 0, down = 0, total;
+	uint64_t max = b->recipe->limits.net_bytes;
+
+	if (!b->net || !b->nf || b->phase >= PH_SHUTDOWN)
+		return;
+	if (nf_read_counters(b->nf, &c, &err) < 0) {
+		fail(b, BUILD_ERROR, "network helper: %s", err.msg);
+		return;
+	}
+	if (b->proxy)
+		proxy_totals(b->proxy, &up, &down);
+	/* from the guest's point of view */
+	b->res.stats.net_tx_bytes = c.rx_bytes;
+	b->res.stats.net_rx_bytes = c.tx_bytes;
+	total = c.rx_bytes + c.tx_bytes;
+	if (up + down > total)
+		total = up + down;
+	if (c.quota_used > total)
+		total = c.quota_used;
+	if (max && total > max)
+		limit_exceeded(b, "net_bytes", total, max, "bytes",
+			       "network traffic exceeded %llu bytes",
+			       (unsigned long long)max);
+}
+
+static int
+net_window(struct build *b, bool open, const char *step, struct error *err)
+{
+	int r;
+
+	if (!b->net || b->window_open == open)
+		return 0;
+	if (open) {
+		r = proxy_set_window(b->proxy, true, step, err);
+		if (r == 0)
+			r = nf_open_window(b->nf, err);
+		if (r == 0)
+			b->window_open = true;
+		return r;
+	}
+	/* Close the kernel's door first: it is the one that matters. */
+	r = nf_close_window(b->nf, err);
+	if (r == 0)
+		b->window_open = false;
+	if (b->proxy && proxy_set_window(b->proxy, false, NULL,
+					 r < 0 ? NULL : err) < 0 && r == 0)
+		r = -1;
+	net_sample(b);
+	return r;
+}
+
+static char *
+helper_path(void)
+{
+	const char *env = getenv("QCTL_NETFILTER");
+	char exe[4096];
+	ssize_t n;
+
+	if (env && *env)
+		return xstrdup(env);
+	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n > 0) {
+		char *slash;
+
+		exe[n] = '\0';
+		slash = strrchr(exe, '/');
+		if (slash) {
+			*slash = '\0';
+			return xasprintf("%s/qctl-netfilter", exe);
+		}
+	}
+	return xstrdup("qctl-netfilter");
+}
+
+/*
+ * The builder's network: its own namespace with one tap, the nftables
+ * helper inside it (window closed), and the proxy on the tap's address.
+ */
+static int
+net_start(struct build *b, struct error *err)
+{
+	_cleanup_free_ char *name = xasprintf("qctl-%s",
+					      strrchr(b->run_dir, '/') + 1);
+	_cleanup_free_ char *helper = helper_path();
+	_cleanup_free_ char *logp = xasprintf("%s/network.jsonl", b->run_dir);
+	struct proxy_config pc = { 0 };
+	int r;
+
+	r = netns_create(name, &b->ns, err);
+	if (r < 0)
+		return r;
+	r = nf_start(helper, b->ns.fd, &b->nf, err);
+	if (r == 0)
+		r = nf_setup(b->nf, NETNS_TAP, NETNS_HOST_IP, NETNS_GUEST_IP,
+			     NETNS_PROXY_PORT, b->recipe->limits.net_bytes,
+			     err);
+	if (r < 0) {
+		error_prefix(err, "network helper");
+		return r;
+	}
+	pc.listen_fd = b->ns.listen_fd;
+	pc.allow = b->recipe->allow;
+	pc.n_allow = b->recipe->n_allow;
+	pc.max_bytes = b->recipe->limits.net_bytes;
+	r = proxy_start(&pc, &b->proxy, err);
+	if (r < 0) {
+		error_prefix(err, "proxy");
+		return r;
+	}
+	/* Only the proxy needs the listener. */
+	close(b->ns.listen_fd);
+	b->ns.listen_fd = -1;
+	b->net_log_fd = open(logp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+			     0600);
+	b->res.net_log = steal_pointer(&logp);
+	b->w_nf = loop_watch_fd(b->loop, nf_fd(b->nf), EPOLLIN, on_nf_io, b);
+	b->w_proxy = loop_watch_fd(b->loop, proxy_fd(b->proxy), EPOLLIN,
+				   on_proxy_io, b);
+	if (!b->w_nf || !b->w_proxy)
+		return error_sys(err, errno, "epoll");
+	say(b, 2, "network: namespace %s, helper pid %d, proxy pid %d",
+	    b->ns.name, (int)nf_pid(b->nf), (int)proxy_pid(b->proxy));
+	return 0;
+}
+
+static void
+net_stop(struct build *b)
+{
+	struct error err = { 0 };
+
+	loop_unwatch(b->w_nf);
+	loop_unwatch(b->w_proxy);
+	b->w_nf = b->w_proxy = NULL;
+	if (b->proxy) {
+		/* a last look at what it counted */
+		proxy_handle_io(b->proxy, on_proxy_record, b, NULL);
+		proxy_stop(b->proxy);
+		b->proxy = NULL;
+	}
+	if (b->nf) {
+		/* QEMU is gone: deleting the table opens nothing. */
+		if (nf_alive(b->nf))
+			nf_teardown(b->nf, &err);
+		nf_stop(b->nf);
+		b->nf = NULL;
+	}
+	netns_destroy(&b->ns);
+	if (b->net_log_fd >= 0)
+		close(b->net_log_fd);
+	b->net_log_fd = -1;
+}
+
 /* ---- guest setup ----------------------------------------------------- */
 
 /*
@@ -501,14 +865,17 @@ on_pidfd(struct loop *l, int fd, uint32_t events, void *opaque)
 static void
 start_setup(struct build *b)
 {
-	static const char script[] =
+	static const char disk[] =
 		"set -e; mkdir -p /src; "
 		"busybox mount -t ext4 -o nosuid,nodev,noatime /dev/vda /src";
-	char buf[sizeof(script)];
+	static const char net[] =
+		"; busybox ip link set lo up; busybox ip link set eth0 up; "
+		"busybox ip addr add " NETNS_GUEST_IP "/30 dev eth0";
+	char buf[sizeof(disk) + sizeof(net)];
 	char *argv[] = { buf };
 	struct error err = { 0 };
 
-	memcpy(buf, script, sizeof(script));
+	snprintf(buf, sizeof(buf), "%s%s", disk, b->net ? net : "");
 	b->phase = PH_SETUP;
 	if (agent_send_exec(&b->agent, SETUP_ID, AGENT_EXEC_SHELL, "/", argv,
 			    1, NULL, 0, &err) < 0)
@@ -624,15 +991,36 @@ start_step(struct build *b, size_t i)
 	b->step_t0 = now_ms();
 	sr->ran = true;
 	sr->started_ms = since_start(b);
-	env = xcalloc(r->n_env + 2, sizeof(*env));
+	env = xcalloc(r->n_env + 8, sizeof(*env));
 	for (size_t k = 0; k < r->n_env; k++)
-		env[n_env++] = r->env[k];
+		env[n_env++] = xstrdup(r->env[k]);
 	env[n_env++] = xasprintf("QCTL_STEP=%s", s->name);
+	if (s->fetch) {
+		static const char *const vars[] = { "http_proxy", "HTTP_PROXY",
+						    "https_proxy",
+						    "HTTPS_PROXY" };
+
+		for (size_t k = 0; k < ARRAY_SIZE(vars); k++)
+			env[n_env++] = xasprintf("%s=http://%s:%d", vars[k],
+						 NETNS_HOST_IP,
+						 NETNS_PROXY_PORT);
+		env[n_env++] = xstrdup("no_proxy=");
+		if (net_window(b, true, s->name, &err) < 0) {
+			for (size_t k = 0; k < n_env; k++)
+				free(env[k]);
+			free(env);
+			fail(b, BUILD_ERROR, "opening the network for \"%s\": "
+			     "%s", s->name, err.msg);
+			return;
+		}
+	}
 	argv[0] = s->run;
-	say(b, 1, "step %s: started", s->name);
+	say(b, 1, "step %s: started%s", s->name,
+	    s->fetch ? " (network: fetch)" : "");
 	rc = agent_send_exec(&b->agent, STEP_ID_BASE + i, AGENT_EXEC_SHELL,
 			     "/src", argv, 1, env, n_env, &err);
-	free(env[n_env - 1]);
+	for (size_t k = 0; k < n_env; k++)
+		free(env[k]);
 	free(env);
 	if (rc < 0) {
 		fail(b, BUILD_ERROR, "step \"%s\": %s", s->name, err.msg);
@@ -648,9 +1036,15 @@ step_exited(struct build *b, int32_t code, int32_t sig)
 {
 	const struct recipe_step *s = &b->recipe->steps[b->step];
 	struct step_result *sr = &b->res.steps[b->step];
+	struct error err = { 0 };
 
 	cancel_phase_timer(b);
 	flush_lines(b);
+	if (net_window(b, false, NULL, &err) < 0) {
+		fail(b, BUILD_ERROR, "closing the network after \"%s\": %s",
+		     s->name, err.msg);
+		return;
+	}
 	sr->exit_code = sig ? -1 : code;
 	sr->signal = sig;
 	sr->duration_ms = now_ms() - b->step_t0;
@@ -1013,7 +1407,12 @@ boot_vm(struct build *b, struct error *err)
 	r = vm_confine_default(&confine, err);
 	if (r < 0)
 		return r;
-	r = vm_spawn(&cfg, -1, b->disk_fd, qlog, &confine, &b->vm, err);
+	res_prepare(b, &confine);
+	cfg.tb_size_mib = LIMIT_TCG_TB_MIB;
+	r = vm_spawn(&cfg, b->net ? b->ns.tap_fd : -1, b->disk_fd, qlog,
+		     &confine, &b->vm, err);
+	if (confine.cgroup_procs_fd >= 0)
+		close(confine.cgroup_procs_fd);
 	if (r < 0)
 		return r;
 	say(b, 2, "QEMU pid %d (attempt %d)", b->vm.pid, b->boot_attempt);
@@ -1065,6 +1464,17 @@ on_tick(struct loop *l, void *opaque)
 	b->t_tick = NULL;
 	if (b->qmp)
 		qmp_check_timeouts(b->qmp, now_ms());
+	res_sample(b);
+	if (b->qmp && qmp_ready(b->qmp) && b->phase < PH_SHUTDOWN &&
+	    b->ticks % 4 == 0)
+		qmp_execute(b->qmp, "query-blockstats", NULL, QMP_TIMEOUT_MS,
+			    on_blockstats, b, NULL);
+	/* Counters every second, every tick while the network is open. */
+	if (b->net && (b->window_open || b->ticks % 4 == 0))
+		net_sample(b);
+	b->ticks++;
+	if (b->qmp)
+		update_watches(b);
 	if (b->phase != PH_DONE)
 		b->t_tick = loop_timer_at(l, now_ms() + TICK_MS, on_tick, b);
 }
@@ -1084,6 +1494,11 @@ build_new(struct loop *loop, const struct recipe *recipe,
 	b->opaque = opaque;
 	b->log_fd = b->console_log_fd = b->upload_fd = b->art_fd = -1;
 	b->disk_fd = -1;
+	b->net_log_fd = -1;
+	b->ns.fd = b->ns.tap_fd = b->ns.listen_fd = -1;
+	for (size_t i = 0; i < recipe->n_steps; i++)
+		if (recipe->steps[i].fetch)
+			b->net = true;
 	b->vm.pid = -1;
 	b->vm.pidfd = b->vm.qmp_fd = b->vm.agent_fd = b->vm.console_fd = -1;
 	b->res.status = BUILD_RUNNING;
@@ -1140,9 +1555,17 @@ build_start(struct build *b, struct error *err)
 				  b->t0 + b->recipe->limits.wall_time_ms,
 				  on_wall_time, b);
 	b->t_tick = loop_timer_at(b->loop, now_ms() + TICK_MS, on_tick, b);
+	if (b->net) {
+		r = net_start(b, err);
+		if (r < 0) {
+			net_stop(b);
+			return r;
+		}
+	}
 	r = boot_vm(b, err);
 	if (r < 0) {
 		release_vm(b);
+		net_stop(b);
 		return r;
 	}
 	return 0;
@@ -1177,6 +1600,7 @@ build_free(struct build *b)
 	loop_timer_cancel(b->t_wall);
 	loop_timer_cancel(b->t_tick);
 	release_vm(b);
+	net_stop(b);
 	if (b->upload_fd >= 0)
 		close(b->upload_fd);
 	if (b->art_fd >= 0)

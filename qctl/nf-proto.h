@@ -35,10 +35,10 @@
 enum nf_msg_type {
 	/* manager -> helper */
 	NF_REQ_SETUP = 1,	/* struct nf_req_setup: install the ruleset */
-	NF_REQ_OPEN = 2,	/* header only: add the proxy port to the window */
+	NF_REQ_OPEN = 2,	/* header only: open the window */
 	NF_REQ_CLOSE = 3,	/* header only: remove it (no-op if closed) */
 	NF_REQ_COUNTERS = 4,	/* header only: answered by NF_REP_COUNTERS */
-	NF_REQ_TEARDOWN = 5,	/* header only: delete the table; helper exits */
+	NF_REQ_TEARDOWN = 5,	/* header only: delete the table, then exit */
 
 	/* helper -> manager */
 	NF_REP_HELLO = 64,	/* struct nf_rep_hello, once, when confined */

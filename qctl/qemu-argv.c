@@ -133,14 +133,19 @@ qemu_argv_build(const struct qemu_config *cfg, char ***argv,
 	/* A reboot request ends the VM instead of running it again. */
 	argv_add(&b, xstrdup("-no-reboot"));
 	if (microvm)
-		argv_addf(&b, "-machine", "microvm,accel=%s,pit=off,pic=off,"
-			  "rtc=on,isa-serial=%s",
-			  accel_name(cfg->accel),
+		argv_addf(&b, "-machine", "microvm,pit=off,pic=off,rtc=on,"
+			  "isa-serial=%s",
 			  cfg->console_fd >= 0 ? "on" : "off");
 	else
-		argv_addf(&b, "-machine", "q35,accel=%s,smbus=off,vmport=off,"
-			  "sata=off,usb=off,graphics=off",
-			  accel_name(cfg->accel));
+		argv_addf(&b, "-machine", "q35,smbus=off,vmport=off,sata=off,"
+			  "usb=off,graphics=off");
+	/* TCG's translation cache defaults to 1 GiB; a fixed, smaller one
+	 * keeps QEMU's memory overhead known (see limit.c). */
+	if (cfg->accel == ACCEL_TCG)
+		argv_addf(&b, "-accel", "tcg,tb-size=%d",
+			  cfg->tb_size_mib ? cfg->tb_size_mib : 256);
+	else
+		argv_addf(&b, "-accel", "kvm");
 	argv_addf(&b, "-cpu", "%s", cfg->accel == ACCEL_KVM ? "host" : "max");
 	argv_addf(&b, "-smp", "%d", cfg->cpus);
 	argv_addf(&b, "-m", "%llu", (unsigned long long)mib);

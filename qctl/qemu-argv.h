@@ -30,6 +30,7 @@ struct qemu_config {
 				 * read-only twin is disk_fd + 1), or -1 */
 	const char *name;	/* VM name for ps/QMP, may be NULL */
 	bool sandbox;		/* QEMU's -sandbox (default on) */
+	int tb_size_mib;	/* TCG translation cache; 0: 256 */
 };
 
 /* Build a NULL-terminated argv; free with qemu_argv_free. */

@@ -135,7 +135,8 @@ result_to_json(const struct build_result *r)
 			  "net_tx_bytes", (json_int_t)r->stats.net_tx_bytes,
 			  "log_bytes", (json_int_t)r->stats.log_bytes);
 	json_object_set_new(o, "stats", stats);
-	json_object_set_new(o, "network", json_array());
+	json_object_set_new(o, "network", r->network ? json_incref(r->network)
+						     : json_array());
 	for (size_t i = 0; i < r->n_artifacts; i++) {
 		const struct artifact_result *a = &r->artifacts[i];
 
@@ -146,6 +147,8 @@ result_to_json(const struct build_result *r)
 						a->sha256));
 	}
 	json_object_set_new(o, "artifacts", arts);
+	if (r->enforcement)
+		json_object_set(o, "enforcement", r->enforcement);
 	return o;
 }
 
@@ -192,5 +195,8 @@ result_clear(struct build_result *r)
 	free(r->artifacts);
 	free(r->reason);
 	free(r->run_dir);
+	json_decref(r->network);
+	json_decref(r->enforcement);
+	free(r->net_log);
 	memset(r, 0, sizeof(*r));
 }

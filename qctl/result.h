@@ -69,6 +69,9 @@ struct build_result {
 	struct build_stats stats;
 	struct artifact_result *artifacts;
 	size_t n_artifacts;
+	json_t *network;	/* array of proxy records, or NULL */
+	json_t *enforcement;	/* limit name -> kernel/poll/unenforced */
+	char *net_log;		/* where the JSON lines of requests went */
 };
 
 const char *result_status_name(enum build_status s);

@@ -1,6 +1,8 @@
 /* vm.c - fork/exec QEMU with exactly the fds it needs */
 #include "vm.h"
 
+#include "cgroup.h"
+
 #include <cap-ng.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -138,9 +140,12 @@ vm_child(char **argv, int fds[CHILD_NFDS], int logfd, int errpipe,
 
 	/* Into the VM's cgroup first, so that everything QEMU allocates is
 	 * counted there. */
-	if (c->cgroup_procs_fd >= 0 &&
-	    write(c->cgroup_procs_fd, "0\n", 2) != 2)
-		child_fail(errpipe, errno);
+	if (c->cgroup_procs_fd >= 0) {
+		int r = cgroup_enter_self(c->cgroup_procs_fd);
+
+		if (r < 0)
+			child_fail(errpipe, -r);
+	}
 
 	/* The manager blocks signals for its signalfd; QEMU must not
 	 * inherit that mask, or a SIGTERM would never reach it. */
