@@ -23,7 +23,7 @@
 
 /* Largest read from a child pipe, so one read makes at most one frame. */
 #define GA_READ_CHUNK (32u * 1024)
-/* Stop reading children and the port while more than this waits for the host. */
+/* Above this much output queued, stop reading children and the port. */
 #define GA_OUTQ_HIGH (1024u * 1024)
 /* Stop reading the port while a FILE_IN job has more than this unwritten. */
 #define GA_STDIN_HIGH (256u * 1024)
@@ -78,9 +78,9 @@ _Noreturn void init_poweroff(void);
 
 struct ga_port {
 	int fd;
-	bool connected;		/* host end open (no POLLHUP) */
-	struct ga_buf in;	/* received bytes not yet parsed into frames */
-	struct ga_buf out;	/* encoded frames not yet written */
+	bool connected;	   /* host end open (no POLLHUP) */
+	struct ga_buf in;  /* received bytes not yet parsed into frames */
+	struct ga_buf out; /* encoded frames not yet written */
 };
 
 /* Find the device node of the port named name, waiting up to timeout_ms. */
@@ -88,14 +88,14 @@ int port_find(const char *name, int timeout_ms, char *path, size_t size);
 /* Open the port at path non-blocking; 0 or -errno. */
 int port_open(struct ga_port *p, const char *path);
 /* Queue one frame; the payload is the concatenation of two parts. */
-void port_send2(struct ga_port *p, uint16_t type, uint32_t id,
-		const void *a, size_t alen, const void *b, size_t blen);
+void port_send2(struct ga_port *p, uint16_t type, uint32_t id, const void *a,
+		size_t alen, const void *b, size_t blen);
 /* Queue one frame with a single payload part. */
 void port_send(struct ga_port *p, uint16_t type, uint32_t id,
 	       const void *payload, size_t len);
 /* Queue an ERROR frame (i32 errno, message). */
-void port_send_error(struct ga_port *p, uint32_t id, int err,
-		     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+void port_send_error(struct ga_port *p, uint32_t id, int err, const char *fmt,
+		     ...) __attribute__((format(printf, 4, 5)));
 /* Queue a FILE_DONE frame (i32 status, message). */
 void port_send_done(struct ga_port *p, uint32_t id, int status,
 		    const char *msg);
@@ -133,8 +133,8 @@ bool job_stdin_congested(void);
 size_t job_poll_fill(struct ga_port *p, struct pollfd *fds, size_t n,
 		     size_t cap);
 /* Service job pipes after poll() for fds[first..n). */
-void job_poll_handle(struct ga_port *p, const struct pollfd *fds,
-		     size_t first, size_t n);
+void job_poll_handle(struct ga_port *p, const struct pollfd *fds, size_t first,
+		     size_t n);
 /* A child was reaped with the given wait status. */
 void job_reaped(struct ga_port *p, pid_t pid, int status);
 /* Kill every job's process group and forget the jobs (host went away). */

@@ -67,7 +67,7 @@ ga_exec_decode(const void *buf, size_t len, struct ga_exec *out,
 			*why = "EXEC environment runs past the payload";
 			return -1;
 		}
-		/* "=x" or "x" would give the child an unreadable environment. */
+		/* "=x" or "x" would give the child an unusable environment */
 		if (e[0] == '=' || !strchr(e, '=')) {
 			*why = "EXEC environment entry is not KEY=VALUE";
 			return -1;

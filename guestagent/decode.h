@@ -16,7 +16,8 @@
 #include "agent-proto.h"
 
 /* Base environment of every EXEC; entries given by the host override it. */
-#define GA_ENV_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+#define GA_ENV_PATH                                                            \
+	"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #define GA_ENV_HOME "HOME=/root"
 #define GA_ENV_TERM "TERM=dumb"
 #define GA_ENV_BASE_N 3
@@ -25,22 +26,22 @@
 #define GA_SIGNO_MAX 64u
 
 struct ga_exec {
-	uint32_t flags;			/* AGENT_EXEC_* */
-	const char *cwd;		/* absolute */
-	uint32_t argc;			/* >= 1 */
+	uint32_t flags;	 /* AGENT_EXEC_* */
+	const char *cwd; /* absolute */
+	uint32_t argc;	 /* >= 1 */
 	uint32_t envc;
-	const char *argv[AGENT_MAX_STRINGS + 1];	/* NULL-terminated */
-	const char *envv[AGENT_MAX_STRINGS + 1];	/* NULL-terminated */
+	const char *argv[AGENT_MAX_STRINGS + 1]; /* NULL-terminated */
+	const char *envv[AGENT_MAX_STRINGS + 1]; /* NULL-terminated */
 };
 
 struct ga_file_in {
-	const char *dir;		/* absolute */
+	const char *dir; /* absolute */
 };
 
 struct ga_file_out {
-	const char *dir;		/* absolute */
-	uint32_t n;			/* number of globs, may be 0 */
-	const char *globs[AGENT_MAX_STRINGS + 1];	/* NULL-terminated */
+	const char *dir; /* absolute */
+	uint32_t n;	 /* number of globs, may be 0 */
+	const char *globs[AGENT_MAX_STRINGS + 1]; /* NULL-terminated */
 };
 
 /* Decode an EXEC payload; 0, or -1 with *why set to a static message. */
@@ -53,8 +54,7 @@ int ga_file_in_decode(const void *buf, size_t len, struct ga_file_in *out,
 int ga_file_out_decode(const void *buf, size_t len, struct ga_file_out *out,
 		       const char **why);
 /* Decode a SIGNAL payload (u32 signo in 1..GA_SIGNO_MAX); 0 or -1. */
-int ga_signal_decode(const void *buf, size_t len, int *signo,
-		     const char **why);
+int ga_signal_decode(const void *buf, size_t len, int *signo, const char **why);
 
 /*
  * Merge the base environment with the host's entries into out (capacity

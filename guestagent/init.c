@@ -31,15 +31,15 @@ struct ga_mount {
 };
 
 static const struct ga_mount mounts[] = {
-	{ "proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL },
-	{ "sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL },
+	{"proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL},
+	{"sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL},
 	/* devtmpfs: device nodes appear without udev, including vportNpM */
-	{ "devtmpfs", "/dev", "devtmpfs", MS_NOSUID, "mode=0755" },
-	{ "devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
-	  "gid=5,mode=0620,ptmxmode=0666" },
-	{ "tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777" },
-	{ "tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777" },
-	{ "tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755" },
+	{"devtmpfs", "/dev", "devtmpfs", MS_NOSUID, "mode=0755"},
+	{"devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
+	 "gid=5,mode=0620,ptmxmode=0666"},
+	{"tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777"},
+	{"tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777"},
+	{"tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755"},
 };
 
 static void
@@ -104,17 +104,58 @@ loopback_up(void)
 	close(s);
 }
 
+/*
+ * Parameters for module name from the kernel command line ("name.p=v"),
+ * as modprobe would pass them: the kernel keeps those for loadable modules
+ * to userspace, and microvm without ACPI describes its virtio-mmio devices
+ * only as virtio_mmio.device=... there.
+ */
 static void
-load_module(const char *path)
+module_params(const char *cmdline, const char *path, char *out, size_t size)
 {
+	char name[128], tok[512];
+	const char *base = strrchr(path, '/'), *p = cmdline;
+	size_t n, i, used = 0;
+
+	base = base ? base + 1 : path;
+	n = strcspn(base, ".");
+	if (n >= sizeof(name))
+		n = sizeof(name) - 1;
+	for (i = 0; i < n; i++)
+		name[i] = base[i] == '-' ? '_' : base[i];
+	name[n] = '\0';
+	out[0] = '\0';
+	while (*p) {
+		size_t len;
+
+		p += strspn(p, " \t\n");
+		len = strcspn(p, " \t\n");
+		if (!len)
+			break;
+		if (len < sizeof(tok) && len > n + 1 && !strncmp(p, name, n) &&
+		    p[n] == '.' && used + (len - n - 1) + 2 < size) {
+			memcpy(tok, p + n + 1, len - n - 1);
+			tok[len - n - 1] = '\0';
+			used += snprintf(out + used, size - used, "%s%s",
+					 used ? " " : "", tok);
+		}
+		p += len;
+	}
+}
+
+static void
+load_module(const char *path, const char *cmdline)
+{
+	char params[1024];
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 
 	if (fd < 0) {
 		ga_log("module %s: %s", path, strerror(errno));
 		return;
 	}
+	module_params(cmdline, path, params, sizeof(params));
 	/* glibc has no finit_module wrapper; EEXIST means built in or loaded */
-	if (syscall(SYS_finit_module, fd, "", 0) < 0 && errno != EEXIST)
+	if (syscall(SYS_finit_module, fd, params, 0) < 0 && errno != EEXIST)
 		ga_log("finit_module %s: %s", path, strerror(errno));
 	close(fd);
 }
@@ -123,16 +164,22 @@ load_module(const char *path)
 static void
 load_modules(void)
 {
-	char line[1024];
-	FILE *f = fopen(GA_MODULES_ORDER, "re");
+	char line[1024], cmdline[4096] = "";
+	FILE *f = fopen("/proc/cmdline", "re");
 
+	if (f) {
+		if (!fgets(cmdline, sizeof(cmdline), f))
+			cmdline[0] = '\0';
+		fclose(f);
+	}
+	f = fopen(GA_MODULES_ORDER, "re");
 	if (!f)
 		return;
 	while (fgets(line, sizeof(line), f)) {
 		line[strcspn(line, "\r\n")] = '\0';
 		if (line[0] == '\0' || line[0] == '#')
 			continue;
-		load_module(line);
+		load_module(line, cmdline);
 	}
 	fclose(f);
 }
@@ -156,8 +203,13 @@ init_poweroff(void)
 	/* the build's processes must not write to disks while they go away */
 	kill(-1, SIGKILL);
 	sync();
-	reboot(RB_POWER_OFF);
-	/* no ACPI power-off: reset, which QEMU turns into an exit (-no-reboot) */
+	/*
+	 * Without ACPI the kernel has no power-off method and turns
+	 * RB_POWER_OFF into a halt that never returns, leaving QEMU running;
+	 * a reset instead makes QEMU (-no-reboot) exit.
+	 */
+	if (access("/sys/firmware/acpi", F_OK) == 0)
+		reboot(RB_POWER_OFF);
 	reboot(RB_AUTOBOOT);
 	ga_log("power off failed: %s", strerror(errno));
 	if (getpid() != 1)

@@ -23,7 +23,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-
 /* Most bytes taken from one pipe after its child was reaped. */
 #define GA_DRAIN_MAX (256u * 1024)
 
@@ -39,18 +38,18 @@ struct ga_job {
 	bool used;
 	enum job_kind kind;
 	uint32_t id;
-	pid_t pid;		/* 0 if no child was started */
+	pid_t pid; /* 0 if no child was started */
 	bool reaped;
 	int wstatus;
-	int out_fd;		/* EXEC stdout, FILE_OUT tar stdout */
-	int err_fd;		/* child's stderr */
-	int in_fd;		/* FILE_IN tar stdin */
-	struct ga_buf inq;	/* FILE_IN: DATA not yet written to tar */
-	bool data_end;		/* FILE_IN: DATA_END received */
-	int fail;		/* FILE_*: -errno of an agent-side failure */
-	char text[GA_ERRTEXT_MAX + 1];	/* FILE_*: tar stderr or failure */
+	int out_fd;	   /* EXEC stdout, FILE_OUT tar stdout */
+	int err_fd;	   /* child's stderr */
+	int in_fd;	   /* FILE_IN tar stdin */
+	struct ga_buf inq; /* FILE_IN: DATA not yet written to tar */
+	bool data_end;	   /* FILE_IN: DATA_END received */
+	int fail;	   /* FILE_*: -errno of an agent-side failure */
+	char text[GA_ERRTEXT_MAX + 1]; /* FILE_*: tar stderr or failure */
 	size_t textlen;
-	int pi_out, pi_err, pi_in;	/* indices into the pollfd array */
+	int pi_out, pi_err, pi_in; /* indices into the pollfd array */
 };
 
 /* What a child reports through its close-on-exec pipe when it cannot exec. */
@@ -147,7 +146,7 @@ text_set(struct ga_job *j, const char *msg)
 static _Noreturn void
 child_fail(int errfd, int err, const char *fmt, ...)
 {
-	struct child_err ce = { .err = err };
+	struct child_err ce = {.err = err};
 	va_list ap;
 
 	va_start(ap, fmt);
@@ -186,7 +185,7 @@ child_setup(int errfd, int in, int out, int err)
 	if (dup2(in >= 0 ? in : nul, 0) < 0 ||
 	    dup2(out >= 0 ? out : nul, 1) < 0 || dup2(err, 2) < 0)
 		child_fail(errfd, errno, "dup2: %s", strerror(errno));
-	/* the agent's fds are O_CLOEXEC already; this covers any that are not */
+	/* the agent's fds are O_CLOEXEC; this catches any that are not */
 	if (close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) < 0 && errno != ENOSYS &&
 	    errno != EINVAL)
 		child_fail(errfd, errno, "close_range: %s", strerror(errno));
@@ -278,9 +277,11 @@ job_exec(struct ga_port *p, uint32_t id, const void *pl, size_t len)
 	static struct ga_exec x;
 	static const char *envp[GA_ENV_BASE_N + AGENT_MAX_STRINGS + 1];
 	static const char *const base[GA_ENV_BASE_N] = {
-		GA_ENV_PATH, GA_ENV_HOME, GA_ENV_TERM,
+		GA_ENV_PATH,
+		GA_ENV_HOME,
+		GA_ENV_TERM,
 	};
-	int opipe[2] = { -1, -1 }, epipe[2] = { -1, -1 }, cpipe[2];
+	int opipe[2] = {-1, -1}, epipe[2] = {-1, -1}, cpipe[2];
 	struct child_err ce;
 	unsigned char pidbuf[4];
 	const char *why;
@@ -340,9 +341,9 @@ fail:
 static _Noreturn void
 file_in_child(int errfd, const char *dir, int in, int err)
 {
-	static const char *const argv[] = { "tar", "-x", "-f", "-", NULL };
-	static const char *const envp[] = { GA_ENV_PATH, GA_ENV_HOME,
-					    GA_ENV_TERM, NULL };
+	static const char *const argv[] = {"tar", "-x", "-f", "-", NULL};
+	static const char *const envp[] = {GA_ENV_PATH, GA_ENV_HOME,
+					   GA_ENV_TERM, NULL};
 	int r;
 
 	child_setup(errfd, in, err, err);
@@ -359,7 +360,7 @@ file_in_child(int errfd, const char *dir, int in, int err)
 void
 job_file_in(struct ga_port *p, uint32_t id, const void *pl, size_t len)
 {
-	int ipipe[2] = { -1, -1 }, epipe[2] = { -1, -1 }, cpipe[2];
+	int ipipe[2] = {-1, -1}, epipe[2] = {-1, -1}, cpipe[2];
 	struct ga_file_in fi;
 	struct child_err ce;
 	const char *why;
@@ -429,7 +430,7 @@ file_in_push(struct ga_job *j)
 			continue;
 		if (n < 0 && errno == EAGAIN)
 			return;
-		/* tar exited early (EPIPE): its status tells why; drop the rest */
+		/* tar exited early (EPIPE): its status says why */
 		close_fd(&j->in_fd);
 		ga_buf_free(&j->inq);
 	}
@@ -453,7 +454,7 @@ job_data(struct ga_port *p, uint32_t id, const void *pl, size_t len)
 		return;
 	}
 	if (j->in_fd < 0)
-		return;		/* failed or tar gone: swallow */
+		return; /* failed or tar gone: swallow */
 	ga_buf_add(&j->inq, pl, len);
 	file_in_push(j);
 }
@@ -489,8 +490,8 @@ job_stdin_congested(void)
 static _Noreturn void
 file_out_child(int errfd, const struct ga_file_out *fo, int out, int err)
 {
-	static const char *const envp[] = { GA_ENV_PATH, GA_ENV_HOME,
-					    GA_ENV_TERM, NULL };
+	static const char *const envp[] = {GA_ENV_PATH, GA_ENV_HOME,
+					   GA_ENV_TERM, NULL};
 	const char **argv;
 	glob_t g;
 	uint32_t i;
@@ -538,7 +539,7 @@ void
 job_file_out(struct ga_port *p, uint32_t id, const void *pl, size_t len)
 {
 	static struct ga_file_out fo;
-	int opipe[2] = { -1, -1 }, epipe[2] = { -1, -1 }, cpipe[2];
+	int opipe[2] = {-1, -1}, epipe[2] = {-1, -1}, cpipe[2];
 	struct child_err ce;
 	const char *why;
 	struct ga_job *j;
@@ -650,8 +651,7 @@ job_drain(struct ga_port *p, struct ga_job *j, int *fd)
 	ssize_t n;
 
 	/* bounded: a grandchild that keeps writing must not hold us here */
-	while (*fd >= 0 && total < GA_DRAIN_MAX &&
-	       (n = job_pump(p, j, fd)) > 0)
+	while (*fd >= 0 && total < GA_DRAIN_MAX && (n = job_pump(p, j, fd)) > 0)
 		total += (size_t)n;
 	close_fd(fd);
 }
@@ -745,7 +745,7 @@ poll_add(struct pollfd *fds, size_t *n, size_t cap, int fd, short ev, int *pi)
 size_t
 job_poll_fill(struct ga_port *p, struct pollfd *fds, size_t n, size_t cap)
 {
-	/* output waits in the pipes (and the child blocks) while we are behind */
+	/* while we are behind, output waits in the pipes (children block) */
 	short out_ev = port_congested(p) ? 0 : POLLIN;
 	size_t i;
 

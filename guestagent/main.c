@@ -77,7 +77,7 @@ host_gone(void)
 static void
 check_host(void)
 {
-	struct pollfd pfd = { .fd = port.fd, .events = POLLIN | POLLOUT };
+	struct pollfd pfd = {.fd = port.fd, .events = POLLIN | POLLOUT};
 
 	if (poll(&pfd, 1, 0) < 0 || (pfd.revents & (POLLHUP | POLLNVAL)))
 		return;
@@ -218,7 +218,7 @@ serve(int sfd)
 
 		if (!port.connected)
 			check_host();
-		fds[n++] = (struct pollfd){ .fd = sfd, .events = POLLIN };
+		fds[n++] = (struct pollfd){.fd = sfd, .events = POLLIN};
 		if (port.connected) {
 			short ev = 0;
 
@@ -227,7 +227,7 @@ serve(int sfd)
 			if (ga_buf_used(&port.out))
 				ev |= POLLOUT;
 			pi = (int)n;
-			fds[n++] = (struct pollfd){ .fd = port.fd, .events = ev };
+			fds[n++] = (struct pollfd){.fd = port.fd, .events = ev};
 		} else {
 			timeout = GA_RECONNECT_MS;
 		}
@@ -277,7 +277,8 @@ main(int argc, char **argv)
 			break;
 		default:
 			if (!is_init) {
-				fprintf(stderr, "usage: guestagent [-p DEVICE]\n");
+				fputs("usage: guestagent [-p DEVICE]\n",
+				      stderr);
 				return 2;
 			}
 		}

@@ -44,7 +44,7 @@ ga_fatal(const char *fmt, ...)
 	va_start(ap, fmt);
 	vlog(fmt, ap);
 	va_end(ap);
-	/* PID 1 must never exit: the kernel would panic instead of powering off */
+	/* PID 1 must never exit: the kernel would panic, not power off */
 	if (getpid() == 1)
 		init_poweroff();
 	exit(1);
@@ -76,7 +76,7 @@ ga_buf_add(struct ga_buf *b, const void *src, size_t n)
 	if (!n)
 		return;
 	if (b->off && b->len + n > b->cap) {
-		/* compact before growing: the queue is mostly drained from the front */
+		/* compact before growing: queues drain from the front */
 		memmove(b->data, b->data + b->off, b->len - b->off);
 		b->len -= b->off;
 		b->off = 0;

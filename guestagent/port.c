@@ -73,9 +73,9 @@ int
 port_find(const char *name, int timeout_ms, char *path, size_t size)
 {
 	int64_t end = ga_now_ms() + timeout_ms;
-	const struct timespec tick = { 0, 10 * 1000 * 1000 };
+	const struct timespec tick = {0, 10 * 1000 * 1000};
 
-	/* no udev here: the name arrives from the host after the probe, so poll */
+	/* no udev: the name comes from the host after the probe, so poll */
 	for (;;) {
 		if (port_scan(name, path, size) == 0)
 			return 0;
@@ -173,7 +173,7 @@ port_flush_wait(struct ga_port *p, int timeout_ms)
 	int64_t end = ga_now_ms() + timeout_ms;
 
 	while (ga_buf_used(&p->out) && p->connected) {
-		struct pollfd pfd = { .fd = p->fd, .events = POLLOUT };
+		struct pollfd pfd = {.fd = p->fd, .events = POLLOUT};
 		int64_t left = end - ga_now_ms();
 
 		if (left <= 0 || poll(&pfd, 1, (int)left) <= 0 ||
@@ -204,7 +204,7 @@ port_read(struct ga_port *p)
 			continue;
 		if (n < 0 && errno == EAGAIN)
 			return 0;
-		/* virtio_console reads 0 when nothing is connected on the host */
+		/* virtio_console reads 0 when no host is connected */
 		return -1;
 	}
 }

@@ -100,7 +100,16 @@ image_open(const char *name_or_dir, struct image *img, struct error *err)
 	if (!j || !json_is_object(j))
 		return error_set(err, EINVAL, "%s: %s", meta,
 				 j ? "not an object" : je.text);
-	r = image_file(dir, j, "kernel", "vmlinuz", &img->kernel, err);
+	/* An uncompressed ELF kernel boots through PVH without the
+	 * decompressor: measurably faster under TCG.  Use it when built. */
+	if (json_is_string(json_object_get(j, "kernel_pvh")) &&
+	    image_file(dir, j, "kernel_pvh", NULL, &img->kernel, NULL) == 0)
+		r = 0;
+	else {
+		free(img->kernel);
+		img->kernel = NULL;
+		r = image_file(dir, j, "kernel", "vmlinuz", &img->kernel, err);
+	}
 	if (r == 0)
 		r = image_file(dir, j, "initrd", "initrd.img", &img->initrd,
 			       err);

@@ -27,7 +27,7 @@ expect_eq "$(field Seccomp)" 2 "Seccomp (QEMU -sandbox)"
 for l in /proc/$qpid/fd/*; do
 	t=$(readlink "$l")
 	case "$t" in
-	/dev/null|*/qemu.log|*/vmlinuz|*/initrd.img|*/disk.img|/dev/kvm) ;;
+	/dev/null|*/qemu.log|*/vmlinuz|*/vmlinux|*/initrd.img|*/disk.img|/dev/kvm) ;;
 	/*) fail "QEMU holds ${l##*/} -> $t" ;;
 	pidfd*|*signalfd*) [ "${l##*/}" -gt 8 ] || fail "inherited $t" ;;
 	esac

@@ -54,8 +54,10 @@ pl_exec(struct pl *p, uint32_t flags, uint32_t argc, uint32_t envc,
 
 Test(agent_hdr, round_trip)
 {
-	struct agent_hdr h = { .len = 1234, .type = AGENT_FILE_DONE,
-			       .flags = 0, .id = 0xdeadbeef };
+	struct agent_hdr h = {.len = 1234,
+			      .type = AGENT_FILE_DONE,
+			      .flags = 0,
+			      .id = 0xdeadbeef};
 	struct agent_hdr g;
 	unsigned char raw[AGENT_HDR_SIZE];
 
@@ -74,7 +76,7 @@ Test(agent_hdr, round_trip)
 
 Test(agent_hdr, max_payload_accepted)
 {
-	struct agent_hdr h = { .len = AGENT_MAX_PAYLOAD, .type = AGENT_DATA };
+	struct agent_hdr h = {.len = AGENT_MAX_PAYLOAD, .type = AGENT_DATA};
 	struct agent_hdr g;
 	unsigned char raw[AGENT_HDR_SIZE];
 
@@ -85,7 +87,7 @@ Test(agent_hdr, max_payload_accepted)
 
 Test(agent_hdr, oversized_length_rejected)
 {
-	unsigned char raw[AGENT_HDR_SIZE] = { 0 };
+	unsigned char raw[AGENT_HDR_SIZE] = {0};
 	struct agent_hdr g;
 
 	agent_put_u32(raw, AGENT_MAX_PAYLOAD + 1);
@@ -97,7 +99,7 @@ Test(agent_hdr, oversized_length_rejected)
 
 Test(agent_hdr, nonzero_flags_rejected)
 {
-	unsigned char raw[AGENT_HDR_SIZE] = { 0 };
+	unsigned char raw[AGENT_HDR_SIZE] = {0};
 	struct agent_hdr g;
 
 	raw[4] = AGENT_PING;
@@ -114,7 +116,7 @@ Test(agent_hdr, nonzero_flags_rejected)
 
 Test(agent_cursor, u32_past_end)
 {
-	unsigned char b[7] = { 1, 0, 0, 0, 2, 0, 0 };
+	unsigned char b[7] = {1, 0, 0, 0, 2, 0, 0};
 	struct agent_cursor c;
 	uint32_t v = 0;
 
@@ -130,7 +132,7 @@ Test(agent_cursor, u32_past_end)
 
 Test(agent_cursor, string_past_end)
 {
-	const char b[] = { 'a', 'b', 'c' };	/* no NUL */
+	const char b[] = {'a', 'b', 'c'}; /* no NUL */
 	struct agent_cursor c;
 	const char *s = NULL;
 
@@ -142,7 +144,7 @@ Test(agent_cursor, string_past_end)
 
 Test(agent_cursor, strings_in_sequence)
 {
-	const char b[] = "one\0\0three";	/* "one", "", "three" + NUL */
+	const char b[] = "one\0\0three"; /* "one", "", "three" + NUL */
 	struct agent_cursor c;
 	const char *s;
 
@@ -175,7 +177,7 @@ Test(exec_decode, valid_shell)
 {
 	static struct pl p;
 	static struct ga_exec x;
-	const char *strs[] = { "make -j2", "A=1", "B=x=y" };
+	const char *strs[] = {"make -j2", "A=1", "B=x=y"};
 	const char *why = NULL;
 
 	pl_exec(&p, AGENT_EXEC_SHELL, 1, 2, "/src", strs);
@@ -195,7 +197,7 @@ Test(exec_decode, counts_out_of_range)
 {
 	static struct pl p;
 	static struct ga_exec x;
-	const char *strs[] = { "true" };
+	const char *strs[] = {"true"};
 	const char *why;
 
 	pl_exec(&p, 0, 0, 0, "/", strs);
@@ -247,7 +249,7 @@ Test(exec_decode, strings_past_end)
 {
 	static struct pl p;
 	static struct ga_exec x;
-	const char *strs[] = { "ls", "-l" };
+	const char *strs[] = {"ls", "-l"};
 	const char *why;
 	size_t full;
 
@@ -269,7 +271,7 @@ Test(exec_decode, trailing_bytes_rejected)
 {
 	static struct pl p;
 	static struct ga_exec x;
-	const char *strs[] = { "true" };
+	const char *strs[] = {"true"};
 	const char *why;
 
 	pl_exec(&p, 0, 1, 0, "/", strs);
@@ -282,10 +284,10 @@ Test(exec_decode, bad_fields_rejected)
 {
 	static struct pl p;
 	static struct ga_exec x;
-	const char *ok[] = { "true" };
-	const char *empty[] = { "" };
-	const char *noeq[] = { "true", "NOEQUALS" };
-	const char *lead[] = { "true", "=x" };
+	const char *ok[] = {"true"};
+	const char *empty[] = {""};
+	const char *noeq[] = {"true", "NOEQUALS"};
+	const char *lead[] = {"true", "=x"};
 	const char *why;
 
 	pl_exec(&p, 0x2, 1, 0, "/", ok);
@@ -412,8 +414,8 @@ Test(signal_decode, range)
 
 Test(env_merge, override_and_dedupe)
 {
-	const char *base[] = { "PATH=/bin", "HOME=/root", "TERM=dumb" };
-	const char *extra[] = { "TERM=xterm", "FOO=1", "FOO=2", "PATHX=y" };
+	const char *base[] = {"PATH=/bin", "HOME=/root", "TERM=dumb"};
+	const char *extra[] = {"TERM=xterm", "FOO=1", "FOO=2", "PATHX=y"};
 	const char *out[16];
 	int n;
 
@@ -429,7 +431,7 @@ Test(env_merge, override_and_dedupe)
 
 Test(env_merge, capacity)
 {
-	const char *base[] = { "A=1", "B=2" };
+	const char *base[] = {"A=1", "B=2"};
 	const char *out[3];
 
 	cr_assert_eq(ga_env_merge(base, 2, NULL, 0, out, 3), 2);
