@@ -26,11 +26,41 @@ qemu_pids_of_test() {
 
 # Background qctl processes a test started; killed on the way out.
 BG_PIDS=()
+# Network namespaces a test made; deleted on the way out.
+TEST_NETNS=()
+
+# test_netns: make a namespace with loopback up; its name goes to $NS.
+# The manager and the upstream servers of network tests live in it, so no
+# packet ever leaves this machine.
+test_netns() {
+	NS="qctl-it-$$-${#TEST_NETNS[@]}"
+	ip netns add "$NS"
+	TEST_NETNS+=("$NS")
+	ip netns exec "$NS" ip link set lo up
+}
+
+# in_ns CMD...: run a command inside the test namespace
+in_ns() { ip netns exec "$NS" "$@"; }
+
+# qctl's per-build namespaces (qctl-run-*) made under this test's run root
+leftover_netns() {
+	local n
+	for n in $(ls /run/netns 2>/dev/null); do
+		case "$n" in qctl-run-*) [ -e "$QCTL_RUN_ROOT/${n#qctl-}" ] && echo "$n" ;; esac
+	done
+	return 0
+}
 
 cleanup_test() {
 	local rc=$? pids p
 	for p in "${BG_PIDS[@]}"; do
 		kill -9 "$p" 2>/dev/null || true
+	done
+	for p in "${BG_PIDS[@]}"; do
+		wait "$p" 2>/dev/null || true
+	done
+	for p in "${TEST_NETNS[@]}"; do
+		ip netns del "$p" 2>/dev/null || true
 	done
 	pids=$(qemu_pids_of_test)
 	if [ -n "$pids" ]; then

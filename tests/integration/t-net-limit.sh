@@ -1,0 +1,50 @@
+# Exceeding net_bytes ends the build: status limit, exit 3, net_bytes; and
+# a QEMU killed with SIGKILL mid-fetch leaves no namespace, helper or proxy.
+. "$(dirname "$0")/lib.sh"
+test_netns
+in_ns python3 "$TOP/tests/integration/upstream.py" 8080 &
+BG_PIDS+=($!)
+for i in $(seq 50); do
+	in_ns python3 -c 'import socket; socket.create_connection(("127.0.0.1",8080),1)' 2>/dev/null && break
+	sleep 0.1
+done
+cat >"$T/r.yaml" <<'R'
+allow: ["127.0.0.1:8080"]
+limits: {net_bytes: 1M}
+steps:
+  - {name: big, network: fetch, run: "wget -q -O big http://127.0.0.1:8080/big=8388608; ls -l big; sleep 5"}
+R
+rc=0
+in_ns env QCTL_RUN_ROOT="$QCTL_RUN_ROOT" QCTL_IMAGES="$QCTL_IMAGES" \
+	"$QCTL" run --json "$T/r.yaml" >"$T/out" 2>"$T/err" || rc=$?
+[ "$rc" = 3 ] || { tail -30 "$T/err"; fail "exit $rc, expected 3"; }
+expect_eq "$(json "$T/out" 'r["status"]')" limit status
+expect_eq "$(json "$T/out" 'r["limit"]["name"]')" net_bytes "limit name"
+expect_eq "$(json "$T/out" 'r["limit"]["max"]')" 1048576 "limit max"
+no_qemu_left
+[ -z "$(leftover_netns)" ] || fail "namespace left: $(leftover_netns)"
+
+# SIGKILL to QEMU during a fetch step: infrastructure error, nothing left
+cat >"$T/k.yaml" <<'R'
+allow: ["127.0.0.1:8080"]
+steps:
+  - {name: wait, network: fetch, run: "echo started; sleep 120"}
+R
+in_ns env QCTL_RUN_ROOT="$QCTL_RUN_ROOT" QCTL_IMAGES="$QCTL_IMAGES" \
+	"$QCTL" run --json "$T/k.yaml" >"$T/out" 2>"$T/err" &
+pid=$!
+BG_PIDS+=("$pid")
+for i in $(seq 240); do grep -q '^wait| started' "$T/err" && break; sleep 0.5; done
+helpers=$(pgrep -P $pid | tr '\n' ' ')
+q=$(qemu_pids_of_test)
+[ -n "$q" ] || fail "no QEMU"
+[ -n "$(leftover_netns)" ] || fail "no builder namespace while running"
+kill -9 $q
+rc=0; wait $pid || rc=$?
+expect_eq "$rc" 4 "exit after QEMU was killed"
+no_qemu_left
+[ -z "$(leftover_netns)" ] || fail "namespace left: $(leftover_netns)"
+for h in $helpers; do
+	! kill -0 "$h" 2>/dev/null || fail "child $h of qctl ($(cat /proc/$h/comm 2>/dev/null)) still alive"
+done
+echo ok

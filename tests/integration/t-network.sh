@@ -1,0 +1,69 @@
+# Network only in fetch steps, only through the proxy, only to allowlisted
+# host:port.  The manager and two upstreams (8080 listed, 8081 not) run in
+# a namespace of the test's own; nothing leaves this machine.
+. "$(dirname "$0")/lib.sh"
+test_netns
+in_ns python3 "$TOP/tests/integration/upstream.py" 8080 --tag allowed &
+BG_PIDS+=($!)
+in_ns python3 "$TOP/tests/integration/upstream.py" 8081 --tag forbidden &
+BG_PIDS+=($!)
+for i in $(seq 50); do
+	in_ns python3 -c 'import socket,sys; [socket.create_connection(("127.0.0.1",p),1) for p in (8080,8081)]' 2>/dev/null && break
+	sleep 0.1
+done
+P=169.254.77.1:3128
+cat >"$T/r.yaml" <<R
+allow: ["127.0.0.1:8080"]
+steps:
+  - name: fetch
+    network: fetch
+    run: |
+      wget -q -O got.txt http://127.0.0.1:8080/file.txt && echo "ALLOWED:\$(cat got.txt)"
+      wget -O - http://127.0.0.1:8081/file.txt 2>&1 | grep -q 403 && echo "FORBIDDEN:403"
+      wget -O - http://localhost:8080/file.txt 2>&1 | grep -q 403 && echo "LOCALHOST:403"
+      wget -q -O /tmp/slow.out http://127.0.0.1:8080/slow &
+      sleep 2
+      test -s /tmp/slow.out && echo "SLOW:started"
+  - name: probe-none
+    run: |
+      sleep 1; a=\$(wc -c < /tmp/slow.out); sleep 3; b=\$(wc -c < /tmp/slow.out)
+      [ "\$a" = "\$b" ] && echo "SLOW:dead"
+      http_proxy=http://$P timeout 5 wget -q -O - http://127.0.0.1:8080/file.txt || echo "PROXY-CLOSED:ok"
+      timeout 5 nc -w 3 169.254.77.1 8080 </dev/null && echo LEAK-TCP || echo "TCP-DIRECT:refused"
+      timeout 5 nslookup qctl.test 169.254.77.1 >/dev/null 2>&1 && echo LEAK-DNS || echo "DNS:refused"
+      ping -c 1 -W 2 169.254.77.1 >/dev/null 2>&1 && echo LEAK-ICMP || echo "ICMP:refused"
+      ping -6 -c 1 -W 2 ff02::2%eth0 >/dev/null 2>&1 && echo LEAK-IPV6 || echo "IPV6:refused"
+  - name: probe-fetch
+    network: fetch
+    run: |
+      timeout 5 nc -w 3 169.254.77.1 8080 </dev/null && echo LEAK-TCP || echo "TCP-DIRECT:refused"
+      timeout 5 nslookup qctl.test 169.254.77.1 >/dev/null 2>&1 && echo LEAK-DNS || echo "DNS:refused"
+      ping -c 1 -W 2 169.254.77.1 >/dev/null 2>&1 && echo LEAK-ICMP || echo "ICMP:refused"
+      ping -6 -c 1 -W 2 ff02::2%eth0 >/dev/null 2>&1 && echo LEAK-IPV6 || echo "IPV6:refused"
+      true
+R
+rc=0
+in_ns env QCTL_RUN_ROOT="$QCTL_RUN_ROOT" QCTL_IMAGES="$QCTL_IMAGES" \
+	"$QCTL" run --json "$T/r.yaml" >"$T/out" 2>"$T/err" || rc=$?
+[ "$rc" = 0 ] || { tail -40 "$T/err"; fail "exit $rc"; }
+for want in "fetch| ALLOWED:hello-from-allowed" "fetch| FORBIDDEN:403" \
+	"fetch| LOCALHOST:403" "fetch| SLOW:started" "probe-none| SLOW:dead" \
+	"probe-none| PROXY-CLOSED:ok"; do
+	grep -qF "$want" "$T/err" || { grep '|' "$T/err"; fail "missing: $want"; }
+done
+for step in probe-none probe-fetch; do
+	for what in TCP-DIRECT DNS ICMP IPV6; do
+		grep -qF "$step| $what:refused" "$T/err" || { grep '|' "$T/err"; fail "$step: $what not refused"; }
+	done
+done
+! grep -q 'LEAK-' "$T/err" || fail "leak: $(grep LEAK- "$T/err")"
+# the result's network array: the allowed GET and the two refusals
+json "$T/out" '[(n["host"], n["port"], n["allowed"], n["step"]) for n in r["network"]]' >"$T/net"
+grep -qF '["127.0.0.1", 8080, true, "fetch"]' "$T/net" || fail "allowed GET not recorded: $(cat "$T/net")"
+grep -qF '["127.0.0.1", 8081, false, "fetch"]' "$T/net" || fail "403 not recorded: $(cat "$T/net")"
+grep -qF '["localhost", 8080, false, "fetch"]' "$T/net" || fail "localhost refusal not recorded: $(cat "$T/net")"
+expect_eq "$(json "$T/out" 'r["stats"]["net_rx_bytes"] > 0')" True "net_rx_bytes counted"
+no_qemu_left
+run_dir_gone
+[ -z "$(leftover_netns)" ] || fail "namespace left: $(leftover_netns)"
+echo ok
