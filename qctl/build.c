@@ -149,6 +149,14 @@ say(struct build *b, int level, const char *fmt, ...)
 		(void)0;
 }
 
+static void
+emit(struct build *b, const char *event, json_t *data)
+{
+	if (b->opts.event)
+		b->opts.event(b, event, data, b->opts.event_opaque);
+	json_decref(data);
+}
+
 static int64_t
 since_start(const struct build *b)
 {
@@ -195,6 +203,10 @@ limit_exceeded(struct build *b, const char *name, int64_t value, int64_t max,
 	result_set_limit(&b->res, name, value, max, unit);
 	say(b, 0, "LIMIT_EXCEEDED %s: %lld > %lld %s", name, (long long)value,
 	    (long long)max, unit);
+	emit(b, "LIMIT_EXCEEDED",
+	     json_pack("{s:s, s:I, s:I, s:s}", "name", name, "value",
+		       (json_int_t)value, "max", (json_int_t)max, "unit",
+		       unit));
 	fail(b, BUILD_LIMIT, "%s", reason);
 }
 
@@ -740,14 +752,21 @@ net_window(struct build *b, bool open, const char *step, struct error *err)
 		r = proxy_set_window(b->proxy, true, step, err);
 		if (r == 0)
 			r = nf_open_window(b->nf, err);
-		if (r == 0)
+		if (r == 0) {
 			b->window_open = true;
+			emit(b, "NET_WINDOW", json_pack("{s:s, s:b}", "step",
+							step, "open", 1));
+		}
 		return r;
 	}
 	/* Close the kernel's door first: it is the one that matters. */
 	r = nf_close_window(b->nf, err);
-	if (r == 0)
+	if (r == 0) {
 		b->window_open = false;
+		emit(b, "NET_WINDOW", json_pack("{s:s, s:b}", "step",
+						b->recipe->steps[b->step].name,
+						"open", 0));
+	}
 	if (b->proxy && proxy_set_window(b->proxy, false, NULL,
 					 r < 0 ? NULL : err) < 0 && r == 0)
 		r = -1;
@@ -1017,6 +1036,9 @@ start_step(struct build *b, size_t i)
 	argv[0] = s->run;
 	say(b, 1, "step %s: started%s", s->name,
 	    s->fetch ? " (network: fetch)" : "");
+	emit(b, "STEP_STARTED",
+	     json_pack("{s:s, s:I, s:s}", "step", s->name, "index",
+		       (json_int_t)i, "network", s->fetch ? "fetch" : "none"));
 	rc = agent_send_exec(&b->agent, STEP_ID_BASE + i, AGENT_EXEC_SHELL,
 			     "/src", argv, 1, env, n_env, &err);
 	for (size_t k = 0; k < n_env; k++)
@@ -1048,6 +1070,12 @@ step_exited(struct build *b, int32_t code, int32_t sig)
 	sr->exit_code = sig ? -1 : code;
 	sr->signal = sig;
 	sr->duration_ms = now_ms() - b->step_t0;
+	emit(b, "STEP_FINISHED",
+	     json_pack("{s:s, s:I, s:o, s:o, s:I}", "step", s->name, "index",
+		       (json_int_t)b->step, "exit_code",
+		       sig ? json_null() : json_integer(code), "signal",
+		       sig ? json_integer(sig) : json_null(), "duration_ms",
+		       (json_int_t)sr->duration_ms));
 	if (sig || code != 0) {
 		say(b, 1, "step %s: failed (%s %d) after %.1fs", s->name,
 		    sig ? "signal" : "exit code", sig ? sig : code,
@@ -1569,6 +1597,31 @@ build_start(struct build *b, struct error *err)
 		return r;
 	}
 	return 0;
+}
+
+int
+build_pause(struct build *b, bool pause, struct error *err)
+{
+	if (!b->qmp || b->phase >= PH_SHUTDOWN || b->phase < PH_BOOT)
+		return error_set(err, EINVAL, "no running VM");
+	/* QMP stop/cont: the vCPUs stop, QEMU and the guest's state stay. */
+	if (qmp_execute(b->qmp, pause ? "stop" : "cont", NULL, QMP_TIMEOUT_MS,
+			NULL, NULL, err) < 0)
+		return -1;
+	update_watches(b);
+	return 0;
+}
+
+const char *
+build_current_step(const struct build *b)
+{
+	return b->phase == PH_STEP ? b->recipe->steps[b->step].name : NULL;
+}
+
+int
+build_qemu_pid(const struct build *b)
+{
+	return b->vm.pid > 0 && !b->vm.reaped ? b->vm.pid : -1;
 }
 
 void

@@ -3,12 +3,20 @@
 #define QCTL_BUILD_H
 
 #include <stdbool.h>
+#include <jansson.h>
 #include <stdio.h>
 
 #include "loop.h"
 #include "qemu-argv.h"
 #include "recipe.h"
 #include "result.h"
+
+struct build;
+
+/* An event of a build (STEP_STARTED, STEP_FINISHED, NET_WINDOW,
+ * LIMIT_EXCEEDED); data is borrowed for the call. */
+typedef void (*build_event_fn)(struct build *b, const char *event,
+			       json_t *data, void *opaque);
 
 struct build_opts {
 	enum accel accel;		/* resolved: KVM or TCG */
@@ -21,9 +29,9 @@ struct build_opts {
 	bool keep;			/* keep the run directory */
 	int verbosity;			/* 0 quiet, 1 normal, 2 verbose */
 	FILE *out;			/* step output and progress */
+	build_event_fn event;		/* may be NULL */
+	void *event_opaque;
 };
-
-struct build;
 typedef void (*build_done_fn)(struct build *b, void *opaque);
 
 /* A build of recipe (borrowed; must outlive the build). */
@@ -37,6 +45,12 @@ void build_cancel(struct build *b, const char *why);
 /* The result: final once done was called. */
 struct build_result *build_result(struct build *b);
 const char *build_run_dir(const struct build *b);
+/* Pause (true) or resume the VM's vCPUs; timers keep running. */
+int build_pause(struct build *b, bool pause, struct error *err);
+/* The running step's name, or NULL. */
+const char *build_current_step(const struct build *b);
+/* QEMU's pid while it runs, else -1. */
+int build_qemu_pid(const struct build *b);
 /* Release everything; removes the run directory unless opts.keep. */
 void build_free(struct build *b);
 
