@@ -26,6 +26,7 @@
 #include "procstat.h"
 #include "proxy.h"
 #include "qmp.h"
+#include "state.h"
 #include "transfer.h"
 #include "vm.h"
 
@@ -105,6 +106,8 @@ struct build {
 	bool window_open;
 	int net_log_fd;
 	unsigned ticks;
+
+	struct state_rec *state;
 
 	struct build_result res;
 };
@@ -616,6 +619,8 @@ res_prepare(struct build *b, struct vm_confine *confine)
 	name = xasprintf("%d-%s-%d", (int)getpid(),
 			 strrchr(b->run_dir, '/') + 1, b->boot_attempt);
 	if (cgroup_discover(getenv("QCTL_CGROUP_ROOT"), &root, &err) == 0 &&
+	    state_note_str(b->state, "cgroup_root", root) >= 0 &&
+	    state_note_str(b->state, "cgroup_name", name) >= 0 &&
 	    cgroup_create(root, name, &b->cg, &err) == 0) {
 		b->cg_up = true;
 		limit_plan_make(&b->lim, b->cg.controllers, &b->plan);
@@ -811,10 +816,13 @@ net_start(struct build *b, struct error *err)
 	struct proxy_config pc = { 0 };
 	int r;
 
+	state_note_str(b->state, "netns", name);
 	r = netns_create(name, &b->ns, err);
 	if (r < 0)
 		return r;
 	r = nf_start(helper, b->ns.fd, &b->nf, err);
+	if (r == 0)
+		state_note_pid(b->state, "helper", nf_pid(b->nf));
 	if (r == 0)
 		r = nf_setup(b->nf, NETNS_TAP, NETNS_HOST_IP, NETNS_GUEST_IP,
 			     NETNS_PROXY_PORT, b->recipe->limits.net_bytes,
@@ -832,6 +840,7 @@ net_start(struct build *b, struct error *err)
 		error_prefix(err, "proxy");
 		return r;
 	}
+	state_note_pid(b->state, "proxy", proxy_pid(b->proxy));
 	/* Only the proxy needs the listener. */
 	close(b->ns.listen_fd);
 	b->ns.listen_fd = -1;
@@ -1441,6 +1450,8 @@ boot_vm(struct build *b, struct error *err)
 		     &confine, &b->vm, err);
 	if (confine.cgroup_procs_fd >= 0)
 		close(confine.cgroup_procs_fd);
+	if (r == 0)
+		state_note_pid(b->state, "qemu", b->vm.pid);
 	if (r < 0)
 		return r;
 	say(b, 2, "QEMU pid %d (attempt %d)", b->vm.pid, b->boot_attempt);
@@ -1558,6 +1569,14 @@ build_start(struct build *b, struct error *err)
 		return error_sys(err, errno, "mkdtemp %s", tmpl);
 	b->run_dir = steal_pointer(&tmpl);
 	b->res.run_dir = xstrdup(b->run_dir);
+	/* The record exists before any resource does (see state.h). */
+	if (b->opts.state_dir) {
+		b->state = state_open(b->opts.state_dir,
+				      strrchr(b->run_dir, '/') + 1, b->run_dir,
+				      err);
+		if (!b->state)
+			return -1;
+	}
 	b->disk_path = xasprintf("%s/disk.img", b->run_dir);
 	b->artifacts_dir = b->opts.artifacts_dir
 				   ? xstrdup(b->opts.artifacts_dir)
@@ -1668,6 +1687,8 @@ build_free(struct build *b)
 		buf_free(&b->line[s]);
 	if (b->run_dir && !b->opts.keep)
 		rm_rf(b->run_dir);
+	/* everything the record named is gone now */
+	state_close(b->state);
 	image_close(&b->img);
 	result_clear(&b->res);
 	free(b->run_dir);

@@ -26,6 +26,7 @@ struct build_opts {
 	const char *source;		/* overrides the recipe's source */
 	const char *artifacts_dir;	/* NULL: RUNDIR/artifacts */
 	const char *run_root;		/* parent of run directories */
+	const char *state_dir;		/* crash-recovery records; NULL none */
 	bool keep;			/* keep the run directory */
 	int verbosity;			/* 0 quiet, 1 normal, 2 verbose */
 	FILE *out;			/* step output and progress */

@@ -12,6 +12,7 @@
 #include "cmd.h"
 #include "json-util.h"
 #include "recipe.h"
+#include "state.h"
 
 static void
 run_usage(FILE *f)
@@ -186,6 +187,12 @@ cmd_run(int argc, char **argv)
 	o.machine = getenv("QCTL_MACHINE");
 	o.qemu_binary = getenv("QCTL_QEMU");
 	o.run_root = getenv("QCTL_RUN_ROOT");
+	o.state_dir = getenv("QCTL_STATE_DIR");
+	if (!o.state_dir || !*o.state_dir)
+		o.state_dir = STATE_DIR_DEFAULT;
+	/* What a killed manager left behind goes first (only dead owners'). */
+	if (state_gc(o.state_dir, o.verbosity >= 1 ? o.out : NULL, &err) < 0)
+		fprintf(stderr, "qctl run: warning: %s\n", err.msg);
 
 	signal(SIGPIPE, SIG_IGN);
 	sigemptyset(&mask);

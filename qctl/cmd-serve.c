@@ -1,4 +1,4 @@
-/* cmd-serve.c - qctl serve and qctl gc: not built yet (issue 5) */
+/* cmd-serve.c - qctl serve: not built yet (issue 5) */
 #include <stdio.h>
 
 #include "cmd.h"
@@ -10,14 +10,5 @@ cmd_serve(int argc, char **argv)
 	(void)argc;
 	(void)argv;
 	fputs("qctl serve: not implemented yet\n", stderr);
-	return EXIT_USAGE;
-}
-
-int
-cmd_gc(int argc, char **argv)
-{
-	(void)argc;
-	(void)argv;
-	fputs("qctl gc: not implemented yet\n", stderr);
 	return EXIT_USAGE;
 }

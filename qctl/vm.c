@@ -153,9 +153,6 @@ vm_child(char **argv, int fds[CHILD_NFDS], int logfd, int errpipe,
 	sigprocmask(SIG_SETMASK, &all, NULL);
 	for (int s = 1; s < NSIG; s++)
 		signal(s, SIG_DFL);
-	/* If the manager dies, QEMU dies with it: no orphaned builders. */
-	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
-		child_fail(errpipe, errno);
 	/* Own session: a ^C on the terminal goes to the manager only. */
 	setsid();
 	devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -193,6 +190,12 @@ vm_child(char **argv, int fds[CHILD_NFDS], int logfd, int errpipe,
 			close(fd);
 	if (confine_apply(c) < 0)
 		child_fail(errpipe, errno ? errno : EPERM);
+	/* If the manager dies, QEMU dies with it: no orphaned builders.
+	 * Set last: changing credentials clears it. */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+		child_fail(errpipe, errno);
+	if (getppid() != c->parent)
+		_exit(127);	/* the manager died before we got here */
 	execve(argv[0], argv, envp);
 	child_fail(errpipe, errno);
 }
@@ -276,6 +279,7 @@ vm_spawn(struct qemu_config *cfg, int tap_fd, int disk_fd,
 		goto out;
 
 	fds[0] = qmp[1];	/* fd 3 in the child, and so on */
+	((struct vm_confine *)confine)->parent = getpid();
 	fds[1] = agent[1];
 	fds[2] = con[1];
 	fds[3] = tap_fd;

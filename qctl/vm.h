@@ -15,6 +15,7 @@ struct vm_confine {
 	char user[64];		/* for supplementary groups (initgroups) */
 	int cgroup_procs_fd;	/* cgroup.procs of the VM's cgroup, or -1 */
 	uint64_t max_open_files;
+	pid_t parent;		/* the manager (set by vm_spawn) */
 };
 
 /*

@@ -5,6 +5,7 @@ TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 QCTL="$TOP/build/qctl"
 T=$(mktemp -d /tmp/qctl-it.XXXXXX)
 export QCTL_RUN_ROOT="$T/runs"
+export QCTL_STATE_DIR="$T/state"
 export QCTL_IMAGES="${QCTL_IMAGES:-$TOP/images/out}"
 trap 'cleanup_test' EXIT
 

@@ -15,8 +15,8 @@ steps:
   - {name: big, network: fetch, run: "wget -q -O big http://127.0.0.1:8080/big=8388608; ls -l big; sleep 5"}
 R
 rc=0
-in_ns env QCTL_RUN_ROOT="$QCTL_RUN_ROOT" QCTL_IMAGES="$QCTL_IMAGES" \
-	"$QCTL" run --json "$T/r.yaml" >"$T/out" 2>"$T/err" || rc=$?
+in_ns env QCTL_RUN_ROOT="$QCTL_RUN_ROOT" QCTL_STATE_DIR="$QCTL_STATE_DIR" \
+	QCTL_IMAGES="$QCTL_IMAGES" "$QCTL" run --json "$T/r.yaml" >"$T/out" 2>"$T/err" || rc=$?
 [ "$rc" = 3 ] || { tail -30 "$T/err"; fail "exit $rc, expected 3"; }
 expect_eq "$(json "$T/out" 'r["status"]')" limit status
 expect_eq "$(json "$T/out" 'r["limit"]["name"]')" net_bytes "limit name"
@@ -30,8 +30,9 @@ allow: ["127.0.0.1:8080"]
 steps:
   - {name: wait, network: fetch, run: "echo started; sleep 120"}
 R
-in_ns env QCTL_RUN_ROOT="$QCTL_RUN_ROOT" QCTL_IMAGES="$QCTL_IMAGES" \
-	"$QCTL" run --json "$T/k.yaml" >"$T/out" 2>"$T/err" &
+# not through in_ns: $! must be the manager itself (ip and env exec it)
+ip netns exec "$NS" env QCTL_RUN_ROOT="$QCTL_RUN_ROOT" QCTL_STATE_DIR="$QCTL_STATE_DIR" \
+	QCTL_IMAGES="$QCTL_IMAGES" "$QCTL" run --json "$T/k.yaml" >"$T/out" 2>"$T/err" &
 pid=$!
 BG_PIDS+=("$pid")
 for i in $(seq 240); do grep -q '^wait| started' "$T/err" && break; sleep 0.5; done

@@ -26,11 +26,17 @@ PORT=3128
 SIGSYS=$(kill -l SYS)
 
 nf_cleanup() {
-	local rc=$? p
+	local rc=$? p n
 	for p in "${BG_PIDS[@]}"; do
 		kill -9 "$p" 2>/dev/null || true
 	done
 	BG_PIDS=()
+	# Whatever still runs inside our namespaces was started here.
+	for n in "$NS" "$GNS"; do
+		for p in $(ip netns pids "$n" 2>/dev/null); do
+			kill -9 "$p" 2>/dev/null || true
+		done
+	done
 	# Deleting a namespace takes its veth end, the peer and any nft
 	# table with it.
 	ip netns del "$NS" 2>/dev/null || true
@@ -269,15 +275,28 @@ in_guest ip addr add "$GUEST_IP/30" dev eth0
 for n in "$NS" "$GNS"; do ip -n "$n" link set lo up; done
 in_ns ip link set qtap0 up
 in_guest ip link set eth0 up
-in_ns python3 "$T/net.py" serve "$HOST_IP" "$PORT" 8080 &
+# Not through in_ns: $! must be python itself (ip netns exec execs it),
+# and its output must not hold the caller's pipe open.
+ip netns exec "$NS" python3 "$T/net.py" serve "$HOST_IP" "$PORT" 8080 \
+	>"$T/server.log" 2>&1 &
 BG_PIDS+=($!)
 disown	# killed on the way out; no "Killed" notice from bash
 
 # Baseline without the helper: everything gets through, so every
 # "blocked" below is the filter's doing.
 for i in $(seq 50); do net tcp "$HOST_IP" "$PORT" && break; sleep 0.1; done
-HOST_LL=$(in_ns ip -6 -o addr show dev qtap0 scope link | awk '{ sub("/.*", "", $4); print $4 }')
+# IPv6 link-local addresses appear once both veth ends have carrier.
+ll_ready() {
+	ip -n "$1" -6 -o addr show dev "$2" scope link | grep -v tentative |
+		awk '{ sub("/.*", "", $4); print $4 }'
+}
+for i in $(seq 50); do
+	HOST_LL=$(ll_ready "$NS" qtap0)
+	[ -n "$HOST_LL" ] && [ -n "$(ll_ready "$GNS" eth0)" ] && break
+	sleep 0.1
+done
 [ -n "$HOST_LL" ] || fail "no IPv6 link-local address on qtap0"
+for i in $(seq 20); do net icmp6 "$HOST_LL%eth0" 2>/dev/null && break; sleep 0.2; done
 reach tcp "$HOST_IP" "$PORT"
 reach tcp "$HOST_IP" 8080
 reach udp "$HOST_IP" 53
@@ -325,7 +344,8 @@ blocked icmp6 "$HOST_LL%eth0"
 
 # An established connection must die with the window.
 mkdir "$T/hold"
-in_guest python3 "$T/net.py" hold "$HOST_IP" "$PORT" "$T/hold" &
+ip netns exec "$GNS" python3 "$T/net.py" hold "$HOST_IP" "$PORT" "$T/hold" \
+	>>"$T/server.log" 2>&1 &
 HOLD=$!
 BG_PIDS+=("$HOLD")
 for i in $(seq 50); do [ -e "$T/hold/held" ] && break; sleep 0.1; done

@@ -43,7 +43,7 @@ steps:
       true
 R
 rc=0
-in_ns env QCTL_RUN_ROOT="$QCTL_RUN_ROOT" QCTL_IMAGES="$QCTL_IMAGES" \
+in_ns env QCTL_RUN_ROOT="$QCTL_RUN_ROOT" QCTL_STATE_DIR="$QCTL_STATE_DIR" QCTL_IMAGES="$QCTL_IMAGES" \
 	"$QCTL" run --json "$T/r.yaml" >"$T/out" 2>"$T/err" || rc=$?
 [ "$rc" = 0 ] || { tail -40 "$T/err"; fail "exit $rc"; }
 for want in "fetch| ALLOWED:hello-from-allowed" "fetch| FORBIDDEN:403" \
