@@ -432,6 +432,10 @@ build_teardown(struct build *b)
 
 /* ---- QMP ------------------------------------------------------------- */
 
+static void on_blockstats(struct qmp *q, json_t *ret, const struct error *err,
+			  void *opaque);
+static void on_shutdown_deadline(struct loop *l, void *opaque);
+
 static void
 on_qmp_event(struct qmp *q, const char *event, json_t *data, void *opaque)
 {
@@ -446,6 +450,19 @@ on_qmp_event(struct qmp *q, const char *event, json_t *data, void *opaque)
 		fail(b, BUILD_ERROR, "VM disk I/O error");
 	else if (!strcmp(event, "SHUTDOWN") && b->phase < PH_SHUTDOWN)
 		fail(b, BUILD_ERROR, "guest shut down unexpectedly");
+	else if (!strcmp(event, "SHUTDOWN") && !b->killing &&
+		 b->shutdown_stage == 0) {
+		/* The guest is off and its writes are flushed: a last look
+		 * at the disk counters, then QEMU may go. */
+		b->shutdown_stage = 1;
+		qmp_execute(b->qmp, "query-blockstats", NULL, QUIT_GRACE_MS,
+			    on_blockstats, b, NULL);
+		qmp_execute(b->qmp, "quit", NULL, QUIT_GRACE_MS, NULL, NULL,
+			    NULL);
+		cancel_phase_timer(b);
+		b->t_phase = loop_timer_at(b->loop, now_ms() + QUIT_GRACE_MS,
+					   on_shutdown_deadline, b);
+	}
 }
 
 static void

@@ -130,8 +130,11 @@ qemu_argv_build(const struct qemu_config *cfg, char ***argv,
 	argv_add(&b, xstrdup("-nodefaults"));
 	argv_add(&b, xstrdup("-no-user-config"));
 	argv_addf(&b, "-display", "none");
-	/* A reboot request ends the VM instead of running it again. */
+	/* A reboot request ends the VM instead of running it again; a guest
+	 * power-off stops it but QEMU stays for a last look (final stats)
+	 * until the manager says quit. */
 	argv_add(&b, xstrdup("-no-reboot"));
+	argv_add(&b, xstrdup("-no-shutdown"));
 	if (microvm)
 		argv_addf(&b, "-machine", "microvm,pit=off,pic=off,rtc=on,"
 			  "isa-serial=%s",

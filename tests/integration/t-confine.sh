@@ -33,8 +33,18 @@ for l in /proc/$qpid/fd/*; do
 	esac
 done
 [ "$(cat /proc/$qpid/environ | tr '\0' '\n' | wc -l)" -le 2 ] || fail "QEMU environment not minimal"
+# QEMU sits in its own per-VM cgroup (where the host has cgroup v2)
+rec=$(ls "$QCTL_STATE_DIR"/*.json)
+cgname=$(json "$rec" 'r.get("cgroup_name", "")')
+cgroot=$(json "$rec" 'r.get("cgroup_root", "")')
+if [ -n "$cgname" ]; then
+	expect_eq "$(sed -n 's/^0:://p' /proc/$qpid/cgroup)" "/qctl/$cgname" "QEMU's cgroup"
+	[ -d "$cgroot/qctl/$cgname" ] || fail "no cgroup dir"
+	grep -qx "$qpid" "$cgroot/qctl/$cgname/cgroup.procs" || fail "QEMU not in cgroup.procs"
+fi
 kill -INT $pid
 rc=0; wait $pid || rc=$?
 expect_eq "$rc" 130 "exit after SIGINT"
 no_qemu_left
+[ -z "$cgname" ] || [ ! -e "$cgroot/qctl/$cgname" ] || fail "cgroup left after the build"
 echo ok

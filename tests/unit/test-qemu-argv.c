@@ -66,7 +66,7 @@ Test(qemu_argv, golden_q35_tcg)
 	cr_assert_str_eq(
 		s,
 		"qemu-system-x86_64 -name qctl-run-abc,debug-threads=on -S "
-		"-nodefaults -no-user-config -display none -no-reboot "
+		"-nodefaults -no-user-config -display none -no-reboot -no-shutdown "
 		"-machine q35,smbus=off,vmport=off,sata=off,usb=off,"
 		"graphics=off -accel tcg,tb-size=256 -cpu max -smp 2 -m 512 -kernel /img/vmlinuz "
 		"-initrd /img/initrd.img -append console=ttyS0 quiet "
