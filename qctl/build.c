@@ -108,6 +108,8 @@ struct build {
 	unsigned ticks;
 
 	struct state_rec *state;
+	bool tty;		/* opts.out is a terminal: live status line */
+	bool status_shown;
 
 	struct build_result res;
 };
@@ -122,6 +124,9 @@ static void res_sample(struct build *b);
 static int net_window(struct build *b, bool open, const char *step,
 		      struct error *err);
 static int boot_vm(struct build *b, struct error *err);
+
+static void status_clear(struct build *b);
+static int64_t since_start(const struct build *b);
 
 static void
 say(struct build *b, int level, const char *fmt, ...)
@@ -145,11 +150,48 @@ say(struct build *b, int level, const char *fmt, ...)
 	msg[n++] = '\n';
 	msg[n] = '\0';
 	if (b->opts.verbosity >= level && b->opts.out) {
+		status_clear(b);
 		fprintf(b->opts.out, "qctl: %s", msg);
 		fflush(b->opts.out);
 	}
 	if (b->log_fd >= 0 && write_in_full(b->log_fd, msg, n) < 0)
 		(void)0;
+}
+
+/* Wipe the live status line before anything else is printed. */
+static void
+status_clear(struct build *b)
+{
+	if (b->status_shown) {
+		fputs("\r\033[K", b->opts.out);
+		b->status_shown = false;
+	}
+}
+
+/* One compact line, redrawn in place: step, time and resource use. */
+static void
+status_draw(struct build *b)
+{
+	const char *what = b->phase == PH_STEP
+				   ? b->recipe->steps[b->step].name
+				   : b->phase == PH_BOOT ? "booting"
+							 : b->phase < PH_STEP
+								   ? "setup"
+								   : "ending";
+
+	if (!b->tty || b->opts.verbosity < 1 || b->phase == PH_DONE)
+		return;
+	fprintf(b->opts.out,
+		"\r\033[K[%s] %.0fs  cpu %.1fs  mem %lluM  disk %lluM  "
+		"net %lluK  log %lluK",
+		what, since_start(b) / 1000.0, b->res.stats.cpu_usec / 1e6,
+		(unsigned long long)(b->res.stats.mem_peak_bytes >> 20),
+		(unsigned long long)(b->res.stats.disk_written_bytes >> 20),
+		(unsigned long long)((b->res.stats.net_rx_bytes +
+				      b->res.stats.net_tx_bytes) >> 10),
+		(unsigned long long)(b->res.stats.log_bytes >> 10));
+	fflush(b->opts.out);
+	b->status_shown = true;
 }
 
 static void
@@ -234,6 +276,7 @@ emit_line(struct build *b, int stream, const char *s, size_t n)
 	buf_append(&out, "\n", 1);
 	(void)stream;
 	if (b->opts.verbosity >= 1 && b->opts.out) {
+		status_clear(b);
 		fwrite(out.data, 1, out.len, b->opts.out);
 		fflush(b->opts.out);
 	}
@@ -363,6 +406,8 @@ build_finalize(struct build *b)
 		result_finish(&b->res, BUILD_ERROR, "VM ended unexpectedly");
 	b->res.stats.wall_ms = since_start(b);
 	b->phase = PH_DONE;
+	if (b->opts.out)
+		status_clear(b);
 	say(b, 1, "build %s in %.1fs: %s", result_status_name(b->res.status),
 	    b->res.stats.wall_ms / 1000.0, b->res.reason ? b->res.reason : "");
 	if (b->done)
@@ -1528,6 +1573,8 @@ on_tick(struct loop *l, void *opaque)
 	/* Counters every second, every tick while the network is open. */
 	if (b->net && (b->window_open || b->ticks % 4 == 0))
 		net_sample(b);
+	if (b->ticks % 4 == 0)
+		status_draw(b);
 	b->ticks++;
 	if (b->qmp)
 		update_watches(b);
@@ -1558,6 +1605,7 @@ build_new(struct loop *loop, const struct recipe *recipe,
 	b->vm.pid = -1;
 	b->vm.pidfd = b->vm.qmp_fd = b->vm.agent_fd = b->vm.console_fd = -1;
 	b->res.status = BUILD_RUNNING;
+	b->tty = opts->out && isatty(fileno(opts->out));
 	b->res.accel = accel_name(opts->accel);
 	b->res.n_steps = recipe->n_steps;
 	b->res.steps = xcalloc(recipe->n_steps, sizeof(*b->res.steps));
