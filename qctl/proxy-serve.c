@@ -31,7 +31,9 @@ enum {
 #define LINGER_MS 2000		/* after an error reply, before close */
 #define TICK_MS 50		/* timeout and totals sweep */
 #define TOTALS_EVERY_MS 200	/* < 250 ms promised to the manager */
+#ifndef PIPE_BYTES
 #define PIPE_BYTES (256 * 1024)	/* per direction; see docs/proxy.md */
+#endif
 #define CTL_QUEUE_MAX (8u << 20)	/* a manager this far behind is gone */
 
 enum ev_kind {

@@ -41,7 +41,7 @@ nf_cleanup() {
 	# table with it.
 	ip netns del "$NS" 2>/dev/null || true
 	ip netns del "$GNS" 2>/dev/null || true
-	if ip netns list | grep -q "qctl-test-$ID"; then
+	if grep -q "qctl-test-$ID" <<<"$(ip netns list 2>/dev/null)"; then
 		echo "cleanup: namespace qctl-test-$ID left behind" >&2
 		rc=1
 	fi
@@ -58,7 +58,8 @@ in_guest() { ip netns exec "$GNS" "$@"; }
 net() { in_guest python3 "$T/net.py" "$@"; }
 reach() { net "$@" || fail "guest cannot reach: $*"; }
 blocked() { if net "$@"; then fail "guest reached: $*"; fi; }
-window_has_port() { in_ns nft list set inet qctl window | grep -q "elements = { $PORT }"; }
+# (No "cmd | grep -q" under pipefail: grep's early exit fails the pipe.)
+window_has_port() { grep -q "elements = { $PORT }" <<<"$(in_ns nft list set inet qctl window)"; }
 status_field() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
 
 # ---- the driver (qctl/netfilter.c, the manager's real client) ----
@@ -319,7 +320,7 @@ expect_eq "$(readlink "/proc/$HPID/ns/net")" \
 # stdio, the channel, libnftables' netlink socket; nothing else
 expect_eq "$(ls "/proc/$HPID/fd" | sort -n | tr '\n' ' ')" "0 1 2 3 4 " "open fds"
 for fd in 3 4; do
-	readlink "/proc/$HPID/fd/$fd" | grep -q '^socket:' || fail "fd $fd is not a socket"
+	[[ $(readlink "/proc/$HPID/fd/$fd") == socket:* ]] || fail "fd $fd is not a socket"
 done
 expect_eq "$(tr '\0' ' ' <"/proc/$HPID/environ" 2>/dev/null)" "" "environment"
 

@@ -1,0 +1,213 @@
+#!/bin/bash
+# bench/run.sh [--write] - how far qctl's boot-to-power-off is from the floor.
+#
+# Side by side, interleaved (floor, qctl, floor, qctl, ...; one unrecorded
+# warm-up pair first) so that the noise of other jobs on the host hits
+# both alike:
+#   floor  raw qemu-system-x86_64 with qctl's machine, CPU, memory, devices
+#          and sandbox, booting the image's kernel and initrd plus a second
+#          archive with bench/poweroff-init as rdinit: fork to QEMU's exit.
+#   qctl   `build/qctl run -q` of `steps: [{name: t, run: "true"}]`:
+#          start to exit.
+# Prints a markdown section (medians, min/max, ratio of medians) on stdout;
+# --write also puts it into docs/benchmarks.md.  Called by `make bench`.
+#
+# Knobs (environment): BENCH_N runs each (10), BENCH_TIMEOUT seconds per
+# run (120), BENCH_QCTL (build/qctl), and those of bench/lib.sh:
+# QCTL_IMAGE_DIR, QCTL_MACHINE, BENCH_APPEND, BENCH_INITRD_COMPRESS.
+set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+usage() {
+	echo "usage: bench/run.sh [--write]" >&2
+	exit 2
+}
+
+write=0
+case $# in
+0) ;;
+1) [ "$1" = --write ] || usage; write=1 ;;
+*) usage ;;
+esac
+N=${BENCH_N:-10}
+TIMEOUT=${BENCH_TIMEOUT:-120}
+MACHINE=${QCTL_MACHINE:-q35}
+QCTL=${BENCH_QCTL:-$BENCH_TOP/build/qctl}
+[[ $N =~ ^[1-9][0-9]*$ ]] || die "BENCH_N must be a positive integer"
+[ -x "$QCTL" ] || die "$QCTL missing (run make all)"
+command -v "$QEMU_BIN" >/dev/null || die "$QEMU_BIN not found"
+
+BENCH_TMP=$(mktemp -d /tmp/qctl-bench.XXXXXX)
+trap bench_cleanup EXIT
+trap 'exit 130' INT TERM HUP
+
+bench_prepare_image
+bench_floor_initrd
+export QCTL_RUN_ROOT=$BENCH_TMP/runs QCTL_MACHINE=$MACHINE
+mkdir -p "$QCTL_RUN_ROOT"
+recipe=$BENCH_TMP/trivial.yaml
+printf 'steps: [{name: t, run: "true"}]\n' >"$recipe"
+facts=$(host_facts)
+started=$(date -u '+%Y-%m-%d %H:%M UTC')
+
+for f in floor qctl; do
+	for m in wall cpu guest boot; do
+		: >"$BENCH_TMP/$f.$m"
+	done
+done
+fails_floor=0
+fails_qctl=0
+
+run_floor() {
+	local log=$BENCH_TMP/floor-console.log g
+
+	rm -f "$log"
+	floor_argv "$MACHINE" "$log"
+	BENCH_OUT=$BENCH_TMP/floor-qemu.out run_timed "$TIMEOUT" "${FLOOR_ARGV[@]}"
+	g=$(guest_poweroff_time "$log")
+	if [ "$T_RC" != 0 ] || [ "$T_TIMEDOUT" = 1 ] || [ "$g" = - ]; then
+		echo "floor run failed (rc $T_RC, timed out $T_TIMEDOUT);" \
+			"console tail:" >&2
+		tail -c 600 "$log" >&2 || true
+		echo >&2
+		return 1
+	fi
+	F_WALL=$T_WALL F_CPU=$T_CPU F_GUEST=$g
+}
+
+run_qctl() { # [PEEK]: also record qctl's QEMU argv (warm-up only)
+	local rd b
+
+	BENCH_PEEK=${1:-} BENCH_OUT=$BENCH_TMP/qctl.out run_timed "$TIMEOUT" \
+		"$QCTL" run -q --keep --accel tcg --image "$BENCH_IMAGE" "$recipe"
+	rd=$(ls -d "$QCTL_RUN_ROOT"/run-* 2>/dev/null | head -n1)
+	Q_GUEST=-
+	Q_BOOT=-
+	if [ -n "$rd" ]; then
+		Q_GUEST=$(guest_poweroff_time "$rd/console.log")
+		b=$(sed -n 's/.*"boot_ms": *\([0-9][0-9]*\).*/\1/p' \
+			"$rd/result.json" 2>/dev/null | head -n1)
+		[ -z "$b" ] || Q_BOOT=$(awk -v b="$b" 'BEGIN { printf "%.3f", b / 1000 }')
+	fi
+	if [ "$T_RC" != 0 ] || [ "$T_TIMEDOUT" = 1 ]; then
+		echo "qctl run failed (rc $T_RC, timed out $T_TIMEDOUT):" >&2
+		tail -n 20 "$BENCH_TMP/qctl.out" >&2 || true
+		[ -z "$rd" ] || tail -c 600 "$rd/console.log" >&2 || true
+		echo >&2
+		[ -z "$rd" ] || rm -rf "$rd"
+		return 1
+	fi
+	[ -z "$rd" ] || rm -rf "$rd"
+	Q_WALL=$T_WALL Q_CPU=$T_CPU
+}
+
+for i in $(seq 0 "$N"); do
+	# run 0 warms the page cache and QEMU's binary; it is not recorded
+	if run_floor; then
+		if [ "$i" -gt 0 ]; then
+			echo "$F_WALL" >>"$BENCH_TMP/floor.wall"
+			echo "$F_CPU" >>"$BENCH_TMP/floor.cpu"
+			echo "$F_GUEST" >>"$BENCH_TMP/floor.guest"
+		fi
+		fw=$F_WALL
+	else
+		[ "$i" -eq 0 ] || fails_floor=$((fails_floor + 1))
+		fw=failed
+	fi
+	peek=
+	[ "$i" -gt 0 ] || peek=peek_qemu_argv
+	if run_qctl $peek; then
+		if [ "$i" -gt 0 ]; then
+			echo "$Q_WALL" >>"$BENCH_TMP/qctl.wall"
+			echo "$Q_CPU" >>"$BENCH_TMP/qctl.cpu"
+			echo "$Q_GUEST" >>"$BENCH_TMP/qctl.guest"
+			echo "$Q_BOOT" >>"$BENCH_TMP/qctl.boot"
+		fi
+		qw=$Q_WALL
+	else
+		[ "$i" -eq 0 ] || fails_qctl=$((fails_qctl + 1))
+		qw=failed
+	fi
+	if [ "$i" -eq 0 ]; then
+		echo "warm-up: floor $fw s, qctl $qw s" >&2
+	else
+		echo "run $i/$N: floor $fw s, qctl $qw s" >&2
+	fi
+done
+
+read -r fmed fmin fmax fn < <(stats "$BENCH_TMP/floor.wall")
+read -r qmed qmin qmax qn < <(stats "$BENCH_TMP/qctl.wall")
+read -r fcpu _ _ _ < <(stats "$BENCH_TMP/floor.cpu")
+read -r qcpu _ _ _ < <(stats "$BENCH_TMP/qctl.cpu")
+read -r fgu _ _ _ < <(stats "$BENCH_TMP/floor.guest")
+read -r qgu _ _ _ < <(stats "$BENCH_TMP/qctl.guest")
+read -r qboot _ _ _ < <(stats "$BENCH_TMP/qctl.boot")
+[ "$fn" -gt 0 ] && [ "$qn" -gt 0 ] || die "no successful runs to report"
+ratio=$(awk -v q="$qmed" -v f="$fmed" 'BEGIN { printf "%.2f", q / f }')
+verdict=$(awk -v r="$ratio" 'BEGIN { print (r <= 1.15) ? "met" : "not met" }')
+rel=${IMG_DIR#"$BENCH_TOP"/}
+cmd="bench/run.sh --write"
+envs="BENCH_N=$N"
+[ "$MACHINE" = q35 ] || envs="$envs QCTL_MACHINE=$MACHINE"
+[ -z "${BENCH_APPEND:-}" ] || envs="$envs BENCH_APPEND='$BENCH_APPEND'"
+[ -z "${BENCH_KERNEL:-}" ] || envs="$envs BENCH_KERNEL=$BENCH_KERNEL"
+[ "${BENCH_INITRD_COMPRESS:-keep}" = keep ] ||
+	envs="$envs BENCH_INITRD_COMPRESS=$BENCH_INITRD_COMPRESS"
+[ "$rel" = images/out/minimal ] || envs="$envs QCTL_IMAGE_DIR=$rel"
+
+sec=$BENCH_TMP/section.md
+{
+	echo "## Boot to power-off: qctl against the floor"
+	echo
+	echo "Measured $started with \`$envs $cmd\`"
+	echo "(\`make bench\` runs it with the defaults): machine $MACHINE, TCG,"
+	echo "1 CPU, 512 MiB, image $rel (kernel booted as $IMG_BOOT, initrd compression $IMG_COMPRESS),"
+	echo "kernel command line \`$IMG_CMDLINE\`"
+	echo "(the floor adds \`rdinit=/poweroff-init\`)."
+	echo
+	echo "$facts"
+	echo "- load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
+	echo
+	echo "| | runs | median s | min s | max s | ratio of medians | CPU s (median) | guest clock at power-off s (median) |"
+	echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+	echo "| floor: raw QEMU, kernel + initrd, PID 1 powers off | $fn | $fmed | $fmin | $fmax | 1.00 | $fcpu | $fgu |"
+	echo "| qctl run -q, \`steps: [{name: t, run: \"true\"}]\` | $qn | $qmed | $qmin | $qmax | **$ratio** | $qcpu | $qgu |"
+	echo
+	echo "Target qctl <= 1.15 x floor: **$verdict**. qctl's spawn-to-HELLO"
+	echo "(result.json \`boot_ms\`), median: $qboot s. Failed runs: floor"
+	echo "$fails_floor, qctl $fails_qctl. CPU is user+sys of the QEMU (and qctl)"
+	echo "process tree; the guest clock is the printk time of \`reboot: Power down\`."
+	echo
+	echo "Samples in run order (s): floor $(paste -sd' ' "$BENCH_TMP/floor.wall");"
+	echo "qctl $(paste -sd' ' "$BENCH_TMP/qctl.wall")."
+	echo
+	echo "$("$QCTL" version 2>&1 | head -n1) ran QEMU as follows (from /proc during the"
+	echo "warm-up run); the floor's command line is the same but for -S, QMP,"
+	echo "the chardev backends, the scratch disk's path and the initrd:"
+	echo
+	echo '```'
+	if [ -s "$BENCH_TMP/qctl-qemu-argv" ]; then
+		# one option and its value a line
+		awk 'NR > 1 && /^-/ { printf "\n" } { printf "%s ", $0 }
+			END { printf "\n" }' "$BENCH_TMP/qctl-qemu-argv"
+	else
+		echo "(not seen)"
+	fi
+	echo '```'
+	echo
+	echo "The floor:"
+	echo
+	echo '```'
+	floor_argv "$MACHINE" console.log
+	printf '%s\n' "${FLOOR_ARGV[@]}" | awk 'NR > 1 && /^-/ { printf "\n" }
+		{ printf "%s ", $0 } END { printf "\n" }' |
+		sed "s#$BENCH_TMP/#TMP/#g"
+	echo '```'
+} >"$sec"
+cat "$sec"
+if [ "$write" = 1 ]; then
+	doc=$BENCH_TOP/docs/benchmarks.md
+	mkdir -p "$(dirname "$doc")"
+	doc_replace "$doc" bench-run "$sec"
+	echo "run.sh: updated $doc" >&2
+fi
