@@ -69,12 +69,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (!end || end + 4 != out.data + out.len ||
 			    memchr(out.data, '\0', out.len))
 				abort();
-			for (size_t i = 0; i < out.len; i++)
-				if ((out.data[i] == '\n' &&
-				     (i == 0 || out.data[i - 1] != '\r')) ||
-				    (out.data[i] == '\r' &&
-				     (i + 1 == out.len || out.data[i + 1] != '\n')))
+			for (size_t i = 0; i < out.len; i++) {
+				char c = out.data[i];
+				char prev = i ? out.data[i - 1] : 0;
+				char next = out.data[i + 1];	/* NUL-ended */
+
+				if ((c == '\n' && prev != '\r') ||
+				    (c == '\r' && next != '\n'))
 					abort();
+			}
 		}
 	}
 	buf_free(&out);

@@ -92,9 +92,17 @@ run_qctl() {
 }
 
 no_qemu_left() {
-	local pids
-	pids=$(qemu_pids_of_test)
-	[ -z "$pids" ] || fail "QEMU still running: $pids"
+	local pids p i
+	# a QEMU killed a moment ago may still be on its way out
+	for i in $(seq 50); do
+		pids=$(qemu_pids_of_test)
+		[ -z "$pids" ] && return 0
+		sleep 0.1
+	done
+	for p in $pids; do
+		echo "leftover QEMU $p: $(ps -o pid,ppid,stat,etime -p "$p" | tail -1)" >&2
+	done
+	fail "QEMU still running: $pids"
 }
 
 run_dir_gone() {

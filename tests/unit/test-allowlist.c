@@ -62,7 +62,8 @@ Test(allowlist, entries_parse)
 		"-example.com:80",   "example-.com:80",	  "a..b:80",
 		"127.1:80",	     "2130706433:80",	  "0x7f.1:80",
 		"0177.0.0.1:80",     "127.000.000.001:80", "127.0.0.01:80",
-		"1.2.3.4.5:80",	     "256.1.1.1:80",	  "[::ffff:127.0.0.1]:80",
+		"1.2.3.4.5:80",	     "256.1.1.1:80",
+		"[::ffff:127.0.0.1]:80",
 		"[::ffff:7f00:1]:80", "[fe80::1%eth0]:80", "[::1:80",
 		"::1:80",	     "[example.com]:80",  "*.1.2.3:80",
 	};
@@ -86,7 +87,8 @@ Test(allowlist, entries_parse)
 
 Test(allowlist, exact_names_case_insensitive)
 {
-	const char *const list[] = { "allowed.example:443", "Deb.Debian.Org:80" };
+	const char *const list[] = { "allowed.example:443",
+				     "Deb.Debian.Org:80" };
 	struct allowlist *al = make(list, 2);
 
 	cr_expect_eq(match(al, "allowed.example", 443), 0);

@@ -163,7 +163,8 @@ Test(http_req, refused_forms)
 		"POST http://h.example/ HTTP/1.1\r\nContent-Length: 1\r\n"
 		"Content-Length: 1\r\n\r\n",
 		"POST http://h.example/ HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
-		"POST http://h.example/ HTTP/1.1\r\nContent-Length: 0x10\r\n\r\n",
+		"POST http://h.example/ HTTP/1.1\r\n"
+		"Content-Length: 0x10\r\n\r\n",
 	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++)

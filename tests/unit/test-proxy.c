@@ -119,8 +119,9 @@ start_server(uint16_t port)
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		dup2(devnull, 1);
 		dup2(devnull, 2);
-		execlp(access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3"
-							     : "python3",
+		execlp(access("/usr/bin/python3", X_OK) == 0
+			       ? "/usr/bin/python3"
+			       : "python3",
 		       "python3", "-m", "http.server", "--bind", "127.0.0.1",
 		       "--directory", www, portstr, (char *)NULL);
 		_exit(127);
@@ -614,7 +615,8 @@ Test(proxy, runs_confined)
 	f = fopen(path, "r");
 	cr_assert_not_null(f);
 	if (fgets(kids, sizeof(kids), f)) {
-		for (char *t = strtok(kids, " \n"); t; t = strtok(NULL, " \n")) {
+		for (char *t = strtok(kids, " \n"); t;
+		     t = strtok(NULL, " \n")) {
 			expect_confined(atoi(t));
 			nkids++;
 		}
@@ -659,7 +661,8 @@ Test(proxy, byte_budget_stops_relaying)
 	free(resp);
 	wait_records(2);
 	proxy_totals(px, &up, &down);
-	cr_expect_eq(up + down, 30000, "totals %lu", (unsigned long)(up + down));
+	cr_expect_eq(up + down, 30000, "totals %lu",
+		     (unsigned long)(up + down));
 }
 
 Test(proxy, idle_tunnel_times_out)
