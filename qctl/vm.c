@@ -35,7 +35,8 @@ enum {
 int
 vm_confine_default(struct vm_confine *c, struct error *err)
 {
-	static const char *const users[] = { "qctl-qemu", "nobody" };
+	const char *users[] = { getenv("QCTL_QEMU_USER"), "qctl-qemu",
+				"nobody" };
 
 	memset(c, 0, sizeof(*c));
 	c->cgroup_procs_fd = -1;
@@ -43,7 +44,8 @@ vm_confine_default(struct vm_confine *c, struct error *err)
 	if (geteuid() != 0)
 		return 0;	/* nothing to drop: we are unprivileged */
 	for (size_t i = 0; i < ARRAY_SIZE(users); i++) {
-		struct passwd *pw = getpwnam(users[i]);
+		struct passwd *pw = users[i] && *users[i] ? getpwnam(users[i])
+							  : NULL;
 
 		if (pw && pw->pw_uid != 0) {
 			c->drop_ids = true;
