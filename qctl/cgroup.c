@@ -78,28 +78,6 @@ tok_is(const char *tok, size_t len, const char *word)
 	return strlen(word) == len && !memcmp(tok, word, len);
 }
 
-/* Decimal digits only, no sign, at most UINT64_MAX. */
-static int
-parse_num(const char *s, size_t n, uint64_t *out)
-{
-	uint64_t v = 0;
-
-	if (n == 0)
-		return -EINVAL;
-	for (size_t i = 0; i < n; i++) {
-		unsigned d;
-
-		if (s[i] < '0' || s[i] > '9')
-			return -EINVAL;
-		d = s[i] - '0';
-		if (v > (UINT64_MAX - d) / 10)
-			return -ERANGE;
-		v = v * 10 + d;
-	}
-	*out = v;
-	return 0;
-}
-
 /* "12.34" (the kernel prints %lu.%02lu) as a percentage 0..100. */
 static int
 parse_avg(const char *s, size_t n, double *out)
@@ -113,8 +91,8 @@ parse_avg(const char *s, size_t n, double *out)
 		return -EINVAL;
 	il = dot - s;
 	fl = n - il - 1;
-	if (il < 1 || il > 3 || fl < 1 || fl > 6 || parse_num(s, il, &ip) < 0 ||
-	    parse_num(dot + 1, fl, &fp) < 0)
+	if (il < 1 || il > 3 || fl < 1 || fl > 6 || parse_u64_dec(s, il, &ip) < 0 ||
+	    parse_u64_dec(dot + 1, fl, &fp) < 0)
 		return -EINVAL;
 	for (size_t i = 0; i < fl; i++)
 		scale *= 10;
@@ -168,7 +146,7 @@ cgroup_parse_keyed(const char *buf, const char *const *keys, uint64_t *vals,
 		    next_tok(&line, end, &extra, &xlen))
 			return bad_line(err, EBADMSG, keys[i], lineno, key,
 					end - key);
-		r = parse_num(val, vlen, &vals[i]);
+		r = parse_u64_dec(val, vlen, &vals[i]);
 		if (r < 0)
 			return bad_line(err, -r, keys[i], lineno, key,
 					end - key);
@@ -293,7 +271,7 @@ parse_psi_line(const char *p, const char *end, double avg[3], uint64_t *total)
 			return -EINVAL;
 		seen |= 1u << i;
 		if (i == 3)
-			r = parse_num(eq + 1, len - klen - 1, total);
+			r = parse_u64_dec(eq + 1, len - klen - 1, total);
 		else
 			r = parse_avg(eq + 1, len - klen - 1, &avg[i]);
 		if (r < 0)
@@ -364,8 +342,8 @@ is_devnum(const char *s, size_t n)
 	const char *colon = memchr(s, ':', n);
 	uint64_t v;
 
-	return colon && parse_num(s, colon - s, &v) == 0 && v <= UINT32_MAX &&
-	       parse_num(colon + 1, n - (colon - s) - 1, &v) == 0 &&
+	return colon && parse_u64_dec(s, colon - s, &v) == 0 && v <= UINT32_MAX &&
+	       parse_u64_dec(colon + 1, n - (colon - s) - 1, &v) == 0 &&
 	       v <= UINT32_MAX;
 }
 
@@ -403,7 +381,7 @@ cgroup_parse_io_stat(const char *buf, struct cgroup_stats *st,
 				i = 1;
 			else
 				continue;
-			r = parse_num(eq + 1, tlen - (eq - tok) - 1, &v);
+			r = parse_u64_dec(eq + 1, tlen - (eq - tok) - 1, &v);
 			if (r == 0 &&
 			    ((seen & (1u << i)) || v > UINT64_MAX - sum[i]))
 				r = -ERANGE;
@@ -435,7 +413,7 @@ cgroup_parse_u64(const char *buf, uint64_t *val, struct error *err)
 		*val = UINT64_MAX;
 		return 0;
 	}
-	r = parse_num(buf, n, val);
+	r = parse_u64_dec(buf, n, val);
 	if (r < 0)
 		return error_set(err, -r, "%s: \"%.*s\"",
 				 r == -ERANGE ? "number out of range"
@@ -480,7 +458,7 @@ cgroup_parse_pids(const char *buf, pid_t **out, size_t *n, struct error *err)
 		lineno++;
 		if (!len)
 			continue;
-		if (parse_num(line, len, &v) < 0 || v == 0 || v > INT_MAX)
+		if (parse_u64_dec(line, len, &v) < 0 || v == 0 || v > INT_MAX)
 			return bad_line(err, EBADMSG, "cgroup.procs", lineno,
 					line, len);
 		if (cnt == cap) {
@@ -597,38 +575,11 @@ static int
 read_at(int dirfd, const char *where, const char *file, size_t max, char **out,
 	struct error *err)
 {
-	_cleanup_close_ int fd = -1;
-	_cleanup_free_ char *data = NULL;
-	size_t cap = 1024, n = 0;
+	int r = read_file_at(dirfd, file, max, out, NULL, err);
 
-	fd = openat(dirfd, file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
-	if (fd < 0)
-		return error_sys(err, errno, "open %s/%s", where, file);
-	data = xmalloc(cap + 1);
-	for (;;) {
-		ssize_t r;
-
-		if (n == cap) {
-			if (cap >= max)
-				return error_set(err, EFBIG,
-						 "%s/%s: larger than %zu bytes",
-						 where, file, max);
-			cap = cap * 4 > max ? max : cap * 4;
-			data = xrealloc(data, cap + 1);
-		}
-		r = read(fd, data + n, cap - n);
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			return error_sys(err, errno, "read %s/%s", where, file);
-		}
-		if (r == 0)
-			break;
-		n += r;
-	}
-	data[n] = '\0';
-	*out = steal_pointer(&data);
-	return 0;
+	if (r < 0)
+		error_prefix(err, "%s", where);
+	return r;
 }
 
 /* Write val to dirfd/file in one write(), as cgroup files require.  No
@@ -1333,7 +1284,7 @@ cgroup_gc(const char *root, int timeout_ms, unsigned *reaped, struct error *err)
 		int r;
 
 		if (digits == 0 || de->d_name[digits] != '-' ||
-		    parse_num(de->d_name, digits, &pid) < 0 || pid > INT_MAX)
+		    parse_u64_dec(de->d_name, digits, &pid) < 0 || pid > INT_MAX)
 			continue;
 		/* A live manager (or a pid we may not signal) owns it. */
 		if (pid == 0 || kill((pid_t)pid, 0) == 0 || errno == EPERM)

@@ -14,25 +14,11 @@
 
 #define PROC_FILE_MAX (64u * 1024)
 
+/* A /proc number: at most 20 digits. */
 static int
-parse_num(const char *s, size_t n, uint64_t *out)
+parse_u64_dec_20(const char *s, size_t n, uint64_t *out)
 {
-	uint64_t v = 0;
-
-	if (n == 0 || n > 20)
-		return -EINVAL;
-	for (size_t i = 0; i < n; i++) {
-		unsigned d;
-
-		if (s[i] < '0' || s[i] > '9')
-			return -EINVAL;
-		d = s[i] - '0';
-		if (v > (UINT64_MAX - d) / 10)
-			return -ERANGE;
-		v = v * 10 + d;
-	}
-	*out = v;
-	return 0;
+	return n > 20 ? -EINVAL : parse_u64_dec(s, n, out);
 }
 
 /* ticks of 1/clk_tck s in usec, or -ERANGE. */
@@ -93,16 +79,16 @@ procstat_parse_stat(const char *buf, long clk_tck, struct proc_usage *u,
 	for (int i = 0; i < 4; i++) {
 		int f = cpu_fields[i];
 
-		if (parse_num(tok[f], tl[f], &v[i]) < 0 ||
+		if (parse_u64_dec_20(tok[f], tl[f], &v[i]) < 0 ||
 		    v[i] > UINT64_MAX - sum)
 			return error_set(
 				err, EBADMSG, "stat: bad CPU time \"%.*s\"",
 				(int)(tl[f] > 24 ? 24 : tl[f]), tok[f]);
 		sum += v[i];
 	}
-	if (parse_num(tok[ST_THREADS], tl[ST_THREADS], &threads) < 0 ||
+	if (parse_u64_dec_20(tok[ST_THREADS], tl[ST_THREADS], &threads) < 0 ||
 	    threads > UINT32_MAX ||
-	    parse_num(tok[ST_STARTTIME], tl[ST_STARTTIME], &start) < 0)
+	    parse_u64_dec_20(tok[ST_STARTTIME], tl[ST_STARTTIME], &start) < 0)
 		return error_set(err, EBADMSG,
 				 "stat: bad thread count or start time");
 	if (ticks_to_usec(sum, clk_tck, &usec) < 0)
@@ -149,7 +135,7 @@ parse_colon_keyed(const char *buf, const char *what, const char *const *keys,
 		colon++;
 		colon += strspn(colon, " \t");
 		dl = strspn(colon, "0123456789");
-		if (colon + dl > line + len || parse_num(colon, dl, &v) < 0 ||
+		if (colon + dl > line + len || parse_u64_dec_20(colon, dl, &v) < 0 ||
 		    ((kb & (1u << i)) ? (colon + dl + 3 != line + len ||
 					 memcmp(colon + dl, " kB", 3))
 				      : colon + dl != line + len))

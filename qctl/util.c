@@ -175,14 +175,14 @@ write_in_full(int fd, const void *buf, size_t n)
 }
 
 int
-read_file(const char *path, size_t max, char **out, size_t *len,
-	  struct error *err)
+read_file_at(int dirfd, const char *path, size_t max, char **out, size_t *len,
+	     struct error *err)
 {
 	_cleanup_close_ int fd = -1;
 	_cleanup_free_ char *data = NULL;
-	size_t cap = 4096, n = 0;
+	size_t cap = 1024, n = 0;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
 	if (fd < 0)
 		return error_sys(err, errno, "open %s", path);
 	data = xmalloc(cap + 1);
@@ -194,7 +194,7 @@ read_file(const char *path, size_t max, char **out, size_t *len,
 				return error_set(err, EFBIG,
 						 "%s: larger than %zu bytes",
 						 path, max);
-			cap = cap * 2 > max ? max : cap * 2;
+			cap = cap * 4 > max ? max : cap * 4;
 			data = xrealloc(data, cap + 1);
 		}
 		r = read(fd, data + n, cap - n);
@@ -211,6 +211,34 @@ read_file(const char *path, size_t max, char **out, size_t *len,
 	if (len)
 		*len = n;
 	*out = steal_pointer(&data);
+	return 0;
+}
+
+int
+read_file(const char *path, size_t max, char **out, size_t *len,
+	  struct error *err)
+{
+	return read_file_at(AT_FDCWD, path, max, out, len, err);
+}
+
+int
+parse_u64_dec(const char *s, size_t n, uint64_t *out)
+{
+	uint64_t v = 0;
+
+	if (n == 0)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		unsigned d;
+
+		if (s[i] < '0' || s[i] > '9')
+			return -EINVAL;
+		d = s[i] - '0';
+		if (v > (UINT64_MAX - d) / 10)
+			return -ERANGE;
+		v = v * 10 + d;
+	}
+	*out = v;
 	return 0;
 }
 

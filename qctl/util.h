@@ -70,6 +70,11 @@ ssize_t write_in_full(int fd, const void *buf, size_t n);
 /* Read a whole (small) file, NUL-terminated, at most max bytes. */
 int read_file(const char *path, size_t max, char **out, size_t *len,
 	      struct error *err);
+/* The same relative to dirfd, never following a final symlink. */
+int read_file_at(int dirfd, const char *path, size_t max, char **out,
+		 size_t *len, struct error *err);
+/* n decimal digits (no sign, no space) as a u64: 0, -EINVAL or -ERANGE. */
+int parse_u64_dec(const char *s, size_t n, uint64_t *out);
 
 /* Monotonic clock in milliseconds. */
 int64_t now_ms(void);
