@@ -20,7 +20,7 @@
 # of hung boots, HANG_LABEL names the docs section (for several
 # configurations side by side), BENCH_QCTL, and those of bench/lib.sh:
 # QCTL_IMAGE_DIR, BENCH_APPEND (e.g. ignore_loglevel, to see where a hung
-# boot stops), BENCH_INITRD_COMPRESS.
+# boot stops), BENCH_KERNEL, BENCH_INITRD_COMPRESS.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -190,6 +190,7 @@ envs="HANG_N=$N HANG_TIMEOUT=$TIMEOUT"
 [ "$KINDS" = "floor qctl" ] || envs="$envs HANG_KINDS='$KINDS'"
 [ -z "${BENCH_APPEND:-}" ] || envs="$envs BENCH_APPEND='$BENCH_APPEND'"
 [ -z "${BENCH_KERNEL:-}" ] || envs="$envs BENCH_KERNEL=$BENCH_KERNEL"
+[ -z "${BENCH_QCTL:-}" ] || envs="$envs BENCH_QCTL=$BENCH_QCTL"
 [ -z "${HANG_LABEL:-}" ] || envs="$envs HANG_LABEL=$HANG_LABEL"
 [ "$rel" = images/out/minimal ] || envs="$envs QCTL_IMAGE_DIR=$rel"
 sec=$BENCH_TMP/section.md
@@ -227,7 +228,7 @@ sec=$BENCH_TMP/section.md
 cat "$sec"
 if [ "$write" = 1 ]; then
 	doc=$BENCH_TOP/docs/benchmarks.md
-	mkdir -p "$(dirname "$doc")"
+	doc_init "$doc"
 	doc_replace "$doc" "bench-boot-hang${HANG_LABEL:+-$HANG_LABEL}" "$sec"
 	echo "boot-hang.sh: updated $doc" >&2
 fi

@@ -258,7 +258,9 @@ peek_qemu_argv() {
 }
 
 # floor_argv MACHINE CONSOLE_LOG: FLOOR_ARGV = what qctl/qemu-argv.c
-# builds, minus -S and QMP (nothing drives this VM): same machine options,
+# builds, minus -S, -no-shutdown and QMP (nothing drives this VM, so its
+# QEMU must start by itself and exit at power-off; qctl's reads the block
+# statistics after SHUTDOWN and is told to quit): same machine options,
 # CPU, memory, kernel, devices (the agent's virtio-serial port, on a null
 # chardev here, and the scratch disk: a sparse file of the recipe's
 # default 2G, left unformatted since no one mounts it) and sandbox; console
@@ -329,7 +331,27 @@ host_facts() {
 		"QEMU $qv, accel tcg$( [ -e /sys/module/kvm_pvm ] &&
 			echo ' (/dev/kvm is kvm_pvm: unusable for ordinary guests)')"
 	echo "- load average at start: $(cut -d' ' -f1-3 /proc/loadavg)" \
-		"(other jobs share this host; runs are interleaved so noise hits both alike)"
+		"(other jobs share this host)"
+}
+
+# doc_init FILE: a docs/benchmarks.md with its header, unless it exists.
+doc_init() {
+	[ ! -e "$1" ] || return 0
+	mkdir -p "$(dirname "$1")"
+	cat >"$1" <<'EOF'
+# Benchmarks
+
+Generated sections below are rewritten by the scripts named in them; the
+rest is written by hand.
+
+- `bench/run.sh` (`make bench` prints it, `bench/run.sh --write` stores it):
+  the floor, raw QEMU with qctl's machine, devices and options booting the
+  image's kernel and initrd into a PID 1 that powers off at once, against
+  `qctl run -q` of a one-step recipe running `true`; interleaved, medians,
+  min/max, ratio of medians.  Target: qctl within 1.15x of the floor.
+- `bench/boot-hang.sh --write`: how often a TCG boot hangs, per machine
+  type, and where hung boots stop.
+EOF
 }
 
 # doc_replace FILE TAG SECTION_FILE: put SECTION_FILE between
@@ -337,12 +359,13 @@ host_facts() {
 doc_replace() {
 	local doc=$1 tag=$2 sec=$3 tmp
 
+	doc_init "$doc"
 	tmp=$(mktemp "$doc.XXXXXX")
 	if [ -f "$doc" ] && grep -q "^<!-- $tag:begin -->\$" "$doc"; then
 		awk -v tag="$tag" -v sec="$sec" '
 			$0 == "<!-- " tag ":begin -->" {
 				print; while ((getline l < sec) > 0) print l
-				skip = 1; next }
+				close(sec); skip = 1; next }
 			$0 == "<!-- " tag ":end -->" { skip = 0 }
 			!skip' "$doc" >"$tmp"
 	else

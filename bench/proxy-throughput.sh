@@ -23,8 +23,10 @@ PIDS=()
 
 cleanup() {
 	local p
+	exec 3>&- 2>/dev/null || true
 	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
+	sleep 0.2
+	for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
 	ip netns del "$NS" 2>/dev/null || true
 	rm -rf "$W" "$BLOB"
 }
@@ -128,21 +130,23 @@ ip netns add "$NS"
 ip -n "$NS" link set lo up
 in_ns() { ip netns exec "$NS" "$@"; }
 
-in_ns python3 "$W/server.py" "$BLOB" 18080 & PIDS+=($!)
+# Background processes are started with `ip netns exec` itself (which
+# execs), so that $! is the process to kill.
+ip netns exec "$NS" python3 "$W/server.py" "$BLOB" 18080 & PIDS+=($!)
 mkfifo "$W/ctl"
-in_ns "$W/proxy-driver" 3128 127.0.0.1:18080 <"$W/ctl" >"$W/qctl.log" &
-PIDS+=($!)
+ip netns exec "$NS" "$W/proxy-driver" 3128 127.0.0.1:18080 \
+	<"$W/ctl" >"$W/qctl.log" & PIDS+=($!)
 exec 3>"$W/ctl"		# keeps the driver's stdin open
-in_ns tinyproxy -d -c "$W/tp/tinyproxy.conf" & PIDS+=($!)
+ip netns exec "$NS" tinyproxy -d -c "$W/tp/tinyproxy.conf" & PIDS+=($!)
 for _ in $(seq 50); do
-	in_ns curl -s -o /dev/null http://127.0.0.1:18080/ 2>/dev/null &&
+	in_ns bash -c ': </dev/tcp/127.0.0.1/18080' 2>/dev/null &&
 	in_ns bash -c ': </dev/tcp/127.0.0.1/8888' 2>/dev/null &&
 	[ -s "$W/qctl.log" ] && break
 	sleep 0.1
 done
 
 # Both proxies refuse what the allowlist does not name.
-in_ns python3 "$W/server.py" "$BLOB" 18081 & PIDS+=($!)
+ip netns exec "$NS" python3 "$W/server.py" "$BLOB" 18081 & PIDS+=($!)
 sleep 0.3
 for px in 3128 8888; do
 	c=$(in_ns curl -s -o /dev/null -w '%{http_code}' -x "http://127.0.0.1:$px" \

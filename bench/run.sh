@@ -14,7 +14,10 @@
 #
 # Knobs (environment): BENCH_N runs each (10), BENCH_TIMEOUT seconds per
 # run (120), BENCH_QCTL (build/qctl), and those of bench/lib.sh:
-# QCTL_IMAGE_DIR, QCTL_MACHINE, BENCH_APPEND, BENCH_INITRD_COMPRESS.
+# QCTL_IMAGE_DIR, QCTL_MACHINE, BENCH_APPEND, BENCH_KERNEL,
+# BENCH_INITRD_COMPRESS.  Under TCG, QCTL_MACHINE=microvm boots hang at TSC
+# calibration unless BENCH_APPEND=tsc_early_khz=<host TSC kHz> is given
+# (docs/benchmarks.md, "Boot hangs").
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -144,6 +147,7 @@ read -r qgu _ _ _ < <(stats "$BENCH_TMP/qctl.guest")
 read -r qboot _ _ _ < <(stats "$BENCH_TMP/qctl.boot")
 [ "$fn" -gt 0 ] && [ "$qn" -gt 0 ] || die "no successful runs to report"
 ratio=$(awk -v q="$qmed" -v f="$fmed" 'BEGIN { printf "%.2f", q / f }')
+cratio=$(awk -v q="$qcpu" -v f="$fcpu" 'BEGIN { printf "%.2f", q / f }')
 verdict=$(awk -v r="$ratio" 'BEGIN { print (r <= 1.15) ? "met" : "not met" }')
 rel=${IMG_DIR#"$BENCH_TOP"/}
 cmd="bench/run.sh --write"
@@ -151,6 +155,7 @@ envs="BENCH_N=$N"
 [ "$MACHINE" = q35 ] || envs="$envs QCTL_MACHINE=$MACHINE"
 [ -z "${BENCH_APPEND:-}" ] || envs="$envs BENCH_APPEND='$BENCH_APPEND'"
 [ -z "${BENCH_KERNEL:-}" ] || envs="$envs BENCH_KERNEL=$BENCH_KERNEL"
+[ -z "${BENCH_QCTL:-}" ] || envs="$envs BENCH_QCTL=$BENCH_QCTL"
 [ "${BENCH_INITRD_COMPRESS:-keep}" = keep ] ||
 	envs="$envs BENCH_INITRD_COMPRESS=$BENCH_INITRD_COMPRESS"
 [ "$rel" = images/out/minimal ] || envs="$envs QCTL_IMAGE_DIR=$rel"
@@ -163,7 +168,9 @@ sec=$BENCH_TMP/section.md
 	echo "(\`make bench\` runs it with the defaults): machine $MACHINE, TCG,"
 	echo "1 CPU, 512 MiB, image $rel (kernel booted as $IMG_BOOT, initrd compression $IMG_COMPRESS),"
 	echo "kernel command line \`$IMG_CMDLINE\`"
-	echo "(the floor adds \`rdinit=/poweroff-init\`)."
+	echo "(the floor adds \`rdinit=/poweroff-init\`). Floor and qctl runs"
+	echo "alternate, after one unrecorded pair, so that other jobs on the host"
+	echo "slow both alike."
 	echo
 	echo "$facts"
 	echo "- load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -173,17 +180,22 @@ sec=$BENCH_TMP/section.md
 	echo "| floor: raw QEMU, kernel + initrd, PID 1 powers off | $fn | $fmed | $fmin | $fmax | 1.00 | $fcpu | $fgu |"
 	echo "| qctl run -q, \`steps: [{name: t, run: \"true\"}]\` | $qn | $qmed | $qmin | $qmax | **$ratio** | $qcpu | $qgu |"
 	echo
-	echo "Target qctl <= 1.15 x floor: **$verdict**. qctl's spawn-to-HELLO"
-	echo "(result.json \`boot_ms\`), median: $qboot s. Failed runs: floor"
-	echo "$fails_floor, qctl $fails_qctl. CPU is user+sys of the QEMU (and qctl)"
-	echo "process tree; the guest clock is the printk time of \`reboot: Power down\`."
+	echo "Target qctl <= 1.15 x floor (ratio of wall-time medians): **$verdict**."
+	echo "Ratio of CPU medians: $cratio (CPU is user+sys of the QEMU, and qctl,"
+	echo "process tree: less sensitive than wall time to other jobs on the"
+	echo "host). qctl's spawn-to-HELLO (result.json \`boot_ms\`), median: $qboot s."
+	echo "The guest clock is the printk time of \`reboot: Power down\`."
+	echo "Failed runs: floor $fails_floor, qctl $fails_qctl."
 	echo
 	echo "Samples in run order (s): floor $(paste -sd' ' "$BENCH_TMP/floor.wall");"
 	echo "qctl $(paste -sd' ' "$BENCH_TMP/qctl.wall")."
 	echo
+	echo "<details><summary>QEMU command lines</summary>"
+	echo
 	echo "$("$QCTL" version 2>&1 | head -n1) ran QEMU as follows (from /proc during the"
-	echo "warm-up run); the floor's command line is the same but for -S, QMP,"
-	echo "the chardev backends, the scratch disk's path and the initrd:"
+	echo "warm-up run); the floor's command line is the same but for -S,"
+	echo "-no-shutdown, QMP, the chardev backends, the scratch disk's path and"
+	echo "the initrd:"
 	echo
 	echo '```'
 	if [ -s "$BENCH_TMP/qctl-qemu-argv" ]; then
@@ -203,11 +215,13 @@ sec=$BENCH_TMP/section.md
 		{ printf "%s ", $0 } END { printf "\n" }' |
 		sed "s#$BENCH_TMP/#TMP/#g"
 	echo '```'
+	echo
+	echo "</details>"
 } >"$sec"
 cat "$sec"
 if [ "$write" = 1 ]; then
 	doc=$BENCH_TOP/docs/benchmarks.md
-	mkdir -p "$(dirname "$doc")"
+	doc_init "$doc"
 	doc_replace "$doc" bench-run "$sec"
 	echo "run.sh: updated $doc" >&2
 fi

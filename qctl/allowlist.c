@@ -79,7 +79,8 @@ normalize_name(const char *s, size_t len, char *out, struct error *err)
 	if (len == 0)
 		return error_set(err, EINVAL, "empty host name");
 	if (len > 253)
-		return error_set(err, EINVAL, "host name longer than 253 bytes");
+		return error_set(err, EINVAL,
+				 "host name longer than 253 bytes");
 	/* "host." and "host" are the same name to DNS but not to a string
 	 * compare; refusing the dotted form keeps matching exact. */
 	if (s[len - 1] == '.')
@@ -89,11 +90,13 @@ normalize_name(const char *s, size_t len, char *out, struct error *err)
 
 		if (c == '.') {
 			if (label == 0)
-				return error_set(err, EINVAL,
-						 "host name has an empty label");
+				return error_set(
+					err, EINVAL,
+					"host name has an empty label");
 			if (out[i - 1] == '-')
-				return error_set(err, EINVAL,
-						 "host name label ends with '-'");
+				return error_set(
+					err, EINVAL,
+					"host name label ends with '-'");
 			if (i == len)
 				break;
 			out[i] = c;
@@ -109,8 +112,9 @@ normalize_name(const char *s, size_t len, char *out, struct error *err)
 			return error_set(err, EINVAL,
 					 "host name label starts with '-'");
 		if (++label > 63)
-			return error_set(err, EINVAL,
-					 "host name label longer than 63 bytes");
+			return error_set(
+				err, EINVAL,
+				"host name label longer than 63 bytes");
 		if (!is_digit(c))
 			digits_only = false;
 		out[i] = c;
@@ -140,8 +144,8 @@ parse_ipv6_bracket(const char *s, size_t len, uint8_t addr[16], char *out,
 	    len - 2 >= sizeof(tmp))
 		return error_set(err, EINVAL, "bad IPv6 address");
 	for (size_t i = 1; i < len - 1; i++)
-		if (!(is_digit(s[i]) || (lower(s[i]) >= 'a' &&
-					 lower(s[i]) <= 'f') ||
+		if (!(is_digit(s[i]) ||
+		      (lower(s[i]) >= 'a' && lower(s[i]) <= 'f') ||
 		      s[i] == ':' || s[i] == '.'))
 			return error_set(err, EINVAL, "bad IPv6 address");
 	memcpy(tmp, s + 1, len - 2);
@@ -159,6 +163,7 @@ parse_ipv6_bracket(const char *s, size_t len, uint8_t addr[16], char *out,
 	return 0;
 }
 
+/* Normalise a request host; refuse every form that could mislead a match. */
 int
 allowlist_normalize_host(const char *raw, size_t len, struct host *out,
 			 struct error *err)
@@ -199,9 +204,9 @@ parse_port(const char *s, uint16_t *port)
 	return 0;
 }
 
+/* Parse one recipe entry; 0 or -EINVAL with the reason. */
 int
-allowlist_parse_entry(const char *s, struct allow_entry *out,
-		      struct error *err)
+allowlist_parse_entry(const char *s, struct allow_entry *out, struct error *err)
 {
 	struct error e2;
 	const char *colon;
@@ -251,6 +256,7 @@ allowlist_parse_entry(const char *s, struct allow_entry *out,
 	return 0;
 }
 
+/* Validate one recipe entry; 0 or -EINVAL with the reason. */
 int
 allowlist_check_entry(const char *s, struct error *err)
 {
@@ -259,6 +265,7 @@ allowlist_check_entry(const char *s, struct error *err)
 	return allowlist_parse_entry(s, &e, err);
 }
 
+/* Parse all entries; NULL with err naming the first bad one. */
 struct allowlist *
 allowlist_new(char *const *entries, size_t n, struct error *err)
 {
@@ -276,6 +283,7 @@ allowlist_new(char *const *entries, size_t n, struct error *err)
 	return al;
 }
 
+/* Free a list; NULL is ignored. */
 void
 allowlist_free(struct allowlist *al)
 {
@@ -295,9 +303,9 @@ suffix_matches(const char *name, const char *suffix)
 	return n > s && !memcmp(name + n - s, suffix, s);
 }
 
+/* Index of the first entry admitting host:port, or -1. */
 int
-allowlist_match(const struct allowlist *al, const struct host *h,
-		uint16_t port)
+allowlist_match(const struct allowlist *al, const struct host *h, uint16_t port)
 {
 	for (size_t i = 0; i < al->n; i++) {
 		const struct allow_entry *e = &al->e[i];
@@ -315,7 +323,8 @@ allowlist_match(const struct allowlist *al, const struct host *h,
 				return i;
 			break;
 		case ALLOW_IPV4:
-			if (h->kind == HOST_IPV4 && !memcmp(e->addr, h->addr, 4))
+			if (h->kind == HOST_IPV4 &&
+			    !memcmp(e->addr, h->addr, 4))
 				return i;
 			break;
 		case ALLOW_IPV6:
@@ -328,7 +337,7 @@ allowlist_match(const struct allowlist *al, const struct host *h,
 	return -1;
 }
 
-/* ---- address classification -------------------------------------------- */
+/* ---- address classification --------------------------------------------- */
 
 struct prefix {
 	uint8_t bytes[16];
@@ -339,15 +348,15 @@ struct prefix {
 /* First match wins: more specific prefixes come first. */
 static const struct prefix v4_table[] = {
 	{ { 255, 255, 255, 255 }, 32, ADDR_BROADCAST },
-	{ { 0 }, 8, ADDR_UNSPECIFIED },		/* Linux connects 0/8 locally */
+	{ { 0 }, 8, ADDR_UNSPECIFIED }, /* Linux connects 0/8 locally */
 	{ { 127 }, 8, ADDR_LOOPBACK },
-	{ { 169, 254 }, 16, ADDR_LINK_LOCAL },	/* 169.254.169.254 metadata */
+	{ { 169, 254 }, 16, ADDR_LINK_LOCAL }, /* 169.254.169.254 metadata */
 	{ { 10 }, 8, ADDR_PRIVATE },
 	{ { 172, 16 }, 12, ADDR_PRIVATE },
 	{ { 192, 168 }, 16, ADDR_PRIVATE },
 	{ { 100, 64 }, 10, ADDR_SHARED },
-	{ { 192, 0, 0 }, 24, ADDR_RESERVED },	/* IETF protocol assignments */
-	{ { 198, 18 }, 15, ADDR_RESERVED },	/* benchmarking, fake-IP DNS */
+	{ { 192, 0, 0 }, 24, ADDR_RESERVED }, /* IETF protocol assignments */
+	{ { 198, 18 }, 15, ADDR_RESERVED }, /* benchmarking, fake-IP DNS */
 	{ { 224 }, 4, ADDR_MULTICAST },
 	{ { 240 }, 4, ADDR_RESERVED },
 };
@@ -356,11 +365,11 @@ static const struct prefix v6_table[] = {
 	{ { 0 }, 128, ADDR_UNSPECIFIED },
 	{ { [15] = 1 }, 128, ADDR_LOOPBACK },
 	{ { [10] = 0xff, [11] = 0xff }, 96, ADDR_MAPPED },
-	{ { 0 }, 96, ADDR_RESERVED },		/* IPv4-compatible, deprecated */
+	{ { 0 }, 96, ADDR_RESERVED }, /* IPv4-compatible, deprecated */
 	{ { 0x00, 0x64, 0xff, 0x9b, 0x00, 0x01 }, 48, ADDR_PRIVATE },
-	{ { 0x01 }, 64, ADDR_RESERVED },	/* 100::/64 discard */
+	{ { 0x01 }, 64, ADDR_RESERVED }, /* 100::/64 discard */
 	{ { 0xfe, 0x80 }, 10, ADDR_LINK_LOCAL },
-	{ { 0xfe, 0xc0 }, 10, ADDR_PRIVATE },	/* site-local, deprecated */
+	{ { 0xfe, 0xc0 }, 10, ADDR_PRIVATE }, /* site-local, deprecated */
 	{ { 0xfc }, 7, ADDR_PRIVATE },
 	{ { 0xff }, 8, ADDR_MULTICAST },
 };
@@ -389,6 +398,7 @@ classify_v4(const uint8_t *a)
 	return ADDR_PUBLIC;
 }
 
+/* The network class of an IPv4 (4 bytes) or IPv6 (16) address. */
 enum addr_class
 allowlist_classify(int family, const uint8_t *a)
 {
@@ -411,6 +421,7 @@ allowlist_classify(int family, const uint8_t *a)
 	return ADDR_PUBLIC;
 }
 
+/* Short English name of an address class. */
 const char *
 allowlist_class_name(enum addr_class c)
 {
@@ -439,6 +450,7 @@ allowlist_class_name(enum addr_class c)
 	return "unknown";
 }
 
+/* Public, or listed as this very IP:port: may be connected to. */
 bool
 allowlist_addr_ok(const struct allowlist *al, int family, const uint8_t *addr,
 		  uint16_t port, enum addr_class *cls)

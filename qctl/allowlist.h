@@ -13,10 +13,10 @@
 #define ALLOW_HOST_MAX 256
 
 enum allow_kind {
-	ALLOW_NAME,	/* "host:port": exact, case-insensitive */
-	ALLOW_SUFFIX,	/* "*.suffix:port": at least one label before */
-	ALLOW_IPV4,	/* "a.b.c.d:port", canonical dotted quad only */
-	ALLOW_IPV6,	/* "[v6]:port", never IPv4-mapped */
+	ALLOW_NAME,   /* "host:port": exact, case-insensitive */
+	ALLOW_SUFFIX, /* "*.suffix:port": at least one label before */
+	ALLOW_IPV4,   /* "a.b.c.d:port", canonical dotted quad only */
+	ALLOW_IPV6,   /* "[v6]:port", never IPv4-mapped */
 };
 
 struct allow_entry {
@@ -24,7 +24,7 @@ struct allow_entry {
 	/* Lower-case name; for ALLOW_SUFFIX ".suffix" (with the leading
 	 * dot); for addresses the canonical text ("[::1]" for IPv6). */
 	char host[ALLOW_HOST_MAX];
-	uint8_t addr[16];	/* IPv4 in the first 4 bytes */
+	uint8_t addr[16]; /* IPv4 in the first 4 bytes */
 	uint16_t port;
 };
 
@@ -42,7 +42,7 @@ enum host_kind {
 
 struct host {
 	enum host_kind kind;
-	char name[ALLOW_HOST_MAX];	/* lower-case, canonical */
+	char name[ALLOW_HOST_MAX]; /* lower-case, canonical */
 	uint8_t addr[16];
 };
 
@@ -73,13 +73,13 @@ enum addr_class {
 	ADDR_PUBLIC,
 	ADDR_UNSPECIFIED,
 	ADDR_LOOPBACK,
-	ADDR_LINK_LOCAL,	/* incl. 169.254.169.254, cloud metadata */
-	ADDR_PRIVATE,		/* RFC 1918, fc00::/7, fec0::/10 */
-	ADDR_SHARED,		/* 100.64.0.0/10, carrier-grade NAT */
+	ADDR_LINK_LOCAL, /* incl. 169.254.169.254, cloud metadata */
+	ADDR_PRIVATE,	 /* RFC 1918, fc00::/7, fec0::/10 */
+	ADDR_SHARED,	 /* 100.64.0.0/10, carrier-grade NAT */
 	ADDR_MULTICAST,
 	ADDR_BROADCAST,
-	ADDR_RESERVED,		/* 240/4, 0/8, ::/96 and the like */
-	ADDR_MAPPED,		/* ::ffff:0:0/96: an IPv4 address in disguise */
+	ADDR_RESERVED, /* 240/4, 0/8, ::/96 and the like */
+	ADDR_MAPPED,   /* ::ffff:0:0/96: an IPv4 address in disguise */
 };
 
 /* Classify an address; family is AF_INET (4 bytes) or AF_INET6 (16). */

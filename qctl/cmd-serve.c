@@ -1,14 +1,287 @@
-/* cmd-serve.c - qctl serve: not built yet (issue 5) */
+/* cmd-serve.c - qctl serve: builds on demand over a QMP-style socket */
+#include <getopt.h>
+#include <grp.h>
+#include <limits.h>
+#include <pwd.h>
+#include <signal.h>
 #include <stdio.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
 
 #include "cmd.h"
-#include "result.h"
+#include "serve.h"
+#include "state.h"
 
+static void
+serve_usage(FILE *f)
+{
+	fputs("usage: qctl serve --socket PATH [OPTIONS]\n"
+	      "\n"
+	      "  --socket PATH        the control socket (QMP framing; see\n"
+	      "                       docs/control-socket.md)\n"
+	      "  --max-parallel N     builds at once (default: online CPUs);\n"
+	      "                       the rest wait in submission order\n"
+	      "  --keep-finished N    finished builds remembered, run\n"
+	      "                       directories included (default 16)\n"
+	      "  --group NAME         the socket's group (default \"qctl\" if\n"
+	      "                       it exists, else root's group)\n"
+	      "  --socket-mode MODE   octal (default 0660)\n"
+	      "  --allow-quit         let clients stop the server with quit\n"
+	      "  --state-dir DIR      crash-recovery records (default\n"
+	      "                       $QCTL_STATE_DIR or " STATE_DIR_DEFAULT
+	      ");\n"
+	      "                       what a dead server left is reaped at\n"
+	      "                       start\n"
+	      "  --run-root DIR       parent of run directories (default\n"
+	      "                       $QCTL_RUN_ROOT or /var/tmp/qctl)\n"
+	      "  --accel auto|kvm|tcg accelerator (default auto)\n"
+	      "  -v, --verbose        builds' progress and output on stderr,\n"
+	      "                       each line prefixed with the build's id\n"
+	      "                       (twice: more detail)\n"
+	      "\n"
+	      "SIGINT or SIGTERM cancels every build, removes the socket and\n"
+	      "exits 0.\n",
+	      f);
+}
+
+struct serve_ctx {
+	struct loop *loop;
+	struct serve *serve;
+	int signals;
+};
+
+static void
+on_signal(struct loop *l, int fd, uint32_t events, void *opaque)
+{
+	struct serve_ctx *c = opaque;
+	struct signalfd_siginfo si;
+	char why[64];
+
+	(void)events;
+	if (read(fd, &si, sizeof(si)) != sizeof(si))
+		return;
+	if (++c->signals > 1) {
+		/* a second signal: no more waiting for the VMs to go */
+		fprintf(stderr, "qctl serve: signal %d again: exiting now\n",
+			(int)si.ssi_signo);
+		loop_quit(l, 0);
+		return;
+	}
+	snprintf(why, sizeof(why), "signal %s",
+		 si.ssi_signo == SIGINT	   ? "SIGINT"
+		 : si.ssi_signo == SIGTERM ? "SIGTERM"
+					   : "SIGHUP");
+	serve_shutdown(c->serve, why);
+}
+
+static char *
+abs_path(const char *p)
+{
+	char cwd[PATH_MAX];
+
+	if (p[0] == '/' || !getcwd(cwd, sizeof(cwd)))
+		return xstrdup(p);
+	return xasprintf("%s/%s", cwd, p);
+}
+
+static int
+parse_int(const char *s, int min, int max, int *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < min || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* The socket's group: --group, else "qctl", else root's primary group. */
+static int
+socket_group(const char *name, gid_t *gid)
+{
+	struct group *g = getgrnam(name ? name : "qctl");
+	struct passwd *pw;
+
+	if (g) {
+		*gid = g->gr_gid;
+		return 0;
+	}
+	if (name)
+		return -1;
+	pw = getpwuid(0);
+	*gid = pw ? pw->pw_gid : 0;
+	return 0;
+}
+
+/* qctl serve: options, gc, socket, then the loop until a signal. */
 int
 cmd_serve(int argc, char **argv)
 {
-	(void)argc;
-	(void)argv;
-	fputs("qctl serve: not implemented yet\n", stderr);
-	return EXIT_USAGE;
+	static const struct option longopts[] = {
+		{ "socket", required_argument, NULL, 'S' },
+		{ "max-parallel", required_argument, NULL, 'p' },
+		{ "keep-finished", required_argument, NULL, 'K' },
+		{ "group", required_argument, NULL, 'g' },
+		{ "socket-mode", required_argument, NULL, 'm' },
+		{ "allow-quit", no_argument, NULL, 'Q' },
+		{ "state-dir", required_argument, NULL, 's' },
+		{ "run-root", required_argument, NULL, 'r' },
+		{ "accel", required_argument, NULL, 'a' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct serve_opts o = { .log = stderr };
+	_cleanup_free_ char *sock = NULL, *state_dir = NULL, *run_root = NULL;
+	const char *group = NULL, *accel_s = "auto", *env;
+	struct serve_ctx ctx = { 0 };
+	_cleanup_close_ int sigfd = -1;
+	struct error err = { 0 };
+	unsigned long mode = 0660;
+	int opt, verbose = 0, n;
+	char why[256], *end;
+	sigset_t mask;
+	gid_t gid;
+
+	opterr = 0;
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "+vh", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'S':
+			free(sock);
+			sock = abs_path(optarg);
+			break;
+		case 'p':
+			if (parse_int(optarg, 1, 1024, &o.max_parallel) < 0) {
+				fprintf(stderr, "qctl serve: --max-parallel: "
+					"1..1024, not \"%s\"\n", optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		case 'K':
+			if (parse_int(optarg, 1, 100000, &o.keep_finished) <
+			    0) {
+				fprintf(stderr, "qctl serve: --keep-finished: "
+					"1..100000, not \"%s\"\n", optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		case 'g':
+			group = optarg;
+			break;
+		case 'm':
+			errno = 0;
+			mode = strtoul(optarg, &end, 8);
+			if (errno || end == optarg || *end || mode > 0777) {
+				fprintf(stderr, "qctl serve: --socket-mode: "
+					"octal 0..0777, not \"%s\"\n", optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		case 'Q':
+			o.allow_quit = true;
+			break;
+		case 's':
+			free(state_dir);
+			state_dir = abs_path(optarg);
+			break;
+		case 'r':
+			free(run_root);
+			run_root = abs_path(optarg);
+			break;
+		case 'a':
+			accel_s = optarg;
+			break;
+		case 'v':
+			verbose++;
+			break;
+		case 'h':
+			serve_usage(stdout);
+			return 0;
+		default:
+			fprintf(stderr, "qctl serve: bad option \"%s\"\n\n",
+				argv[optind - 1]);
+			serve_usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind < argc || !sock) {
+		fprintf(stderr, "qctl serve: %s\n\n",
+			sock ? "no arguments besides options"
+			     : "--socket PATH is required");
+		serve_usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (socket_group(group, &gid) < 0) {
+		fprintf(stderr, "qctl serve: --group %s: no such group\n",
+			group);
+		return EXIT_USAGE;
+	}
+	if (accel_parse(accel_s, &o.build.accel, &err) < 0) {
+		fprintf(stderr, "qctl serve: %s\n", err.msg);
+		return EXIT_USAGE;
+	}
+	if (o.build.accel == ACCEL_AUTO) {
+		o.build.accel = accel_detect("/dev", "/sys", why, sizeof(why));
+		fprintf(stderr, "qctl serve: --accel auto: %s\n", why);
+	}
+	env = getenv("QCTL_STATE_DIR");
+	if (!state_dir)
+		state_dir = xstrdup(env && *env ? env : STATE_DIR_DEFAULT);
+	env = getenv("QCTL_RUN_ROOT");
+	if (!run_root && env && *env)
+		run_root = abs_path(env);
+	o.build.state_dir = state_dir;
+	o.build.run_root = run_root;
+	o.build.machine = getenv("QCTL_MACHINE");
+	o.build.qemu_binary = getenv("QCTL_QEMU");
+	o.build.verbosity = verbose >= 2 ? 2 : 1;
+	o.progress = verbose > 0;
+
+	/* What a dead server (or qctl run) left behind goes first. */
+	n = state_gc(state_dir, stdout, &err);
+	fflush(stdout);
+	if (n < 0) {
+		fprintf(stderr, "qctl serve: %s\n", err.msg);
+		return EXIT_INFRA;
+	}
+
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGHUP);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	ctx.loop = loop_new();
+	if (sigfd < 0 || !ctx.loop) {
+		fprintf(stderr, "qctl serve: %s\n", strerror(errno));
+		loop_free(ctx.loop);
+		return EXIT_INFRA;
+	}
+	ctx.serve = serve_new(ctx.loop, &o);
+	if (!loop_watch_fd(ctx.loop, sigfd, EPOLLIN, on_signal, &ctx) ||
+	    ctl_listen(serve_ctl(ctx.serve), sock, mode, gid, &err) < 0) {
+		fprintf(stderr, "qctl serve: %s\n",
+			err.msg[0] ? err.msg : strerror(errno));
+		serve_free(ctx.serve);
+		loop_free(ctx.loop);
+		return EXIT_INFRA;
+	}
+	fprintf(stderr, "qctl serve: listening on %s (mode %04lo, gid %d), "
+		"%d build%s at once, accel %s, runs in %s, state in %s\n",
+		sock, mode, (int)gid,
+		o.max_parallel > 0 ? o.max_parallel
+				   : (int)sysconf(_SC_NPROCESSORS_ONLN),
+		o.max_parallel == 1 ? "" : "s", accel_name(o.build.accel),
+		run_root ? run_root : "/var/tmp/qctl", state_dir);
+	loop_run(ctx.loop);
+	serve_free(ctx.serve);
+	loop_free(ctx.loop);
+	fprintf(stderr, "qctl serve: exited\n");
+	return 0;
 }

@@ -44,7 +44,7 @@ struct ctl_framer {
 	int depth;
 	bool in_str, esc;
 	bool scalar;		/* a top-level non-container: ends at '\n' */
-	bool discard;		/* too long: follow its structure, store nothing */
+	bool discard;		/* too long: follow it, store nothing */
 	bool skip_line;		/* after an error: drop input up to '\n' */
 	bool have_msg;		/* msg holds a value the caller has seen */
 	const char *why;
@@ -52,6 +52,7 @@ struct ctl_framer {
 
 /* Start a framer that accepts values of at most max bytes. */
 void ctl_framer_init(struct ctl_framer *f, size_t max);
+/* Release its buffer. */
 void ctl_framer_free(struct ctl_framer *f);
 /*
  * Scan p[0..n) and stop after the first value that ends (CTL_FRAME_MSG,

@@ -21,7 +21,8 @@ is_alpha(char c)
 static bool
 is_tchar(char c)
 {
-	return is_alpha(c) || is_digit(c) || (c && strchr("!#$%&'*+-.^_`|~", c));
+	return is_alpha(c) || is_digit(c) ||
+	       (c && strchr("!#$%&'*+-.^_`|~", c));
 }
 
 /* Bytes allowed in a field value besides SP/HTAB: VCHAR and obs-text. */
@@ -36,8 +37,8 @@ static size_t
 find_head_end(const char *buf, size_t len)
 {
 	for (size_t i = 3; i < len; i++)
-		if (buf[i] == '\n' && buf[i - 1] == '\r' && buf[i - 2] == '\n' &&
-		    buf[i - 3] == '\r')
+		if (buf[i] == '\n' && buf[i - 1] == '\r' &&
+		    buf[i - 2] == '\n' && buf[i - 3] == '\r')
 			return i + 1;
 	return 0;
 }
@@ -195,8 +196,9 @@ check_framing(const char *buf, const struct http_req *req, struct error *err)
 
 		if (name_is(buf, h, "content-length")) {
 			if (++ncl > 1)
-				return error_set(err, EINVAL,
-						 "more than one Content-Length");
+				return error_set(
+					err, EINVAL,
+					"more than one Content-Length");
 			if (h->value_len == 0 || h->value_len > 18)
 				return error_set(err, EINVAL,
 						 "bad Content-Length");
@@ -214,6 +216,7 @@ check_framing(const char *buf, const struct http_req *req, struct error *err)
 	return 0;
 }
 
+/* Parse a request head: length, 0 for more, or < 0 with the reason. */
 int
 http_req_parse(const char *buf, size_t len, struct http_req *req,
 	       struct error *err)
@@ -222,8 +225,8 @@ http_req_parse(const char *buf, size_t len, struct http_req *req,
 	int r;
 
 	memset(req, 0, sizeof(*req));
-	end = find_head_end(buf, len < HTTP_REQ_HEAD_MAX ? len
-							 : HTTP_REQ_HEAD_MAX);
+	end = find_head_end(buf,
+			    len < HTTP_REQ_HEAD_MAX ? len : HTTP_REQ_HEAD_MAX);
 	if (!end) {
 		if (len >= HTTP_REQ_HEAD_MAX)
 			return error_set(err, E2BIG,
@@ -302,7 +305,7 @@ http_req_parse(const char *buf, size_t len, struct http_req *req,
 		}
 		h->value_off = vs;
 		h->value_len = ve - vs;
-		i += 2;	/* CRLF, checked by check_partial */
+		i += 2; /* CRLF, checked by check_partial */
 	}
 	if (check_framing(buf, req, err) < 0)
 		return -EINVAL;
@@ -313,6 +316,7 @@ http_req_parse(const char *buf, size_t len, struct http_req *req,
 	return end;
 }
 
+/* First field called name (any case), or NULL. */
 const char *
 http_req_header(const struct http_req *req, const char *buf, const char *name,
 		size_t *vlen)
@@ -357,9 +361,15 @@ is_hop_by_hop(const struct http_req *req, const char *buf,
 	      const struct http_hdr *h)
 {
 	static const char *const hop[] = {
-		"connection", "proxy-connection", "keep-alive", "te",
-		"trailer", "upgrade", "proxy-authorization",
-		"proxy-authenticate", "host",
+		"connection",
+		"proxy-connection",
+		"keep-alive",
+		"te",
+		"trailer",
+		"upgrade",
+		"proxy-authorization",
+		"proxy-authenticate",
+		"host",
 	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(hop); i++)
@@ -374,6 +384,7 @@ is_hop_by_hop(const struct http_req *req, const char *buf,
 	return listed_in_connection(req, buf, buf + h->name_off, h->name_len);
 }
 
+/* Append the origin-form head to send upstream for a parsed request. */
 void
 http_req_rewrite(const struct http_req *req, const char *buf,
 		 const char *host_norm, struct buf *out)

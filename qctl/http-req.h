@@ -20,7 +20,7 @@
 
 /* Negative results of http_req_parse besides -EINVAL (malformed). */
 #define HTTP_REQ_TOO_LARGE (-E2BIG)
-#define HTTP_REQ_HTTPS (-EPROTONOSUPPORT)	/* https:// absolute-form */
+#define HTTP_REQ_HTTPS (-EPROTONOSUPPORT) /* https:// absolute-form */
 
 /* A header field: offsets into the parsed buffer, value without OWS. */
 struct http_hdr {
@@ -30,8 +30,8 @@ struct http_hdr {
 
 struct http_req {
 	char method[HTTP_REQ_METHOD_MAX];
-	bool connect;		/* CONNECT host:port (authority-form) */
-	int minor;		/* HTTP/1.minor */
+	bool connect; /* CONNECT host:port (authority-form) */
+	int minor;    /* HTTP/1.minor */
 	/* Host exactly as in the target, IPv6 with its brackets; still to
 	 * be normalised (allowlist_normalize_host). */
 	char host[HTTP_REQ_HOST_MAX];
@@ -39,7 +39,7 @@ struct http_req {
 	/* Origin-form path and query of an absolute-form target (may be
 	 * empty: means "/"), as offsets into the buffer. */
 	uint32_t path_off, path_len;
-	size_t head_len;	/* bytes of the head, CRLF CRLF included */
+	size_t head_len; /* bytes of the head, CRLF CRLF included */
 	size_t nhdr;
 	struct http_hdr hdr[HTTP_REQ_HEADERS_MAX];
 };

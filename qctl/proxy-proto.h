@@ -37,18 +37,18 @@
 
 struct proxy_resolve_req {
 	uint32_t id;
-	char host[PROXY_HOST_MAX];	/* NUL-terminated, a checked name */
+	char host[PROXY_HOST_MAX]; /* NUL-terminated, a checked name */
 };
 
 struct proxy_resolve_addr {
-	uint8_t family;			/* 4 or 6 */
+	uint8_t family; /* 4 or 6 */
 	uint8_t addr[16];
 };
 
 struct proxy_resolve_rep {
 	uint32_t id;
-	int32_t gai_err;		/* 0 or an EAI_* code */
-	uint32_t n;			/* at most PROXY_RESOLVE_ADDRS */
+	int32_t gai_err; /* 0 or an EAI_* code */
+	uint32_t n;	 /* at most PROXY_RESOLVE_ADDRS */
 	struct proxy_resolve_addr a[PROXY_RESOLVE_ADDRS];
 };
 

@@ -45,8 +45,8 @@ resolve(const struct proxy_resolve_req *q, struct proxy_resolve_rep *rep)
 	rep->gai_err = getaddrinfo(q->host, NULL, &hints, &res);
 	if (rep->gai_err)
 		return;
-	for (struct addrinfo *ai = res;
-	     ai && rep->n < PROXY_RESOLVE_ADDRS; ai = ai->ai_next) {
+	for (struct addrinfo *ai = res; ai && rep->n < PROXY_RESOLVE_ADDRS;
+	     ai = ai->ai_next) {
 		struct proxy_resolve_addr *a = &rep->a[rep->n];
 
 		if (ai->ai_family == AF_INET &&
@@ -69,12 +69,18 @@ resolve(const struct proxy_resolve_req *q, struct proxy_resolve_rep *rep)
 	freeaddrinfo(res);
 }
 
+/* A resolver process: one query at a time over fd; never returns. */
 void
 proxy_resolve_main(int fd)
 {
 	struct error err = { 0 };
 
+	struct proxy_resolve_rep hello = { 0 };
+
 	if (proxy_sandbox_seccomp(PROXY_ROLE_RESOLVER, &err) < 0)
+		_exit(1);
+	/* Id 0: "sandboxed"; the relay waits for it before saying ready. */
+	if (send(fd, &hello, sizeof(hello), MSG_NOSIGNAL) != sizeof(hello))
 		_exit(1);
 	for (;;) {
 		struct proxy_resolve_req q;
@@ -82,7 +88,7 @@ proxy_resolve_main(int fd)
 		ssize_t n = recv(fd, &q, sizeof(q), 0);
 
 		if (n == 0)
-			_exit(0);	/* the relay is gone */
+			_exit(0); /* the relay is gone */
 		if (n < 0 && errno == EINTR)
 			continue;
 		/* Exact sizes only: the relay speaks this protocol and

@@ -24,11 +24,9 @@ verify(bool drop_ids, uid_t uid, gid_t gid)
 		return -1;
 	if (!drop_ids)
 		return 0;
-	if (getresuid(&ru, &eu, &su) < 0 || ru != uid || eu != uid ||
-	    su != uid)
+	if (getresuid(&ru, &eu, &su) < 0 || ru != uid || eu != uid || su != uid)
 		return -1;
-	if (getresgid(&rg, &eg, &sg) < 0 || rg != gid || eg != gid ||
-	    sg != gid)
+	if (getresgid(&rg, &eg, &sg) < 0 || rg != gid || eg != gid || sg != gid)
 		return -1;
 	if (getgroups(0, NULL) != 0)
 		return -1;
@@ -42,6 +40,7 @@ verify(bool drop_ids, uid_t uid, gid_t gid)
 	return 0;
 }
 
+/* Limits, ids, capabilities, no_new_privs; verified by reading back. */
 int
 proxy_sandbox_drop(bool drop_ids, uid_t uid, gid_t gid, struct error *err)
 {
@@ -75,23 +74,43 @@ proxy_sandbox_drop(bool drop_ids, uid_t uid, gid_t gid, struct error *err)
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		return error_sys(err, errno, "PR_SET_NO_NEW_PRIVS");
 	if (verify(drop_ids, uid, gid) < 0)
-		return error_set(err, EPERM, "privileges still held after drop");
+		return error_set(err, EPERM,
+				 "privileges still held after drop");
 	return 0;
 }
 
-/* ---- seccomp ------------------------------------------------------------- */
+/* ---- seccomp ------------------------------------------------------------ */
 
 struct rule {
 	int nr;
-	uint32_t action;	/* 0: allow */
+	uint32_t action; /* 0: allow */
 	unsigned int nargs;
 	struct scmp_arg_cmp args[3];
 };
 
-#define ALLOW(name) { SCMP_SYS(name), 0, 0, { { 0 } } }
-#define ALLOW_IF(name, n, ...) { SCMP_SYS(name), 0, n, { __VA_ARGS__ } }
-#define FAIL_IF(name, e, n, ...) \
-	{ SCMP_SYS(name), SCMP_ACT_ERRNO(e), n, { __VA_ARGS__ } }
+#define ALLOW(name)                                                            \
+	{                                                                      \
+		SCMP_SYS(name), 0, 0,                                          \
+		{                                                              \
+			{                                                      \
+				0                                              \
+			}                                                      \
+		}                                                              \
+	}
+#define ALLOW_IF(name, n, ...)                                                 \
+	{                                                                      \
+		SCMP_SYS(name), 0, n,                                          \
+		{                                                              \
+			__VA_ARGS__                                            \
+		}                                                              \
+	}
+#define FAIL_IF(name, e, n, ...)                                               \
+	{                                                                      \
+		SCMP_SYS(name), SCMP_ACT_ERRNO(e), n,                          \
+		{                                                              \
+			__VA_ARGS__                                            \
+		}                                                              \
+	}
 
 /* Flags that make an open write or create: none allowed. */
 #define OPEN_WRITE_FLAGS (O_ACCMODE | O_CREAT | O_TRUNC | O_APPEND)
@@ -177,7 +196,7 @@ static const struct rule resolver_rules[] = {
 	ALLOW(sendmmsg),
 	ALLOW(recvfrom),
 	ALLOW(recvmsg),
-	ALLOW(writev),		/* DNS over TCP, after a truncated answer */
+	ALLOW(writev), /* DNS over TCP, after a truncated answer */
 	ALLOW(readv),
 	ALLOW(poll),
 	ALLOW_IF(ioctl, 1, SCMP_A1(SCMP_CMP_EQ, FIONREAD)),
@@ -185,6 +204,7 @@ static const struct rule resolver_rules[] = {
 	ALLOW(restart_syscall),
 };
 
+/* Load the filter of role; other syscalls kill the process. */
 int
 proxy_sandbox_seccomp(enum proxy_role role, struct error *err)
 {
@@ -207,11 +227,11 @@ proxy_sandbox_seccomp(enum proxy_role role, struct error *err)
 	if (!ctx)
 		return error_set(err, ENOMEM, "seccomp_init");
 	for (size_t i = 0; i < n; i++) {
-		uint32_t act = rules[i].action ? rules[i].action
-					       : SCMP_ACT_ALLOW;
+		uint32_t act =
+			rules[i].action ? rules[i].action : SCMP_ACT_ALLOW;
 
 		if (rules[i].nr < 0)
-			continue;	/* not a syscall on this architecture */
+			continue; /* not a syscall on this architecture */
 		r = seccomp_rule_add_array(ctx, act, rules[i].nr,
 					   rules[i].nargs, rules[i].args);
 		if (r < 0) {

@@ -8,8 +8,8 @@
 #include "util.h"
 
 enum proxy_role {
-	PROXY_ROLE_RELAY,	/* the event loop: sockets and pipes only */
-	PROXY_ROLE_RESOLVER,	/* getaddrinfo: reads /etc files, talks DNS */
+	PROXY_ROLE_RELAY,    /* the event loop: sockets and pipes only */
+	PROXY_ROLE_RESOLVER, /* getaddrinfo: reads /etc files, talks DNS */
 };
 
 /*
@@ -18,8 +18,7 @@ enum proxy_role {
  * drop_ids; an unprivileged manager has none to drop), no_new_privs.
  * Verified by reading back.
  */
-int proxy_sandbox_drop(bool drop_ids, uid_t uid, gid_t gid,
-		       struct error *err);
+int proxy_sandbox_drop(bool drop_ids, uid_t uid, gid_t gid, struct error *err);
 /* Load the seccomp allowlist of role; everything else kills the process. */
 int proxy_sandbox_seccomp(enum proxy_role role, struct error *err);
 

@@ -27,14 +27,14 @@ enum {
 	FD_CTL = 4,
 };
 
-#define HEAD_TIMEOUT_MS 30000	/* whole request head */
-#define LINGER_MS 2000		/* after an error reply, before close */
-#define TICK_MS 50		/* timeout and totals sweep */
-#define TOTALS_EVERY_MS 200	/* < 250 ms promised to the manager */
+#define HEAD_TIMEOUT_MS 30000 /* whole request head */
+#define LINGER_MS 2000	      /* after an error reply, before close */
+#define TICK_MS 50	      /* timeout and totals sweep */
+#define TOTALS_EVERY_MS 200   /* < 250 ms promised to the manager */
 #ifndef PIPE_BYTES
-#define PIPE_BYTES (256 * 1024)	/* per direction; see docs/proxy.md */
+#define PIPE_BYTES (256 * 1024) /* per direction; see docs/proxy.md */
 #endif
-#define CTL_QUEUE_MAX (8u << 20)	/* a manager this far behind is gone */
+#define CTL_QUEUE_MAX (8u << 20) /* a manager this far behind is gone */
 
 enum ev_kind {
 	EV_LISTEN = 1,
@@ -46,13 +46,13 @@ enum ev_kind {
 
 enum cstate {
 	C_FREE,
-	C_HEAD,		/* reading the request head */
-	C_RESOLVE,	/* waiting for a resolver */
-	C_CONNECT,	/* upstream connect in progress */
-	C_SNI,		/* CONNECT: 200 sent, waiting for the ClientHello */
+	C_HEAD,	   /* reading the request head */
+	C_RESOLVE, /* waiting for a resolver */
+	C_CONNECT, /* upstream connect in progress */
+	C_SNI,	   /* CONNECT: 200 sent, waiting for the ClientHello */
 	C_RELAY,
-	C_REPLY,	/* writing an error reply */
-	C_LINGER,	/* reply sent, draining the client before close */
+	C_REPLY,  /* writing an error reply */
+	C_LINGER, /* reply sent, draining the client before close */
 };
 
 /* One direction of a relay: src -> pipe -> dst, after pre. */
@@ -60,11 +60,11 @@ struct dir {
 	int src, dst;
 	int pipe[2];
 	size_t inpipe, cap;
-	bool in_blocked;	/* splice-in said EAGAIN with bytes in the
-				 * pipe: pipe full or src empty, cannot tell */
-	struct buf pre;		/* bytes to send first */
+	bool in_blocked; /* splice-in said EAGAIN with bytes in the
+			  * pipe: pipe full or src empty, cannot tell */
+	struct buf pre;	 /* bytes to send first */
 	size_t pre_off;
-	size_t pre_nocount;	/* leading pre bytes that are our own words */
+	size_t pre_nocount; /* leading pre bytes that are our own words */
 	bool eof, shut;
 	uint64_t bytes;
 };
@@ -73,13 +73,13 @@ struct conn {
 	enum cstate st;
 	uint32_t gen;
 	int cfd, ufd;
-	uint32_t cmask, umask;	/* registered epoll masks, 0 = none */
+	uint32_t cmask, umask; /* registered epoll masks, 0 = none */
 	int64_t deadline;
 	int64_t last_io;
-	struct buf in;		/* client bytes before the relay starts */
-	struct buf out;		/* error reply */
+	struct buf in;	/* client bytes before the relay starts */
+	struct buf out; /* error reply */
 	size_t out_off;
-	bool decided;		/* allowed and still to be recorded */
+	bool decided; /* allowed and still to be recorded */
 	uint32_t window;
 	char method[HTTP_REQ_METHOD_MAX];
 	char host[PROXY_HOST_MAX];
@@ -111,20 +111,20 @@ struct srv {
 	int ep;
 	bool listening;
 	bool ctl_wout;
-	uint32_t window;	/* open window id, 0 = closed */
+	uint32_t window; /* open window id, 0 = closed */
 	bool budget_out;
 	uint32_t next_gen, next_id;
 	size_t nconns;
 	uint64_t up, down;
 	uint64_t rep_up, rep_down;
 	int64_t rep_at, tick_at;
-	struct buf ctlq;	/* queued messages: u32 length, bytes */
+	struct buf ctlq; /* queued messages: u32 length, bytes */
 	size_t ctlq_off;
 	struct conn conns[PROXY_MAX_CONNS];
 	struct resolver res[PROXY_RESOLVERS];
 	struct qent rq[PROXY_MAX_CONNS];
 	size_t rq_head, rq_len;
-	struct http_req req;	/* scratch for the parser */
+	struct http_req req; /* scratch for the parser */
 };
 
 static uint64_t
@@ -133,13 +133,16 @@ ev_key(enum ev_kind kind, unsigned int idx, uint32_t gen)
 	return (uint64_t)gen << 32 | (uint64_t)idx << 8 | kind;
 }
 
-static void __attribute__((noreturn))
+static void die(void) __attribute__((noreturn));
+
+/* An impossible state or a broken invariant: stop, fail closed. */
+static void
 die(void)
 {
 	_exit(1);
 }
 
-/* ---- control channel ----------------------------------------------------- */
+/* ---- control channel ---------------------------------------------------- */
 
 static void
 ctl_flush(struct srv *s)
@@ -149,14 +152,14 @@ ctl_flush(struct srv *s)
 		ssize_t n;
 
 		memcpy(&len, s->ctlq.data + s->ctlq_off, sizeof(len));
-		n = send(FD_CTL, s->ctlq.data + s->ctlq_off + sizeof(len),
-			 len, MSG_DONTWAIT | MSG_NOSIGNAL);
+		n = send(FD_CTL, s->ctlq.data + s->ctlq_off + sizeof(len), len,
+			 MSG_DONTWAIT | MSG_NOSIGNAL);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && errno == EAGAIN)
 			break;
 		if (n < 0)
-			_exit(0);	/* the manager is gone */
+			_exit(0); /* the manager is gone */
 		s->ctlq_off += sizeof(len) + len;
 	}
 	if (s->ctlq_off == s->ctlq.len) {
@@ -164,7 +167,7 @@ ctl_flush(struct srv *s)
 		s->ctlq_off = 0;
 	}
 	if (s->ctlq.len > CTL_QUEUE_MAX)
-		die();	/* records could no longer be delivered: fail closed */
+		die(); /* records could no longer be delivered: fail closed */
 	if ((s->ctlq.len != 0) != s->ctl_wout) {
 		struct epoll_event ev = {
 			.events = EPOLLIN | (s->ctlq.len ? EPOLLOUT : 0),
@@ -212,16 +215,16 @@ record(struct srv *s, struct conn *c, bool allowed)
 	 * include it. */
 	if (s->up != s->rep_up || s->down != s->rep_down)
 		send_totals(s);
-	ctl_send(s, json_pack("{s:s, s:I, s:s, s:s, s:i, s:b, s:s, s:I, s:I}",
-			      "t", "req", "w", (json_int_t)c->window,
-			      "method", c->method[0] ? c->method : "-",
-			      "host", c->host, "port", (int)c->port,
-			      "allowed", allowed, "reason", c->reason, "up",
-			      (json_int_t)c->up.bytes, "down",
-			      (json_int_t)c->down.bytes));
+	ctl_send(s,
+		 json_pack("{s:s, s:I, s:s, s:s, s:i, s:b, s:s, s:I, s:I}", "t",
+			   "req", "w", (json_int_t)c->window, "method",
+			   c->method[0] ? c->method : "-", "host", c->host,
+			   "port", (int)c->port, "allowed", allowed, "reason",
+			   c->reason, "up", (json_int_t)c->up.bytes, "down",
+			   (json_int_t)c->down.bytes));
 }
 
-/* ---- connections ----------------------------------------------------------- */
+/* ---- connections -------------------------------------------------------- */
 
 static void
 set_mask(struct srv *s, struct conn *c, int fd, uint32_t *reg, uint32_t want,
@@ -391,7 +394,11 @@ sanitize(const char *in, size_t n, char *out, size_t outlen)
  * linger briefly.  allowed is the policy decision (true for an allowed
  * request whose upstream failed).
  */
-static void __attribute__((format(printf, 5, 6)))
+static void conn_refuse(struct srv *s, struct conn *c, int status,
+			bool allowed, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+
+static void
 conn_refuse(struct srv *s, struct conn *c, int status, bool allowed,
 	    const char *fmt, ...)
 {
@@ -399,8 +406,10 @@ conn_refuse(struct srv *s, struct conn *c, int status, bool allowed,
 		int code;
 		const char *text;
 	} texts[] = {
-		{ 400, "Bad Request" },	   { 403, "Forbidden" },
-		{ 408, "Request Timeout" }, { 502, "Bad Gateway" },
+		{ 400, "Bad Request" },
+		{ 403, "Forbidden" },
+		{ 408, "Request Timeout" },
+		{ 502, "Bad Gateway" },
 		{ 504, "Gateway Timeout" },
 	};
 	const char *text = "Error";
@@ -436,7 +445,7 @@ conn_refuse(struct srv *s, struct conn *c, int status, bool allowed,
 	c->deadline = now_ms() + LINGER_MS;
 }
 
-/* ---- relaying -------------------------------------------------------------- */
+/* ---- relaying ----------------------------------------------------------- */
 
 static uint64_t
 budget_left(const struct srv *s)
@@ -628,7 +637,7 @@ budget_exhausted(struct srv *s)
 	cut_all(s, "net_bytes budget exhausted");
 }
 
-/* ---- CONNECT: checking the ClientHello ------------------------------------- */
+/* ---- CONNECT: checking the ClientHello ---------------------------------- */
 
 static void
 tunnel_start(struct srv *s, struct conn *c)
@@ -697,8 +706,8 @@ sni_check(struct srv *s, struct conn *c, bool client_eof)
 		char msg[PROXY_REASON_MAX];
 
 		snprintf(msg, sizeof(msg),
-			 "TLS SNI %.180s does not match CONNECT host %.180s", name,
-			 c->h.name);
+			 "TLS SNI %.180s does not match CONNECT host %.180s",
+			 name, c->h.name);
 		conn_finish(s, c, false, msg);
 		return;
 	}
@@ -728,7 +737,7 @@ client_read_sni(struct srv *s, struct conn *c)
 	sni_check(s, c, n == 0);
 }
 
-/* ---- upstream connect -------------------------------------------------------- */
+/* ---- upstream connect --------------------------------------------------- */
 
 static void
 addr_text(const struct proxy_resolve_addr *a, char *out, size_t n)
@@ -887,7 +896,7 @@ resolved(struct srv *s, struct conn *c, const struct proxy_resolve_rep *rep)
 	connect_next(s, c);
 }
 
-/* ---- resolvers ------------------------------------------------------------- */
+/* ---- resolvers ---------------------------------------------------------- */
 
 static void
 resolver_dispatch(struct srv *s)
@@ -905,7 +914,7 @@ resolver_dispatch(struct srv *s)
 		s->rq_len--;
 		c = &s->conns[e.conn];
 		if (c->gen != e.gen || c->st != C_RESOLVE) {
-			r--;	/* stale entry: same resolver, next one */
+			r--; /* stale entry: same resolver, next one */
 			continue;
 		}
 		memset(&q, 0, sizeof(q));
@@ -976,9 +985,31 @@ resolver_event(struct srv *s, struct resolver *rv)
 	resolver_dispatch(s);
 }
 
+/* Drop queue entries of connections that left C_RESOLVE while waiting. */
+static void
+rq_compact(struct srv *s)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < s->rq_len; i++) {
+		struct qent e = s->rq[(s->rq_head + i) % PROXY_MAX_CONNS];
+		struct conn *c = &s->conns[e.conn];
+
+		if (c->gen == e.gen && c->st == C_RESOLVE)
+			s->rq[(s->rq_head + n++) % PROXY_MAX_CONNS] = e;
+	}
+	s->rq_len = n;
+}
+
 static void
 resolve_start(struct srv *s, struct conn *c)
 {
+	/* Stale entries (timed out while queued) may fill the ring; live
+	 * ones cannot, as each live connection has at most one. */
+	if (s->rq_len == PROXY_MAX_CONNS)
+		rq_compact(s);
+	if (s->rq_len == PROXY_MAX_CONNS)
+		die();
 	c->st = C_RESOLVE;
 	s->rq[(s->rq_head + s->rq_len) % PROXY_MAX_CONNS] =
 		(struct qent){ c - s->conns, c->gen };
@@ -987,13 +1018,13 @@ resolve_start(struct srv *s, struct conn *c)
 	resolver_dispatch(s);
 }
 
-/* ---- the request ------------------------------------------------------------- */
+/* ---- the request -------------------------------------------------------- */
 
 static void
 entry_text(const struct allow_entry *e, char *out, size_t n)
 {
-	snprintf(out, n, "%s%s:%u", e->kind == ALLOW_SUFFIX ? "*" : "",
-		 e->host, e->port);
+	snprintf(out, n, "%s%s:%u", e->kind == ALLOW_SUFFIX ? "*" : "", e->host,
+		 e->port);
 }
 
 static void
@@ -1079,7 +1110,7 @@ client_read_head(struct srv *s, struct conn *c)
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
 	if (n <= 0) {
-		conn_free(s, c);	/* gone before a request: nothing */
+		conn_free(s, c); /* gone before a request: nothing */
 		return;
 	}
 	buf_append(&c->in, tmp, n);
@@ -1194,7 +1225,7 @@ accept_clients(struct srv *s)
 				return;
 			if (errno == EMFILE || errno == ENFILE ||
 			    errno == ENOBUFS || errno == ENOMEM)
-				return;	/* retried on the next round */
+				return; /* retried on the next round */
 			die();
 		}
 		for (size_t i = 0; i < PROXY_MAX_CONNS; i++) {
@@ -1204,7 +1235,7 @@ accept_clients(struct srv *s)
 			}
 		}
 		if (!c)
-			die();	/* nconns disagrees with the table */
+			die(); /* nconns disagrees with the table */
 		memset(c, 0, sizeof(*c));
 		dir_init(&c->up);
 		dir_init(&c->down);
@@ -1221,7 +1252,7 @@ accept_clients(struct srv *s)
 	listen_update(s);
 }
 
-/* ---- manager messages, timers ---------------------------------------------- */
+/* ---- manager messages, timers ------------------------------------------- */
 
 static void
 ctl_event(struct srv *s, uint32_t ev)
@@ -1239,18 +1270,20 @@ ctl_event(struct srv *s, uint32_t ev)
 		if (n < 0 && errno == EAGAIN)
 			return;
 		if (n <= 0)
-			_exit(0);	/* the manager is gone: so are we */
+			_exit(0); /* the manager is gone: so are we */
 		if ((size_t)n > PROXY_MSG_MAX)
 			die();
 		j = json_loadb(msg, n, JSON_REJECT_DUPLICATES, NULL);
 		t = json_object_get(j, "t");
 		open = json_object_get(j, "open");
 		id = json_object_get(j, "id");
-		if (!json_is_string(t) || strcmp(json_string_value(t), "window") ||
+		if (!json_is_string(t) ||
+		    strcmp(json_string_value(t), "window") ||
 		    !json_is_boolean(open))
 			die();
 		if (json_is_true(open)) {
-			if (!json_is_integer(id) || json_integer_value(id) < 1 ||
+			if (!json_is_integer(id) ||
+			    json_integer_value(id) < 1 ||
 			    json_integer_value(id) > UINT32_MAX)
 				die();
 			s->window = json_integer_value(id);
@@ -1375,9 +1408,12 @@ serve(struct srv *s)
 	}
 }
 
-/* ---- the process ------------------------------------------------------------ */
+/* ---- the process -------------------------------------------------------- */
 
-static void __attribute__((noreturn))
+static void fail(const char *what, const struct error *err)
+	__attribute__((noreturn));
+
+static void
 fail(const char *what, const struct error *err)
 {
 	char msg[PROXY_MSG_MAX / 2];
@@ -1404,6 +1440,7 @@ static void
 spawn_resolvers(struct srv *s)
 {
 	struct error err = { 0 };
+	struct proxy_resolve_rep hello;
 
 	for (size_t r = 0; r < PROXY_RESOLVERS; r++) {
 		int sv[2];
@@ -1432,6 +1469,12 @@ spawn_resolvers(struct srv *s)
 		}
 		close(sv[1]);
 		s->res[r].fd = sv[0];
+		/* Ready means sandboxed, resolvers included. */
+		if (recv(sv[0], &hello, sizeof(hello), 0) != sizeof(hello) ||
+		    hello.id != 0) {
+			error_set(&err, EPERM, "resolver did not start");
+			fail("resolver", &err);
+		}
 		if (fd_set_nonblock(sv[0]) < 0) {
 			error_sys(&err, errno, "fcntl");
 			fail("resolver", &err);
@@ -1439,6 +1482,7 @@ spawn_resolvers(struct srv *s)
 	}
 }
 
+/* The proxy process from fork to exit; never returns. */
 void
 proxy_child_main(const struct proxy_child_args *a)
 {

@@ -22,31 +22,32 @@
 struct proxy {
 	pid_t pid;
 	int fd;
-	char **steps;		/* steps[id - 1]: the window ids we issued */
-	size_t nsteps;
 	bool open;
-	uint64_t up, down;
+	struct proxy_msg_state st;
 };
 
+/* The control socket to watch. */
 int
 proxy_fd(const struct proxy *p)
 {
 	return p->fd;
 }
 
+/* The proxy process. */
 pid_t
 proxy_pid(const struct proxy *p)
 {
 	return p->pid;
 }
 
+/* Byte totals reported so far. */
 void
 proxy_totals(const struct proxy *p, uint64_t *up, uint64_t *down)
 {
 	if (up)
-		*up = p->up;
+		*up = p->st.up;
 	if (down)
-		*down = p->down;
+		*down = p->st.down;
 }
 
 /* The ids to run the proxy as: never root. */
@@ -62,8 +63,9 @@ pick_ids(const struct proxy_config *cfg, uid_t *uid, gid_t *gid,
 	if (!*uid) {
 		pw = getpwnam("nobody");
 		if (!pw || !pw->pw_uid)
-			return error_set(err, ENOENT,
-					 "no user \"nobody\" to run the proxy as");
+			return error_set(
+				err, ENOENT,
+				"no user \"nobody\" to run the proxy as");
 		*uid = pw->pw_uid;
 	}
 	if (!*gid) {
@@ -71,9 +73,10 @@ pick_ids(const struct proxy_config *cfg, uid_t *uid, gid_t *gid,
 		if (!gr)
 			gr = getgrnam("nobody");
 		if (!gr || !gr->gr_gid)
-			return error_set(err, ENOENT,
-					 "no group \"nogroup\" to run the proxy "
-					 "as");
+			return error_set(
+				err, ENOENT,
+				"no group \"nogroup\" to run the proxy "
+				"as");
 		*gid = gr->gr_gid;
 	}
 	return 0;
@@ -105,6 +108,7 @@ recv_packet(int fd, char *buf, size_t cap, size_t *len)
 	return 1;
 }
 
+/* Fork the sandboxed proxy; return once it says it is serving. */
 int
 proxy_start(const struct proxy_config *cfg, struct proxy **out,
 	    struct error *err)
@@ -143,9 +147,8 @@ proxy_start(const struct proxy_config *cfg, struct proxy **out,
 	args.connect_timeout_ms = cfg->connect_timeout_ms > 0
 					  ? cfg->connect_timeout_ms
 					  : PROXY_DEFAULT_CONNECT_MS;
-	args.idle_timeout_ms = cfg->idle_timeout_ms > 0
-				       ? cfg->idle_timeout_ms
-				       : PROXY_DEFAULT_IDLE_MS;
+	args.idle_timeout_ms = cfg->idle_timeout_ms > 0 ? cfg->idle_timeout_ms
+							: PROXY_DEFAULT_IDLE_MS;
 	args.max_bytes = cfg->max_bytes;
 
 	/* Packets, not a stream: a message is whole or absent, and a
@@ -190,8 +193,7 @@ proxy_start(const struct proxy_config *cfg, struct proxy **out,
 		}
 		r = recv_packet(p->fd, msg, sizeof(msg) - 1, &len);
 		if (r < 0) {
-			r = error_set(err, EPIPE,
-				      "proxy: died while starting");
+			r = error_set(err, EPIPE, "proxy: died while starting");
 			goto fail;
 		}
 		if (r > 0)
@@ -217,7 +219,7 @@ proxy_start(const struct proxy_config *cfg, struct proxy **out,
 
 			for (; m[k] && k < sizeof(clean) - 1; k++)
 				clean[k] = m[k] >= 0x20 && m[k] < 0x7f ? m[k]
-									: '?';
+								       : '?';
 			clean[k] = '\0';
 			r = error_set(err, EPERM, "proxy: %s", clean);
 		} else {
@@ -252,25 +254,28 @@ send_json(struct proxy *p, json_t *msg, struct error *err)
 	return 0;
 }
 
+/* Open (with a step name) or close the window; closing cuts relays. */
 int
 proxy_set_window(struct proxy *p, bool open, const char *step,
 		 struct error *err)
 {
 	if (!open) {
 		p->open = false;
-		return send_json(p, json_pack("{s:s, s:b}", "t", "window",
-					      "open", 0),
-				 err);
+		return send_json(
+			p, json_pack("{s:s, s:b}", "t", "window", "open", 0),
+			err);
 	}
-	if (p->nsteps >= UINT32_MAX - 1)
+	if (p->st.nsteps >= UINT32_MAX - 1)
 		return error_set(err, ERANGE, "proxy: too many windows");
 	/* The proxy tags records with this id; the name stays here, so a
 	 * misbehaving proxy cannot make up step names. */
-	p->steps = xrealloc(p->steps, (p->nsteps + 1) * sizeof(*p->steps));
-	p->steps[p->nsteps++] = xstrdup(step ? step : "");
+	p->st.steps = xrealloc(p->st.steps,
+			       (p->st.nsteps + 1) * sizeof(*p->st.steps));
+	p->st.steps[p->st.nsteps++] = xstrdup(step ? step : "");
 	p->open = true;
-	return send_json(p, json_pack("{s:s, s:b, s:I}", "t", "window", "open",
-				      1, "id", (json_int_t)p->nsteps),
+	return send_json(p,
+			 json_pack("{s:s, s:b, s:I}", "t", "window", "open", 1,
+				   "id", (json_int_t)p->st.nsteps),
 			 err);
 }
 
@@ -305,8 +310,8 @@ method_ok(const char *m)
 }
 
 static int
-handle_req(struct proxy *p, json_t *j, proxy_record_fn fn, void *opaque,
-	   struct error *err)
+handle_req(struct proxy_msg_state *st, json_t *j, proxy_record_fn fn,
+	   void *opaque, struct error *err)
 {
 	const char *t, *method, *host, *reason;
 	json_int_t w, port, up, down;
@@ -318,12 +323,12 @@ handle_req(struct proxy *p, json_t *j, proxy_record_fn fn, void *opaque,
 			"port", &port, "allowed", &allowed, "reason", &reason,
 			"up", &up, "down", &down) < 0)
 		return error_set(err, EPROTO, "proxy: malformed record");
-	if (w < 0 || (uint64_t)w > p->nsteps || port < 0 || port > 65535 ||
+	if (w < 0 || (uint64_t)w > st->nsteps || port < 0 || port > 65535 ||
 	    up < 0 || down < 0 || !method_ok(method) ||
 	    !text_ok(host, PROXY_HOST_MAX - 1, false) ||
 	    !text_ok(reason, PROXY_REASON_MAX, true))
 		return error_set(err, EPROTO, "proxy: invalid record");
-	rec.step = w ? p->steps[w - 1] : NULL;
+	rec.step = w ? st->steps[w - 1] : NULL;
 	rec.method = method;
 	rec.host = host;
 	rec.port = port;
@@ -337,7 +342,7 @@ handle_req(struct proxy *p, json_t *j, proxy_record_fn fn, void *opaque,
 }
 
 static int
-handle_bytes(struct proxy *p, json_t *j, struct error *err)
+handle_bytes(struct proxy_msg_state *st, json_t *j, struct error *err)
 {
 	const char *t;
 	json_int_t up, down;
@@ -347,14 +352,36 @@ handle_bytes(struct proxy *p, json_t *j, struct error *err)
 		return error_set(err, EPROTO, "proxy: malformed totals");
 	/* Counters only grow: a proxy that claims otherwise is lying
 	 * about what the build used. */
-	if (up < 0 || down < 0 || (uint64_t)up < p->up ||
-	    (uint64_t)down < p->down)
+	if (up < 0 || down < 0 || (uint64_t)up < st->up ||
+	    (uint64_t)down < st->down)
 		return error_set(err, EPROTO, "proxy: totals went backwards");
-	p->up = up;
-	p->down = down;
+	st->up = up;
+	st->down = down;
 	return 0;
 }
 
+/* Validate one packet from the proxy; records go to fn. */
+int
+proxy_msg_decode(struct proxy_msg_state *st, const char *msg, size_t len,
+		 proxy_record_fn fn, void *opaque, struct error *err)
+{
+	_cleanup_json_ json_t *j = NULL;
+	const char *t;
+
+	if (len > PROXY_MSG_MAX)
+		return error_set(err, EPROTO, "proxy: oversized message");
+	j = json_loadb(msg, len, JSON_REJECT_DUPLICATES, NULL);
+	t = json_string_value(json_object_get(j, "t"));
+	if (!t)
+		return error_set(err, EPROTO, "proxy: bad message");
+	if (!strcmp(t, "req"))
+		return handle_req(st, j, fn, opaque, err);
+	if (!strcmp(t, "bytes"))
+		return handle_bytes(st, j, err);
+	return error_set(err, EPROTO, "proxy: unexpected message");
+}
+
+/* Drain the control socket; < 0 if the proxy died or misbehaved. */
 int
 proxy_handle_io(struct proxy *p, proxy_record_fn fn, void *opaque,
 		struct error *err)
@@ -362,8 +389,6 @@ proxy_handle_io(struct proxy *p, proxy_record_fn fn, void *opaque,
 	char msg[PROXY_MSG_MAX + 1];
 
 	for (;;) {
-		_cleanup_json_ json_t *j = NULL;
-		const char *t;
 		size_t len = 0;
 		int r = recv_packet(p->fd, msg, sizeof(msg), &len);
 
@@ -374,21 +399,23 @@ proxy_handle_io(struct proxy *p, proxy_record_fn fn, void *opaque,
 		if (r < 0)
 			return error_set(err, EPROTO,
 					 "proxy: oversized or bad packet");
-		j = json_loadb(msg, len, JSON_REJECT_DUPLICATES, NULL);
-		t = json_string_value(json_object_get(j, "t"));
-		if (!t)
-			return error_set(err, EPROTO, "proxy: bad message");
-		if (!strcmp(t, "req"))
-			r = handle_req(p, j, fn, opaque, err);
-		else if (!strcmp(t, "bytes"))
-			r = handle_bytes(p, j, err);
-		else
-			r = error_set(err, EPROTO, "proxy: unknown message");
+		r = proxy_msg_decode(&p->st, msg, len, fn, opaque, err);
 		if (r < 0)
 			return r;
 	}
 }
 
+/* Free the step names and reset the state. */
+void
+proxy_msg_state_free(struct proxy_msg_state *st)
+{
+	for (size_t i = 0; i < st->nsteps; i++)
+		free(st->steps[i]);
+	free(st->steps);
+	memset(st, 0, sizeof(*st));
+}
+
+/* SIGKILL, reap, free; NULL is ignored. */
 void
 proxy_stop(struct proxy *p)
 {
@@ -401,19 +428,18 @@ proxy_stop(struct proxy *p)
 	}
 	if (p->fd >= 0)
 		close(p->fd);
-	for (size_t i = 0; i < p->nsteps; i++)
-		free(p->steps[i]);
-	free(p->steps);
+	proxy_msg_state_free(&p->st);
 	free(p);
 }
 
+/* A record as a "network" entry of the result. */
 json_t *
 proxy_record_to_json(const struct proxy_record *r)
 {
 	return json_pack("{s:o, s:s, s:s, s:i, s:b, s:s, s:I, s:I}", "step",
-			 r->step ? json_string(r->step) : json_null(),
-			 "method", r->method, "host", r->host, "port",
-			 (int)r->port, "allowed", (int)r->allowed, "reason",
-			 r->reason, "bytes_up", (json_int_t)r->bytes_up,
-			 "bytes_down", (json_int_t)r->bytes_down);
+			 r->step ? json_string(r->step) : json_null(), "method",
+			 r->method, "host", r->host, "port", (int)r->port,
+			 "allowed", (int)r->allowed, "reason", r->reason,
+			 "bytes_up", (json_int_t)r->bytes_up, "bytes_down",
+			 (json_int_t)r->bytes_down);
 }

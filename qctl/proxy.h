@@ -17,27 +17,27 @@
 #include "util.h"
 
 struct proxy_config {
-	int listen_fd;		/* listening TCP socket, made in the builder's
-				 * netns; passed in, stays the caller's */
-	char *const *allow;	/* allowlist entries as written in the recipe */
+	int listen_fd;	    /* listening TCP socket, made in the builder's
+			     * netns; passed in, stays the caller's */
+	char *const *allow; /* allowlist entries as written in the recipe */
 	size_t n_allow;
-	uid_t uid;		/* drop to these; 0 means nobody/nogroup (the */
-	gid_t gid;		/* proxy never runs as root) */
-	int64_t connect_timeout_ms;	/* resolve + connect; 0: 10 s */
-	int64_t idle_timeout_ms;	/* relay without traffic; 0: 5 min */
-	uint64_t max_bytes;	/* budget up+down over all connections;
-				 * 0 = none (the manager enforces too) */
+	uid_t uid; /* drop to these; 0 means nobody/nogroup (the */
+	gid_t gid; /* proxy never runs as root) */
+	int64_t connect_timeout_ms; /* resolve + connect; 0: 10 s */
+	int64_t idle_timeout_ms;    /* relay without traffic; 0: 5 min */
+	uint64_t max_bytes;	    /* budget up+down over all connections;
+				     * 0 = none (the manager enforces too) */
 };
 
 struct proxy;
 
-/* One request as the proxy decided it. */
+/* One request as the proxy decided it; strings valid during the callback. */
 struct proxy_record {
-	const char *step;	/* fetch step whose window it came in; NULL if
-				 * no window was open */
-	const char *method;	/* "GET", "CONNECT", ...; "-" if unparsable */
-	const char *host;	/* normalised host, or the request's host made
-				 * printable; "" if unparsable */
+	const char *step;   /* fetch step whose window it came in; NULL if
+			     * no window was open */
+	const char *method; /* "GET", "CONNECT", ...; "-" if unparsable */
+	const char *host;   /* normalised host, or the request's host made
+			     * printable; "" if unparsable */
 	uint16_t port;
 	bool allowed;
 	const char *reason;
@@ -75,6 +75,21 @@ int proxy_handle_io(struct proxy *p, proxy_record_fn fn, void *opaque,
 void proxy_totals(const struct proxy *p, uint64_t *up, uint64_t *down);
 /* SIGKILL, reap, free.  NULL is ignored. */
 void proxy_stop(struct proxy *p);
+
+/*
+ * Decoding of what the proxy sends, as a pure function for tests and
+ * fuzzing: one packet (len bytes) against the manager's state (the step
+ * names of the windows it opened, the totals so far).  Records go to fn;
+ * anything malformed, unknown or implausible is an error.
+ */
+struct proxy_msg_state {
+	char **steps; /* steps[id - 1] names window id */
+	size_t nsteps;
+	uint64_t up, down;
+};
+int proxy_msg_decode(struct proxy_msg_state *st, const char *msg, size_t len,
+		     proxy_record_fn fn, void *opaque, struct error *err);
+void proxy_msg_state_free(struct proxy_msg_state *st);
 
 /* A record as the result's "network" array and the JSON log want it. */
 json_t *proxy_record_to_json(const struct proxy_record *r);

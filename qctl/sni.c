@@ -81,7 +81,7 @@ parse_server_name(struct cur ext, char *out, size_t outlen)
 		if (list.bad)
 			return SNI_MALFORMED;
 		if (type != 0)
-			continue;	/* not host_name: none defined today */
+			continue; /* not host_name: none defined today */
 		/* One host_name only: two would let a client show the
 		 * proxy one name and the server another. */
 		if (have || name.left == 0 || name.left >= outlen)
@@ -108,25 +108,25 @@ parse_hello(struct cur c, char *out, size_t outlen)
 	enum sni_result r = SNI_ABSENT;
 	bool seen = false;
 
-	if (take(&c, 1) != 3)	/* legacy_version major */
+	if (take(&c, 1) != 3) /* legacy_version major */
 		return SNI_MALFORMED;
-	skip(&c, 1 + 32);	/* minor, random */
-	n = take(&c, 1);	/* legacy_session_id */
+	skip(&c, 1 + 32); /* minor, random */
+	n = take(&c, 1);  /* legacy_session_id */
 	if (n > 32)
 		return SNI_MALFORMED;
 	skip(&c, n);
-	n = take(&c, 2);	/* cipher_suites */
+	n = take(&c, 2); /* cipher_suites */
 	if (n < 2 || n % 2)
 		return SNI_MALFORMED;
 	skip(&c, n);
-	n = take(&c, 1);	/* legacy_compression_methods */
+	n = take(&c, 1); /* legacy_compression_methods */
 	if (n < 1)
 		return SNI_MALFORMED;
 	skip(&c, n);
 	if (c.bad)
 		return SNI_MALFORMED;
 	if (c.left == 0)
-		return SNI_ABSENT;	/* no extensions at all (pre-TLS 1.2) */
+		return SNI_ABSENT; /* no extensions at all (pre-TLS 1.2) */
 	exts = sub(&c, take(&c, 2));
 	/* Extensions must end exactly where the message ends. */
 	if (c.bad || c.left)
@@ -151,6 +151,7 @@ parse_hello(struct cur c, char *out, size_t outlen)
 	return r;
 }
 
+/* Extract the ClientHello host_name from the first bytes of a tunnel. */
 enum sni_result
 sni_parse(const uint8_t *buf, size_t len, char *out, size_t outlen)
 {
@@ -188,24 +189,26 @@ sni_parse(const uint8_t *buf, size_t len, char *out, size_t outlen)
 		memcpy(hs + have, buf + off, copy);
 		have += copy;
 		if (have >= 4) {
-			size_t mlen = (size_t)hs[1] << 16 |
-				      (size_t)hs[2] << 8 | hs[3];
+			size_t mlen = (size_t)hs[1] << 16 | (size_t)hs[2] << 8 |
+				      hs[3];
 
-			if (hs[0] != 1)	/* client_hello */
+			if (hs[0] != 1) /* client_hello */
 				return SNI_MALFORMED;
 			if (mlen > SNI_HELLO_MAX)
 				return SNI_MALFORMED;
-			if (have >= 4 + mlen)
-				return parse_hello((struct cur){ hs + 4, mlen,
-								 false },
-						   out, outlen);
+			if (have >= 4 + mlen) {
+				struct cur c = { hs + 4, mlen, false };
+
+				return parse_hello(c, out, outlen);
+			}
 		}
 		if (avail < rlen)
-			return SNI_NEED_MORE;	/* record still arriving */
+			return SNI_NEED_MORE; /* record still arriving */
 		off += rlen;
 	}
 }
 
+/* Name of a result, for messages and tests. */
 const char *
 sni_result_name(enum sni_result r)
 {

@@ -16,10 +16,10 @@
 #define SNI_BUF_MAX (SNI_HELLO_MAX + 4 + 4 * 5)
 
 enum sni_result {
-	SNI_FOUND,	/* a host_name is in out */
-	SNI_ABSENT,	/* a complete, well-formed ClientHello without SNI */
-	SNI_NEED_MORE,	/* well-formed so far, but incomplete */
-	SNI_MALFORMED,	/* not a ClientHello, or broken, or too large */
+	SNI_FOUND,     /* a host_name is in out */
+	SNI_ABSENT,    /* a complete, well-formed ClientHello without SNI */
+	SNI_NEED_MORE, /* well-formed so far, but incomplete */
+	SNI_MALFORMED, /* not a ClientHello, or broken, or too large */
 };
 
 /*

@@ -113,6 +113,8 @@ main(int argc, char **argv)
 	}
 	emit(json_pack("{s:s, s:i}", "event", "ready", "pid",
 		       (int)proxy_pid(p)));
+	/* poll() sees fd 0, not stdio's buffer: read commands unbuffered */
+	setvbuf(stdin, NULL, _IONBF, 0);
 	for (;;) {
 		struct pollfd pfd[2] = { { proxy_fd(p), POLLIN, 0 },
 					 { 0, POLLIN, 0 } };

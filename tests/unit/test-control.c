@@ -762,9 +762,10 @@ Test(slow, events_past_the_queue_are_dropped_with_a_notice)
 
 	negotiate(q);
 	for (int i = 0; i < 2000; i++)
-		ctl_event(C, "TICK", json_pack("{s:i, s:s}", "i", i, "pad",
-					       "................................"
-					       "................................"));
+		ctl_event(C, "TICK",
+			  json_pack("{s:i, s:s}", "i", i, "pad",
+				    "................................"
+				    "................................"));
 	cr_assert_gt(ctl_events_dropped(C), 0);
 	/* a reply is never dropped, even now */
 	peer_send(p, "{\"execute\": \"query-version\", \"id\": \"v\"}");
@@ -1379,23 +1380,24 @@ Test(serve, submit_checks)
 		    "\"/nonexistent/r.yaml\"}}", true);
 	cr_assert(strstr(str(r, "desc"), "No such file"));
 	json_decref(r);
-	r = call(p, "{\"execute\": \"build-submit\", \"arguments\": {\"recipe\": "
-		    "{\"source\": \".\", \"steps\": [{\"name\": \"a\", \"run\": "
-		    "\"true\"}]}}}", true);
+	r = call(p, "{\"execute\": \"build-submit\", \"arguments\": "
+		    "{\"recipe\": {\"source\": \".\", \"steps\": "
+		    "[{\"name\": \"a\", \"run\": \"true\"}]}}}", true);
 	cr_assert(strstr(str(r, "desc"), "absolute"));
 	json_decref(r);
-	r = call(p, "{\"execute\": \"build-submit\", \"arguments\": {\"recipe\": "
-		    "{\"image\": \"x/y\", \"steps\": [{\"name\": \"a\", "
-		    "\"run\": \"true\"}]}}}", true);
+	r = call(p, "{\"execute\": \"build-submit\", \"arguments\": "
+		    "{\"recipe\": {\"image\": \"x/y\", \"steps\": "
+		    "[{\"name\": \"a\", \"run\": \"true\"}]}}}", true);
 	cr_assert(strstr(str(r, "desc"), "image"));
 	json_decref(r);
-	r = call(p, "{\"execute\": \"build-submit\", \"arguments\": {\"recipe\": "
-		    "{\"steps\": [], \"bogus\": 1}}}", true);
+	r = call(p, "{\"execute\": \"build-submit\", \"arguments\": "
+		    "{\"recipe\": {\"steps\": [], \"bogus\": 1}}}", true);
 	cr_assert(strstr(str(r, "desc"), "recipe"), "%s", str(r, "desc"));
 	json_decref(r);
-	r = call(p, "{\"execute\": \"build-submit\", \"arguments\": {\"recipe\": "
-		    "{\"steps\": [{\"name\": \"a\", \"run\": \"true\"}]}, "
-		    "\"source\": \"/nonexistent\"}}", true);
+	r = call(p, "{\"execute\": \"build-submit\", \"arguments\": "
+		    "{\"recipe\": {\"steps\": [{\"name\": \"a\", "
+		    "\"run\": \"true\"}]}, \"source\": \"/nonexistent\"}}",
+		 true);
 	cr_assert(strstr(str(r, "desc"), "source"));
 	json_decref(r);
 	/* a YAML file with a relative source: relative to the file */

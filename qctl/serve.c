@@ -1,0 +1,1007 @@
+/*
+ * serve.c - qctl serve's scheduler.
+ *
+ * Builds come in over the control socket, wait in submission order, and
+ * run max_parallel at a time, each one a build of the engine (own VM,
+ * namespace, cgroup, helper, proxy, run directory) on the one event loop.
+ * Their events go to every client.  A finished build is remembered, with
+ * its run directory, until SERVE_KEEP_FINISHED newer ones have finished.
+ */
+#include "serve.h"
+
+#include <fcntl.h>
+#include <malloc.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/fsuid.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "json-util.h"
+#include "state.h"
+
+/* build-log: default and largest chunk (a qemu.qmp reader takes 64 KiB) */
+#define LOG_CHUNK_DEFAULT 32768
+#define LOG_CHUNK_MAX (256 * 1024)
+/* a progress line to the server log is cut here */
+#define PROGRESS_LINE_MAX 4096
+
+const struct serve_backend serve_engine = {
+	.new = build_new,
+	.start = build_start,
+	.cancel = build_cancel,
+	.result = build_result,
+	.run_dir = build_run_dir,
+	.pause = build_pause,
+	.current_step = build_current_step,
+	.qemu_pid = build_qemu_pid,
+	.free = build_free,
+};
+
+enum sb_state { SB_QUEUED, SB_RUNNING, SB_FINISHED };
+
+/* One submitted build. */
+struct sbuild {
+	struct serve *s;
+	struct sbuild *next;	/* submission order */
+	char id[24];
+	enum sb_state state;
+	struct ctl_peer peer;	/* who submitted it */
+	struct recipe *recipe;	/* until the engine's build is freed */
+	char *source;		/* build-submit's "source", or NULL */
+	struct build *b;	/* the engine's build, until freed */
+	FILE *out;		/* its progress, to the server log */
+	bool release;		/* b ended: free it on the next work round */
+	bool paused;
+	char *run_dir;
+	struct state_rec *kept;	/* names run_dir once the engine let go */
+	json_t *result;		/* once finished */
+	time_t submitted;
+	int64_t t_submit, t_start, t_end;
+};
+
+struct serve {
+	struct loop *loop;
+	struct serve_opts o;
+	const struct serve_backend *be;
+	struct ctl *ctl;
+	struct sbuild *builds;
+	unsigned next_id;
+	int n_queued, n_running, n_finished;
+	struct loop_timer *t_work, *t_quit, *t_grace;
+	bool stopping;
+	char why[128];
+};
+
+static void
+slog(struct serve *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void
+slog(struct serve *s, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!s->o.log)
+		return;
+	fputs("qctl serve: ", s->o.log);
+	va_start(ap, fmt);
+	vfprintf(s->o.log, fmt, ap);
+	va_end(ap);
+	fputc('\n', s->o.log);
+	fflush(s->o.log);
+}
+
+static void on_work(struct loop *l, void *opaque);
+
+/* Do the scheduler's work (start, free, evict) on the next loop round. */
+static void
+kick(struct serve *s)
+{
+	if (!s->t_work)
+		s->t_work = loop_timer_at(s->loop, now_ms(), on_work, s);
+}
+
+static const char *
+sb_status(const struct sbuild *sb)
+{
+	if (sb->state == SB_QUEUED)
+		return "queued";
+	if (sb->state == SB_RUNNING)
+		return "running";
+	return json_string_value(json_object_get(sb->result, "status"));
+}
+
+static struct sbuild *
+sb_find(struct serve *s, const char *id, struct error *err)
+{
+	char q[40];
+
+	for (struct sbuild *sb = s->builds; sb; sb = sb->next)
+		if (!strcmp(sb->id, id))
+			return sb;
+	/* the id is the client's: quote it harmlessly */
+	snprintf(q, sizeof(q), "%s", id);
+	for (char *p = q; *p; p++)
+		if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
+			*p = '?';
+	error_set(err, ENOENT, "no build \"%s\" (finished builds are "
+		  "remembered until %d newer ones finish)", q,
+		  s->o.keep_finished);
+	return NULL;
+}
+
+/* ---- progress to the server log, one prefixed line at a time ---------- */
+
+struct prefix_out {
+	struct serve *s;
+	char id[24];
+	struct buf line;
+};
+
+static ssize_t
+prefix_write(void *cookie, const char *p, size_t n)
+{
+	struct prefix_out *po = cookie;
+	FILE *log = po->s->o.log;
+
+	for (size_t i = 0; i < n; i++) {
+		if (p[i] != '\n') {
+			if (po->line.len < PROGRESS_LINE_MAX)
+				buf_append(&po->line, &p[i], 1);
+			continue;
+		}
+		fprintf(log, "[%s] %.*s\n", po->id, (int)po->line.len,
+			po->line.data ? po->line.data : "");
+		po->line.len = 0;
+	}
+	fflush(log);
+	return n;
+}
+
+static int
+prefix_close(void *cookie)
+{
+	struct prefix_out *po = cookie;
+
+	if (po->line.len)
+		prefix_write(po, "\n", 1);
+	buf_free(&po->line);
+	free(po);
+	return 0;
+}
+
+static FILE *
+prefix_open(struct serve *s, const char *id)
+{
+	static const cookie_io_functions_t fns = {
+		.write = prefix_write,
+		.close = prefix_close,
+	};
+	struct prefix_out *po = xcalloc(1, sizeof(*po));
+	FILE *f;
+
+	po->s = s;
+	snprintf(po->id, sizeof(po->id), "%s", id);
+	f = fopencookie(po, "w", fns);
+	if (!f)
+		free(po);
+	return f;
+}
+
+/* ---- the life of a build ------------------------------------------------ */
+
+static void
+on_build_event(struct build *b, const char *event, json_t *data,
+	       void *opaque)
+{
+	struct sbuild *sb = opaque;
+	json_t *d = json_is_object(data) ? json_deep_copy(data)
+					 : json_object();
+
+	(void)b;
+	json_object_set_new(d, "build", json_string(sb->id));
+	ctl_event(sb->s->ctl, event, d);
+}
+
+/* The build has ended (or never started): record, announce, let go. */
+static void
+sb_finish(struct sbuild *sb)
+{
+	struct serve *s = sb->s;
+	struct build_result *res = s->be->result(sb->b);
+	const char *rd = s->be->run_dir(sb->b);
+	struct error err = { 0 };
+
+	if (sb->state == SB_RUNNING)
+		s->n_running--;
+	else if (sb->state == SB_QUEUED)
+		s->n_queued--;
+	sb->state = SB_FINISHED;
+	s->n_finished++;
+	sb->paused = false;
+	sb->t_end = now_ms();
+	if (rd && !sb->run_dir)
+		sb->run_dir = xstrdup(rd);
+	sb->result = result_to_json(res);
+	if (sb->run_dir) {
+		_cleanup_free_ char *p = xasprintf("%s/result.json",
+						   sb->run_dir);
+
+		if (result_write_file(res, p, &err) < 0)
+			slog(s, "%s: %s", sb->id, err.msg);
+	}
+	slog(s, "%s: %s after %.1fs (uid %d): %s", sb->id,
+	     result_status_name(res->status),
+	     (sb->t_end - (sb->t_start ? sb->t_start : sb->t_submit)) /
+		     1000.0,
+	     (int)sb->peer.uid, res->reason ? res->reason : "");
+	ctl_event(s->ctl, "BUILD_FINISHED",
+		  json_pack("{s:s, s:i, s:O}", "build", sb->id, "uid",
+			    (int)sb->peer.uid, "result", sb->result));
+	sb->release = true;
+	kick(s);
+}
+
+static void
+on_build_done(struct build *b, void *opaque)
+{
+	struct sbuild *sb = opaque;
+
+	(void)b;
+	/* May run inside the engine (or inside build-cancel): the engine's
+	 * build is freed on the next loop round, not here. */
+	sb_finish(sb);
+}
+
+static void
+sb_start(struct sbuild *sb)
+{
+	struct serve *s = sb->s;
+	struct error err = { 0 };
+
+	s->n_queued--;
+	s->n_running++;
+	sb->state = SB_RUNNING;
+	sb->t_start = now_ms();
+	if (s->be->start(sb->b, &err) < 0) {
+		result_finish(s->be->result(sb->b), BUILD_ERROR, "%s",
+			      err.msg);
+		sb_finish(sb);
+		return;
+	}
+	sb->run_dir = xstrdup(s->be->run_dir(sb->b));
+	slog(s, "%s: started (uid %d) in %s", sb->id, (int)sb->peer.uid,
+	     sb->run_dir);
+	ctl_event(s->ctl, "BUILD_STARTED",
+		  json_pack("{s:s, s:i, s:s}", "build", sb->id, "uid",
+			    (int)sb->peer.uid, "run_dir", sb->run_dir));
+}
+
+/*
+ * The engine is done with a finished build: its VM and everything else
+ * are gone.  Only the run directory stays (logs, result, artifacts), so
+ * that build-log works; a state record keeps naming it, so that a crashed
+ * server's directories are still reaped by qctl gc.
+ */
+static void
+sb_release(struct sbuild *sb)
+{
+	struct serve *s = sb->s;
+	struct error err = { 0 };
+
+	sb->release = false;
+	if (sb->run_dir && s->o.build.state_dir) {
+		_cleanup_free_ char *id = xasprintf(
+			"%s-kept", strrchr(sb->run_dir, '/') + 1);
+
+		sb->kept = state_open(s->o.build.state_dir, id, sb->run_dir,
+				      &err);
+		if (!sb->kept)
+			slog(s, "%s: %s", sb->id, err.msg);
+	}
+	s->be->free(sb->b);
+	sb->b = NULL;
+	if (sb->out)
+		fclose(sb->out);
+	sb->out = NULL;
+	recipe_free(sb->recipe);
+	sb->recipe = NULL;
+	if (sb->run_dir) {
+		/* the scratch disk is the bulk and nobody reads it now */
+		_cleanup_free_ char *disk = xasprintf("%s/disk.img",
+						      sb->run_dir);
+
+		unlink(disk);
+	}
+}
+
+static void
+sb_free(struct sbuild *sb)
+{
+	struct serve *s = sb->s;
+
+	if (sb->b) {
+		/* kills a VM still running */
+		s->be->free(sb->b);
+		sb->b = NULL;
+	}
+	if (sb->out)
+		fclose(sb->out);
+	if (sb->run_dir)
+		rm_rf(sb->run_dir);
+	state_close(sb->kept);
+	recipe_free(sb->recipe);
+	json_decref(sb->result);
+	free(sb->source);
+	free(sb->run_dir);
+	free(sb);
+}
+
+/* Forget the oldest finished builds beyond keep_finished. */
+static void
+evict(struct serve *s)
+{
+	struct sbuild **pp = &s->builds;
+
+	while (*pp && s->n_finished > s->o.keep_finished) {
+		struct sbuild *sb = *pp;
+
+		if (sb->state != SB_FINISHED || sb->release) {
+			pp = &sb->next;
+			continue;
+		}
+		*pp = sb->next;
+		s->n_finished--;
+		sb_free(sb);
+	}
+}
+
+static void
+on_work(struct loop *l, void *opaque)
+{
+	struct serve *s = opaque;
+	bool freed = false;
+
+	s->t_work = NULL;
+	for (struct sbuild *sb = s->builds; sb; sb = sb->next)
+		if (sb->release) {
+			sb_release(sb);
+			freed = true;
+		}
+	for (struct sbuild *sb = s->builds;
+	     sb && !s->stopping && s->n_running < s->o.max_parallel;
+	     sb = sb->next)
+		if (sb->state == SB_QUEUED)
+			sb_start(sb);
+	evict(s);
+	/* A VM's worth of buffers comes and goes with each build: give it
+	 * back, so that a long-lived server's size shows what it holds. */
+	if (freed && !s->n_running)
+		malloc_trim(0);
+	if (s->stopping && !s->n_running && !s->n_queued && !s->t_work)
+		loop_quit(l, 0);
+}
+
+/* ---- access: the client's rights, not the server's -------------------- */
+
+/*
+ * Open path with the file system rights of the peer.  The server runs as
+ * root; without this, anyone in the socket's group could have it read any
+ * file as a recipe or copy any directory into a VM as source.
+ */
+static int
+open_as_peer(const struct ctl_peer *peer, const char *path, int flags)
+{
+	int fd, e, ou, og;
+
+	if (peer->uid == 0 || geteuid() != 0)
+		return open(path, flags | O_CLOEXEC | O_NOCTTY);
+	og = setfsgid(peer->gid);
+	ou = setfsuid(peer->uid);
+	fd = open(path, flags | O_CLOEXEC | O_NOCTTY);
+	e = errno;
+	setfsuid(ou);
+	setfsgid(og);
+	errno = e;
+	return fd;
+}
+
+static int
+check_dir_access(const struct ctl_peer *peer, const char *what,
+		 const char *path, struct error *err)
+{
+	int fd = open_as_peer(peer, path, O_RDONLY | O_DIRECTORY);
+
+	if (fd < 0)
+		return error_sys(err, errno, "%s %s (as uid %d)", what, path,
+				 (int)peer->uid);
+	close(fd);
+	return 0;
+}
+
+/* A recipe file the peer may read: absolute, regular, at most 1 MiB. */
+static int
+recipe_from_path(const char *path, const struct ctl_peer *peer,
+		 struct recipe **out, struct error *err)
+{
+	_cleanup_close_ int fd = -1;
+	_cleanup_free_ char *buf = NULL, *dir = NULL;
+	struct stat st;
+	ssize_t n;
+	int r;
+
+	if (path[0] != '/')
+		return error_set(err, EINVAL, "'path' must be absolute");
+	/* O_NONBLOCK: a FIFO must not hang the server */
+	fd = open_as_peer(peer, path, O_RDONLY | O_NONBLOCK);
+	if (fd < 0)
+		return error_sys(err, errno, "%s (as uid %d)", path,
+				 (int)peer->uid);
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+		return error_set(err, EINVAL, "%s: not a regular file", path);
+	if (st.st_size > RECIPE_MAX_BYTES)
+		return error_set(err, EFBIG, "%s: recipe larger than 1 MiB",
+				 path);
+	buf = xmalloc(RECIPE_MAX_BYTES + 1);
+	n = read_in_full(fd, buf, RECIPE_MAX_BYTES + 1);
+	if (n < 0)
+		return error_sys(err, -n, "read %s", path);
+	dir = xstrndup(path, strrchr(path, '/') - path);
+	r = recipe_load_buffer(buf, n, path, *dir ? dir : "/", out, err);
+	if (r == 0)
+		(*out)->path = xstrdup(path);
+	return r;
+}
+
+/*
+ * A recipe object from a client.  Relative paths in it would resolve
+ * against the server's working directory, which means nothing to the
+ * client: refused.
+ */
+static int
+recipe_from_object(json_t *j, struct recipe **out, struct error *err)
+{
+	const char *src = json_string_value(json_object_get(j, "source"));
+	const char *img = json_string_value(json_object_get(j, "image"));
+
+	if (src && src[0] != '/')
+		return error_set(err, EINVAL, "recipe: \"source\" must be an "
+				 "absolute path in a submitted recipe");
+	if (img && strchr(img, '/') && img[0] != '/')
+		return error_set(err, EINVAL, "recipe: \"image\" must be a "
+				 "name or an absolute path in a submitted "
+				 "recipe");
+	return recipe_from_json(j, "recipe", NULL, out, err);
+}
+
+/* ---- commands ------------------------------------------------------------ */
+
+static json_t *
+sb_summary(struct sbuild *sb)
+{
+	struct serve *s = sb->s;
+	const char *step = sb->state == SB_RUNNING
+				   ? s->be->current_step(sb->b)
+				   : NULL;
+	json_t *j = json_pack("{s:s, s:s, s:i, s:i, s:I}", "id", sb->id,
+			      "status", sb_status(sb), "uid",
+			      (int)sb->peer.uid, "pid", (int)sb->peer.pid,
+			      "submitted", (json_int_t)sb->submitted);
+
+	json_object_set_new(j, "step", step ? json_string(step) : json_null());
+	json_object_set_new(j, "run_dir", sb->run_dir
+						  ? json_string(sb->run_dir)
+						  : json_null());
+	json_object_set_new(j, "paused", json_boolean(sb->paused));
+	if (sb->state == SB_QUEUED) {
+		int pos = 0;
+
+		for (struct sbuild *o = s->builds; o != sb; o = o->next)
+			pos += o->state == SB_QUEUED;
+		json_object_set_new(j, "position", json_integer(pos));
+	}
+	return j;
+}
+
+static int
+cmd_build_submit(void *opaque, const struct ctl_peer *peer, json_t *args,
+		 json_t **ret, struct error *err)
+{
+	struct serve *s = opaque;
+	json_t *rj = json_object_get(args, "recipe");
+	const char *path = json_string_value(json_object_get(args, "path"));
+	const char *src = json_string_value(json_object_get(args, "source"));
+	_cleanup_recipe_ struct recipe *r = NULL;
+	_cleanup_free_ char *source = NULL;
+	struct build_opts bo = s->o.build;
+	struct sbuild *sb, **pp;
+	int rc;
+
+	if (s->stopping)
+		return error_set(err, ESHUTDOWN, "the server is shutting down");
+	if (!rj == !path)
+		return error_set(err, EINVAL, "build-submit takes 'recipe' (an "
+				 "object) or 'path' (an absolute file name), "
+				 "one of them");
+	if (s->n_queued >= SERVE_MAX_QUEUED)
+		return error_set(err, EAGAIN, "%d builds are queued already",
+				 s->n_queued);
+	rc = rj ? recipe_from_object(rj, &r, err)
+		: recipe_from_path(path, peer, &r, err);
+	if (rc < 0)
+		return rc;
+	if (src) {
+		struct stat st;
+
+		if (src[0] != '/')
+			return error_set(err, EINVAL,
+					 "'source' must be absolute");
+		source = realpath(src, NULL);
+		if (!source || stat(source, &st) < 0 || !S_ISDIR(st.st_mode))
+			return error_set(err, ENOTDIR, "'source' %s: not a "
+					 "directory", src);
+	}
+	if ((source || r->source) &&
+	    check_dir_access(peer, "source", source ? source : r->source,
+			     err) < 0)
+		return -1;
+	if (strchr(r->image, '/') &&
+	    check_dir_access(peer, "image", r->image, err) < 0)
+		return -1;
+
+	sb = xcalloc(1, sizeof(*sb));
+	sb->s = s;
+	snprintf(sb->id, sizeof(sb->id), "b%u", ++s->next_id);
+	sb->peer = *peer;
+	sb->recipe = steal_pointer(&r);
+	sb->source = steal_pointer(&source);
+	sb->submitted = time(NULL);
+	sb->t_submit = now_ms();
+	if (s->o.progress && s->o.log)
+		sb->out = prefix_open(s, sb->id);
+	bo.source = sb->source;
+	bo.out = sb->out;
+	if (!sb->out)
+		bo.verbosity = 0;
+	/* the run directory outlives the engine's build: ours to remove */
+	bo.keep = true;
+	bo.event = on_build_event;
+	bo.event_opaque = sb;
+	sb->b = s->be->new(s->loop, sb->recipe, &bo, on_build_done, sb);
+	for (pp = &s->builds; *pp; pp = &(*pp)->next)
+		;
+	*pp = sb;
+	s->n_queued++;
+	slog(s, "%s: submitted by uid %d (pid %d, client %u): %s, %zu "
+	     "step%s", sb->id, (int)peer->uid, (int)peer->pid, peer->conn,
+	     path ? path : "recipe object", sb->recipe->n_steps,
+	     sb->recipe->n_steps == 1 ? "" : "s");
+	if (s->n_running < s->o.max_parallel && s->n_queued == 1)
+		sb_start(sb);
+	else
+		kick(s);
+	*ret = json_pack("{s:s, s:s}", "id", sb->id, "status", sb_status(sb));
+	return 0;
+}
+
+static int
+cmd_build_list(void *opaque, const struct ctl_peer *peer, json_t *args,
+	       json_t **ret, struct error *err)
+{
+	struct serve *s = opaque;
+	json_t *a = json_array();
+
+	(void)peer;
+	(void)args;
+	(void)err;
+	for (struct sbuild *sb = s->builds; sb; sb = sb->next)
+		json_array_append_new(a, sb_summary(sb));
+	*ret = a;
+	return 0;
+}
+
+static int
+cmd_build_status(void *opaque, const struct ctl_peer *peer, json_t *args,
+		 json_t **ret, struct error *err)
+{
+	struct sbuild *sb = sb_find(
+		opaque, json_string_value(json_object_get(args, "id")), err);
+
+	(void)peer;
+	if (!sb)
+		return -1;
+	*ret = sb_summary(sb);
+	if (sb->result)
+		json_object_set(*ret, "result", sb->result);
+	return 0;
+}
+
+static int
+cmd_build_cancel(void *opaque, const struct ctl_peer *peer, json_t *args,
+		 json_t **ret, struct error *err)
+{
+	struct serve *s = opaque;
+	struct sbuild *sb = sb_find(
+		s, json_string_value(json_object_get(args, "id")), err);
+	char why[96];
+
+	if (!sb)
+		return -1;
+	if (sb->state == SB_FINISHED)
+		return error_set(err, EALREADY, "build %s has finished (%s)",
+				 sb->id, sb_status(sb));
+	snprintf(why, sizeof(why), "cancelled over the control socket by "
+		 "uid %d", (int)peer->uid);
+	slog(s, "%s: %s", sb->id, why);
+	if (sb->state == SB_QUEUED) {
+		result_finish(s->be->result(sb->b), BUILD_CANCELLED,
+			      "%s before it started", why);
+		sb_finish(sb);
+	} else {
+		/* the VM is killed; BUILD_FINISHED follows once it is gone */
+		s->be->cancel(sb->b, why);
+	}
+	*ret = json_pack("{s:s, s:s}", "id", sb->id, "status", sb_status(sb));
+	return 0;
+}
+
+/* Length of the longest prefix of p[0..n) that ends on a UTF-8 boundary. */
+static size_t
+utf8_cut(const unsigned char *p, size_t n)
+{
+	size_t i = n, k = 0;
+
+	while (i > 0 && k < 3 && (p[i - 1] & 0xc0) == 0x80) {
+		i--;
+		k++;
+	}
+	if (i > 0 && p[i - 1] >= 0xc0) {
+		size_t need = p[i - 1] >= 0xf0 ? 4 : p[i - 1] >= 0xe0 ? 3 : 2;
+
+		if (k + 1 < need)
+			return i - 1;
+	}
+	return n;
+}
+
+/* Length of a valid UTF-8 sequence at p (JSON's rules), or 0. */
+static size_t
+utf8_seq(const unsigned char *p, size_t n)
+{
+	unsigned char c = p[0];
+	size_t len;
+	unsigned char lo = 0x80, hi = 0xbf;
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf)
+		len = 2;
+	else if (c >= 0xe0 && c <= 0xef)
+		len = 3;
+	else if (c >= 0xf0 && c <= 0xf4)
+		len = 4;
+	else
+		return 0;
+	if (c == 0xe0)
+		lo = 0xa0;
+	else if (c == 0xed)
+		hi = 0x9f;	/* no surrogates */
+	else if (c == 0xf0)
+		lo = 0x90;
+	else if (c == 0xf4)
+		hi = 0x8f;
+	if (n < len || p[1] < lo || p[1] > hi)
+		return 0;
+	for (size_t i = 2; i < len; i++)
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+	return len;
+}
+
+/* Guest bytes as a JSON string: byte for byte, invalid ones as '?'. */
+static json_t *
+log_text(char *p, size_t n)
+{
+	for (size_t i = 0; i < n;) {
+		size_t k = p[i] ? utf8_seq((unsigned char *)p + i, n - i) : 0;
+
+		if (!k) {
+			p[i++] = '?';
+			continue;
+		}
+		i += k;
+	}
+	return json_stringn(p, n);
+}
+
+static int
+cmd_build_log(void *opaque, const struct ctl_peer *peer, json_t *args,
+	      json_t **ret, struct error *err)
+{
+	struct serve *s = opaque;
+	struct sbuild *sb = sb_find(
+		s, json_string_value(json_object_get(args, "id")), err);
+	json_t *jo = json_object_get(args, "offset");
+	json_t *jm = json_object_get(args, "max");
+	_cleanup_close_ int fd = -1;
+	_cleanup_free_ char *p = NULL, *buf = NULL;
+	json_int_t max = jm ? json_integer_value(jm) : LOG_CHUNK_DEFAULT;
+	json_int_t off = jo ? json_integer_value(jo) : -1;
+	struct stat st;
+	size_t want;
+	ssize_t n;
+	bool fin;
+
+	(void)peer;
+	if (!sb)
+		return -1;
+	if (max <= 0)
+		return error_set(err, EINVAL, "'max' must be positive");
+	if (jo && off < 0)
+		return error_set(err, EINVAL, "'offset' must not be negative");
+	if (max > LOG_CHUNK_MAX)
+		max = LOG_CHUNK_MAX;
+	fin = sb->state == SB_FINISHED;
+	if (!sb->run_dir) {
+		*ret = json_pack("{s:i, s:i, s:i, s:s, s:b}", "offset", 0,
+				 "next", 0, "size", 0, "data", "", "eof", fin);
+		return 0;
+	}
+	p = xasprintf("%s/build.log", sb->run_dir);
+	fd = open(p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0 || fstat(fd, &st) < 0)
+		return error_sys(err, errno, "%s: build log", sb->id);
+	if (off < 0) {
+		/* the tail */
+		off = st.st_size > max ? st.st_size - max : 0;
+	} else if (off > st.st_size) {
+		off = st.st_size;
+	}
+	want = st.st_size - off < max ? st.st_size - off : max;
+	buf = xmalloc(want + 1);
+	n = pread(fd, buf, want, off);
+	if (n < 0)
+		return error_sys(err, errno, "%s: read build log", sb->id);
+	if (!jo) {
+		/* a tail starts on a character */
+		size_t skip = 0;
+
+		while (skip < 3 && skip < (size_t)n &&
+		       ((unsigned char)buf[skip] & 0xc0) == 0x80)
+			skip++;
+		memmove(buf, buf + skip, n - skip);
+		n -= skip;
+		off += skip;
+	}
+	if (off + n < st.st_size)
+		n = utf8_cut((unsigned char *)buf, n);
+	*ret = json_pack("{s:I, s:I, s:I, s:o, s:b}", "offset",
+			 (json_int_t)off, "next", (json_int_t)(off + n),
+			 "size", (json_int_t)st.st_size, "data",
+			 log_text(buf, n), "eof",
+			 fin && off + n >= st.st_size);
+	return 0;
+}
+
+static int
+cmd_vm_stats(void *opaque, const struct ctl_peer *peer, json_t *args,
+	     json_t **ret, struct error *err)
+{
+	struct serve *s = opaque;
+	struct sbuild *sb = sb_find(
+		s, json_string_value(json_object_get(args, "id")), err);
+	_cleanup_json_ json_t *live = NULL;
+	json_t *stats;
+	int pid = -1;
+
+	(void)peer;
+	if (!sb)
+		return -1;
+	if (sb->state == SB_QUEUED)
+		return error_set(err, EAGAIN, "build %s has not started",
+				 sb->id);
+	if (sb->state == SB_RUNNING) {
+		live = result_to_json(s->be->result(sb->b));
+		stats = json_object_get(live, "stats");
+		json_object_set_new(stats, "wall_ms",
+				    json_integer(now_ms() - sb->t_start));
+		pid = s->be->qemu_pid(sb->b);
+	} else {
+		stats = json_object_get(sb->result, "stats");
+	}
+	*ret = json_pack("{s:s, s:s, s:o, s:b, s:O}", "id", sb->id, "status",
+			 sb_status(sb), "qemu_pid",
+			 pid > 0 ? json_integer(pid) : json_null(), "paused",
+			 sb->paused, "stats", stats);
+	json_object_set_new(*ret, "step",
+			    sb->state == SB_RUNNING &&
+					    s->be->current_step(sb->b)
+				    ? json_string(s->be->current_step(sb->b))
+				    : json_null());
+	return 0;
+}
+
+static int
+vm_pause(struct serve *s, const struct ctl_peer *peer, json_t *args,
+	 bool pause, struct error *err)
+{
+	struct sbuild *sb = sb_find(
+		s, json_string_value(json_object_get(args, "id")), err);
+
+	if (!sb)
+		return -1;
+	if (sb->state != SB_RUNNING)
+		return error_set(err, EINVAL, "build %s is not running (%s)",
+				 sb->id, sb_status(sb));
+	if (s->be->pause(sb->b, pause, err) < 0) {
+		error_prefix(err, "%s", sb->id);
+		return -1;
+	}
+	sb->paused = pause;
+	slog(s, "%s: %s by uid %d", sb->id, pause ? "paused" : "resumed",
+	     (int)peer->uid);
+	return 0;
+}
+
+static int
+cmd_vm_pause(void *opaque, const struct ctl_peer *peer, json_t *args,
+	     json_t **ret, struct error *err)
+{
+	(void)ret;
+	return vm_pause(opaque, peer, args, true, err);
+}
+
+static int
+cmd_vm_resume(void *opaque, const struct ctl_peer *peer, json_t *args,
+	      json_t **ret, struct error *err)
+{
+	(void)ret;
+	return vm_pause(opaque, peer, args, false, err);
+}
+
+static void
+on_quit(struct loop *l, void *opaque)
+{
+	struct serve *s = opaque;
+
+	(void)l;
+	s->t_quit = NULL;
+	serve_shutdown(s, s->why);
+}
+
+static int
+cmd_quit(void *opaque, const struct ctl_peer *peer, json_t *args,
+	 json_t **ret, struct error *err)
+{
+	struct serve *s = opaque;
+
+	(void)args;
+	(void)ret;
+	if (!s->o.allow_quit)
+		return error_set(err, EPERM, "quit is disabled (start qctl "
+				 "serve with --allow-quit)");
+	snprintf(s->why, sizeof(s->why), "quit by uid %d", (int)peer->uid);
+	/* after this reply has been queued, like QEMU */
+	if (!s->t_quit)
+		s->t_quit = loop_timer_at(s->loop, now_ms(), on_quit, s);
+	return 0;
+}
+
+static const struct ctl_cmd commands[] = {
+	{ "build-submit", cmd_build_submit, "recipe:o? path:s? source:s?",
+	  "queue a build of a recipe object or file; returns its id" },
+	{ "build-list", cmd_build_list, NULL,
+	  "queued, running and recently finished builds" },
+	{ "build-status", cmd_build_status, "id:s",
+	  "one build: status, step, and its result once finished" },
+	{ "build-cancel", cmd_build_cancel, "id:s",
+	  "cancel a queued or running build" },
+	{ "build-log", cmd_build_log, "id:s offset:i? max:i?",
+	  "a chunk of a build's log (its tail without offset)" },
+	{ "vm-stats", cmd_vm_stats, "id:s",
+	  "a build's resource use so far, and its QEMU's pid" },
+	{ "vm-pause", cmd_vm_pause, "id:s", "stop a build's vCPUs" },
+	{ "vm-resume", cmd_vm_resume, "id:s", "restart a build's vCPUs" },
+	{ "quit", cmd_quit, NULL,
+	  "cancel every build and exit (only with --allow-quit)" },
+};
+
+/* ---- public ------------------------------------------------------------- */
+
+/* A scheduler and its control server, defaults filled in. */
+struct serve *
+serve_new(struct loop *loop, const struct serve_opts *o)
+{
+	struct serve *s = xcalloc(1, sizeof(*s));
+	struct ctl_opts co;
+
+	s->loop = loop;
+	s->o = *o;
+	s->be = o->backend ? o->backend : &serve_engine;
+	if (s->o.max_parallel <= 0) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+		s->o.max_parallel = n > 0 ? (int)n : 1;
+	}
+	if (s->o.keep_finished <= 0)
+		s->o.keep_finished = SERVE_KEEP_FINISHED;
+	co = o->ctl;
+	if (!co.log)
+		co.log = o->log;
+	s->ctl = ctl_new(loop, commands, ARRAY_SIZE(commands), s, &co);
+	return s;
+}
+
+/* The control server, for listening or adding clients. */
+struct ctl *
+serve_ctl(struct serve *s)
+{
+	return s->ctl;
+}
+
+/* Builds queued or running. */
+int
+serve_n_active(const struct serve *s)
+{
+	return s->n_queued + s->n_running;
+}
+
+static void
+on_grace(struct loop *l, void *opaque)
+{
+	struct serve *s = opaque;
+
+	s->t_grace = NULL;
+	slog(s, "%d build%s did not end in time; killing", s->n_running,
+	     s->n_running == 1 ? "" : "s");
+	loop_quit(l, 0);
+}
+
+/* Refuse new work, cancel every build, quit once all ended. */
+void
+serve_shutdown(struct serve *s, const char *why)
+{
+	char reason[160];
+
+	if (s->stopping)
+		return;
+	s->stopping = true;
+	snprintf(reason, sizeof(reason), "%s", why ? why : "shutting down");
+	slog(s, "shutting down (%s): %d running, %d queued", reason,
+	     s->n_running, s->n_queued);
+	ctl_stop_listening(s->ctl);
+	ctl_event(s->ctl, "SHUTDOWN", json_pack("{s:s}", "reason", reason));
+	for (struct sbuild *sb = s->builds; sb; sb = sb->next) {
+		if (sb->state == SB_QUEUED) {
+			result_finish(s->be->result(sb->b), BUILD_CANCELLED,
+				      "server shut down (%s) before it "
+				      "started", reason);
+			sb_finish(sb);
+		} else if (sb->state == SB_RUNNING) {
+			s->be->cancel(sb->b, reason);
+		}
+	}
+	s->t_grace = loop_timer_at(s->loop, now_ms() + SERVE_SHUTDOWN_MS,
+				   on_grace, s);
+	kick(s);
+}
+
+/* Free every build (killing VMs), run dir and client. */
+void
+serve_free(struct serve *s)
+{
+	if (!s)
+		return;
+	loop_timer_cancel(s->t_work);
+	loop_timer_cancel(s->t_quit);
+	loop_timer_cancel(s->t_grace);
+	while (s->builds) {
+		struct sbuild *sb = s->builds;
+
+		s->builds = sb->next;
+		sb_free(sb);
+	}
+	ctl_free(s->ctl);
+	free(s);
+}

@@ -1,0 +1,67 @@
+/* serve.h - qctl serve's scheduler: builds submitted over the control socket */
+#ifndef QCTL_SERVE_H
+#define QCTL_SERVE_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "build.h"
+#include "control.h"
+
+/*
+ * The build engine's entry points (build.h), as a table so that the unit
+ * tests can put a fake engine behind the scheduler and run it without VMs.
+ */
+struct serve_backend {
+	struct build *(*new)(struct loop *loop, const struct recipe *recipe,
+			     const struct build_opts *opts,
+			     build_done_fn done, void *opaque);
+	int (*start)(struct build *b, struct error *err);
+	void (*cancel)(struct build *b, const char *why);
+	struct build_result *(*result)(struct build *b);
+	const char *(*run_dir)(const struct build *b);
+	int (*pause)(struct build *b, bool pause, struct error *err);
+	const char *(*current_step)(const struct build *b);
+	int (*qemu_pid)(const struct build *b);
+	void (*free)(struct build *b);
+};
+
+/* build.c: real VMs */
+extern const struct serve_backend serve_engine;
+
+#define SERVE_KEEP_FINISHED 16	/* finished builds remembered */
+#define SERVE_MAX_QUEUED 1000	/* builds waiting for a slot */
+#define SERVE_SHUTDOWN_MS 30000 /* cancelled builds get this long to end */
+
+struct serve_opts {
+	int max_parallel;	/* builds at once; <= 0: online CPUs */
+	int keep_finished;	/* <= 0: SERVE_KEEP_FINISHED */
+	bool allow_quit;	/* honour the quit command */
+	/* Every build's engine options: accel, machine, qemu_binary,
+	 * run_root, state_dir, verbosity.  keep, source, out and event are
+	 * set per build. */
+	struct build_opts build;
+	FILE *log;		/* one line per client and build; NULL: none */
+	bool progress;		/* each build's progress to log, "[b1] ..." */
+	const struct serve_backend *backend; /* NULL: serve_engine */
+	struct ctl_opts ctl;	/* socket limits (log: as above) */
+};
+
+struct serve;
+
+/* A scheduler with its control server (not listening yet). */
+struct serve *serve_new(struct loop *loop, const struct serve_opts *o);
+/* Its control server: listen on it, or add clients (tests). */
+struct ctl *serve_ctl(struct serve *s);
+/*
+ * Stop: no more clients or submissions; queued builds end cancelled,
+ * running ones are cancelled.  loop_quit(loop, 0) once every build has
+ * ended (or SERVE_SHUTDOWN_MS passed).  The quit command calls this.
+ */
+void serve_shutdown(struct serve *s, const char *why);
+/* Builds queued and running. */
+int serve_n_active(const struct serve *s);
+/* Free everything: builds still running are killed, run dirs removed. */
+void serve_free(struct serve *s);
+
+#endif

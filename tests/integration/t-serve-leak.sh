@@ -1,0 +1,106 @@
+# qctl serve does not grow: 50 trivial builds, submitted one after another
+# through one server (two at a time), leave its open fds and its RSS where
+# 5 builds left them (fds equal, RSS within 2 MiB).
+. "$(dirname "$0")/lib.sh"
+
+# -- the server, by PID; stopped (SIGTERM, then -9) and gc'd on any exit ----
+SOCK=$T/sock
+SERVE_PID=
+serve_start() {
+	"$QCTL" serve --socket "$SOCK" --state-dir "$T/state" \
+		--run-root "$QCTL_RUN_ROOT" --accel tcg -v "$@" \
+		>"$T/serve.out" 2>"$T/serve.log" &
+	SERVE_PID=$!
+	BG_PIDS+=("$SERVE_PID")
+	for _ in $(seq 1 100); do
+		[ -S "$SOCK" ] && return 0
+		kill -0 "$SERVE_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	cat "$T/serve.log" >&2
+	fail "qctl serve did not come up"
+}
+serve_alive() { [ -n "$SERVE_PID" ] && kill -0 "$SERVE_PID" 2>/dev/null; }
+serve_stop() { # SIGTERM: exit 0 within 30 s, socket removed
+	local rc=0
+	kill -TERM "$SERVE_PID"
+	for _ in $(seq 1 300); do serve_alive || break; sleep 0.1; done
+	serve_alive && fail "qctl serve still running 30 s after SIGTERM"
+	wait "$SERVE_PID" || rc=$?
+	SERVE_PID=
+	expect_eq "$rc" 0 "qctl serve exit status after SIGTERM"
+	[ ! -e "$SOCK" ] || fail "socket left behind"
+}
+serve_kill() {
+	if serve_alive; then
+		kill -TERM "$SERVE_PID"
+		for _ in $(seq 1 200); do serve_alive || break; sleep 0.1; done
+		kill -9 "$SERVE_PID" 2>/dev/null || true
+		"$QCTL" gc --state-dir "$T/state" >/dev/null 2>&1 || true
+	fi
+}
+serve_py() { PYTHONPATH="$TOP/tests/integration" python3 - "$SOCK" "$SERVE_PID" "$@"; }
+trap 'rc=$?; [ $rc = 0 ] || tail -40 "$T/serve.log" >&2; serve_kill; (exit $rc); cleanup_test' EXIT
+
+serve_start --max-parallel 2
+serve_py <<'PY'
+import sys, time
+from qmpclient import QMP
+
+sock, pid = sys.argv[1], int(sys.argv[2])
+N, FIRST, WINDOW = 50, 5, 2
+recipe = {"steps": [{"name": "t", "run": "true"}]}
+
+def fds():
+    return len(__import__("os").listdir("/proc/%d/fd" % pid))
+
+def rss_kib():
+    for line in open("/proc/%d/status" % pid):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+
+c = QMP(sock)
+c.negotiate()
+done = 0
+inflight = []
+t0 = time.monotonic()
+marks = {}
+
+def settle():
+    # the engine's build is freed a loop round after BUILD_FINISHED
+    time.sleep(0.5)
+    c.cmd("build-list")
+
+for n in range(1, N + 1):
+    inflight.append(c.cmd("build-submit", recipe=recipe)["id"])
+    while len(inflight) >= WINDOW or (n in (FIRST, N) and inflight):
+        e = c.wait_event("BUILD_FINISHED", timeout=240)
+        i = e["data"]["build"]
+        r = e["data"]["result"]
+        if r["status"] != "passed":
+            raise SystemExit("FAIL: build %s: %s: %s" % (i, r["status"], r["reason"]))
+        inflight.remove(i)
+        done += 1
+    if n in (FIRST, N):
+        settle()
+        marks[n] = (fds(), rss_kib())
+        print("after %2d builds (%.0fs): %d fds, RSS %d KiB" %
+              (n, time.monotonic() - t0, marks[n][0], marks[n][1]), flush=True)
+    c.events.clear()
+(f5, r5), (f50, r50) = marks[FIRST], marks[N]
+if f50 != f5:
+    raise SystemExit("FAIL: fds grew from %d to %d" % (f5, f50))
+if r50 - r5 > 2048:
+    raise SystemExit("FAIL: RSS grew by %d KiB (> 2 MiB)" % (r50 - r5))
+kept = c.cmd("build-list")
+if len(kept) > 16 or any(b["status"] != "passed" for b in kept):
+    raise SystemExit("FAIL: build-list after %d: %r" % (N, kept))
+print("%d builds in %.0fs; fds %d -> %d, RSS %d -> %d KiB" %
+      (N, time.monotonic() - t0, f5, f50, r5, r50))
+PY
+# only the remembered builds' run directories remain, and QEMU is gone
+expect_eq "$(ls "$QCTL_RUN_ROOT" | wc -l)" 16 "run directories of remembered builds"
+no_qemu_left
+serve_stop
+[ -z "$(ls -A "$QCTL_RUN_ROOT")" ] || fail "run root not empty: $(ls "$QCTL_RUN_ROOT")"
+echo ok
