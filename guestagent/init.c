@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <net/if.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -143,6 +144,39 @@ module_params(const char *cmdline, const char *path, char *out, size_t size)
 	}
 }
 
+/*
+ * qctl names the modules this VM has no device for in
+ * "qctl.skip_modules=a,b" (no NIC: no virtio_net; PCI: no virtio_mmio):
+ * loading them costs boot time under TCG and buys nothing.
+ */
+static bool
+module_skipped(const char *cmdline, const char *path)
+{
+	static const char key[] = "qctl.skip_modules=";
+	const char *base = strrchr(path, '/'), *p = strstr(cmdline, key);
+	size_t n;
+
+	base = base ? base + 1 : path;
+	n = strcspn(base, ".");
+	if (!p || (p != cmdline && p[-1] != ' '))
+		return false;
+	p += sizeof(key) - 1;
+	while (*p && *p != ' ' && *p != '\n') {
+		size_t len = strcspn(p, ", \n");
+		bool same = len == n;
+
+		for (size_t i = 0; same && i < n; i++)
+			same = (p[i] == '-' ? '_' : p[i]) ==
+			       (base[i] == '-' ? '_' : base[i]);
+		if (same)
+			return true;
+		p += len;
+		if (*p == ',')
+			p++;
+	}
+	return false;
+}
+
 static void
 load_module(const char *path, const char *cmdline)
 {
@@ -177,7 +211,8 @@ load_modules(void)
 		return;
 	while (fgets(line, sizeof(line), f)) {
 		line[strcspn(line, "\r\n")] = '\0';
-		if (line[0] == '\0' || line[0] == '#')
+		if (line[0] == '\0' || line[0] == '#' ||
+		    module_skipped(cmdline, line))
 			continue;
 		load_module(line, cmdline);
 	}

@@ -225,7 +225,9 @@ mknod -m 0600 "$root/dev/console" c 5 1 2>/dev/null ||
 : >"$root/etc/modules.order"
 for rel in "${order[@]}"; do
 	mkdir -p "$root/lib/modules/$kver/$(dirname "$rel")"
-	cp "$moddir/$rel" "$root/lib/modules/$kver/$rel"
+	# without debug info and the appended signature (nothing checks it
+	# here): less for the guest kernel to read and relocate at boot
+	strip --strip-debug -o "$root/lib/modules/$kver/$rel" "$moddir/$rel"
 	echo "/lib/modules/$kver/$rel" >>"$root/etc/modules.order"
 done
 

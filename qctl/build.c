@@ -1346,7 +1346,11 @@ on_agent_frame(const struct agent_hdr *h, const void *p, void *opaque,
 				     "(exit %d, signal %d)", code, sig);
 				return 0;
 			}
-			start_upload(b);
+			/* /src exists (setup made it): no source, no upload */
+			if (!b->opts.source && !b->recipe->source)
+				start_step(b, 0);
+			else
+				start_upload(b);
 			return 0;
 		}
 		if (b->phase == PH_STEP && h->id == step_id) {
@@ -1482,18 +1486,27 @@ boot_vm(struct build *b, struct error *err)
 		.memory = b->recipe->memory,
 		.kernel = b->img.kernel,
 		.initrd = b->img.initrd,
-		.cmdline = b->img.cmdline,
+		.cmdline = NULL,
 		.name = NULL,
 		.sandbox = true,
 	};
 	struct vm_confine confine;
 	_cleanup_free_ char *qlog = xasprintf("%s/qemu.log", b->run_dir);
+	bool microvm = b->opts.machine && !strcmp(b->opts.machine, "microvm");
+	/* Modules for devices this VM lacks only cost boot time. */
+	_cleanup_free_ char *cmdline = xasprintf(
+		"%s qctl.skip_modules=%s%s", b->img.cmdline,
+		microvm ? "virtio_pci,virtio_pci_modern_dev,"
+			  "virtio_pci_legacy_dev"
+			: "virtio_mmio",
+		b->net ? "" : ",virtio_net,net_failover,failover");
 	/* The VM's name carries the run id, so ps shows whose QEMU it is. */
 	_cleanup_free_ char *name = xasprintf("qctl-%s",
 					      strrchr(b->run_dir, '/') + 1);
 	int r;
 
 	cfg.name = name;
+	cfg.cmdline = cmdline;
 	b->boot_attempt++;
 	b->phase = PH_BOOT;
 	b->vm_t0 = now_ms();
@@ -1617,8 +1630,24 @@ build_new(struct loop *loop, const struct recipe *recipe,
 	return b;
 }
 
+static int build_start_inner(struct build *b, struct error *err);
+
 int
 build_start(struct build *b, struct error *err)
+{
+	int r = build_start_inner(b, err);
+
+	if (r < 0) {
+		/* a build that never ran has no timers left behind */
+		loop_timer_cancel(b->t_wall);
+		loop_timer_cancel(b->t_tick);
+		b->t_wall = b->t_tick = NULL;
+	}
+	return r;
+}
+
+static int
+build_start_inner(struct build *b, struct error *err)
 {
 	const char *root = b->opts.run_root ? b->opts.run_root
 					    : "/var/tmp/qctl";

@@ -41,7 +41,11 @@ struct build *build_new(struct loop *loop, const struct recipe *recipe,
 			void *opaque);
 /* Make the run directory and boot the VM; done is called when it ends. */
 int build_start(struct build *b, struct error *err);
-/* End the build as cancelled (exit 130); the VM is torn down. */
+/*
+ * End the build as cancelled (exit 130); the VM is torn down.  done may be
+ * called from inside this call (when no VM is left to wait for): it must
+ * not free the build there.
+ */
 void build_cancel(struct build *b, const char *why);
 /* The result: final once done was called. */
 struct build_result *build_result(struct build *b);

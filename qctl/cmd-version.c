@@ -3,9 +3,7 @@
 
 #include "cmd.h"
 
-#ifndef QCTL_VERSION
-#define QCTL_VERSION "0.1"
-#endif
+#include "version.h"
 
 int
 cmd_version(int argc, char **argv)

@@ -21,9 +21,7 @@
 
 #include "json-util.h"
 
-#ifndef QCTL_VERSION
-#define QCTL_VERSION "0.1"
-#endif
+#include "version.h"
 
 /* What the greeting and query-version report as "qemu" (see docs). */
 #define CTL_VERSION_MAJOR 0

@@ -918,7 +918,9 @@ resolver_dispatch(struct srv *s)
 			continue;
 		}
 		memset(&q, 0, sizeof(q));
-		q.id = ++s->next_id;
+		if (++s->next_id == 0)
+			++s->next_id;	/* 0 is the resolvers' hello */
+		q.id = s->next_id;
 		snprintf(q.host, sizeof(q.host), "%s", c->h.name);
 		if (send(rv->fd, &q, sizeof(q), MSG_DONTWAIT | MSG_NOSIGNAL) !=
 		    sizeof(q)) {

@@ -7,9 +7,7 @@
 
 #include "json-util.h"
 
-#ifndef QCTL_VERSION
-#define QCTL_VERSION "0.1"
-#endif
+#include "version.h"
 
 const char *
 result_status_name(enum build_status s)

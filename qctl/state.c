@@ -205,8 +205,20 @@ reap(json_t *j, const char *id, FILE *out)
 	}
 }
 
+static int state_gc_records(const char *dir, FILE *out, struct error *err);
+static void gc_cgroups(FILE *out);
+
 int
 state_gc(const char *dir, FILE *out, struct error *err)
+{
+	int n = state_gc_records(dir, out, err);
+
+	gc_cgroups(out);
+	return n;
+}
+
+static int
+state_gc_records(const char *dir, FILE *out, struct error *err)
 {
 	DIR *d = opendir(dir);
 	struct dirent *de;
@@ -243,4 +255,19 @@ state_gc(const char *dir, FILE *out, struct error *err)
 	}
 	closedir(d);
 	return n;
+}
+
+/* Cgroups of dead managers that no record names (a record lost with its
+ * state directory, say): qctl/<manager pid>-... with that pid gone. */
+static void
+gc_cgroups(FILE *out)
+{
+	_cleanup_free_ char *root = NULL;
+	unsigned reaped = 0;
+
+	if (cgroup_discover(getenv("QCTL_CGROUP_ROOT"), &root, NULL) < 0)
+		return;
+	if (cgroup_gc(root, 5000, &reaped, NULL) == 0 && reaped && out)
+		fprintf(out, "qctl gc: removed %u orphaned cgroup%s under "
+			"%s/qctl\n", reaped, reaped == 1 ? "" : "s", root);
 }

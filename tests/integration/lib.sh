@@ -60,6 +60,8 @@ cleanup_test() {
 	for p in "${BG_PIDS[@]}"; do
 		wait "$p" 2>/dev/null || true
 	done
+	# a manager killed above leaves its cgroup, namespace, ...: reap them
+	[ ${#BG_PIDS[@]} = 0 ] || "$QCTL" gc >/dev/null 2>&1 || true
 	for p in "${TEST_NETNS[@]}"; do
 		ip netns del "$p" 2>/dev/null || true
 	done
