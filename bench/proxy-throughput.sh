@@ -33,9 +33,14 @@ cleanup() {
 trap cleanup EXIT
 
 [ "$(id -u)" = 0 ] || { echo "needs root (network namespace)" >&2; exit 2; }
-command -v tinyproxy >/dev/null || {
-	echo "tinyproxy missing: apt-get install tinyproxy &&" \
-	     "systemctl disable --now tinyproxy" >&2; exit 2; }
+if ! command -v tinyproxy >/dev/null; then
+	# the comparison needs it; its own service must not run
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+		--no-install-recommends tinyproxy bc >/dev/null ||
+		{ echo "cannot install tinyproxy" >&2; exit 2; }
+	systemctl disable --now tinyproxy 2>/dev/null ||
+		service tinyproxy stop 2>/dev/null || true
+fi
 
 make -C "$TOP" --no-print-directory build/libqctl.a >/dev/null
 cc -D_GNU_SOURCE -I"$TOP/qctl" -O2 -o "$W/proxy-driver" \

@@ -898,10 +898,8 @@ net_start(struct build *b, struct error *err)
 	pc.n_allow = b->recipe->n_allow;
 	pc.max_bytes = b->recipe->limits.net_bytes;
 	r = proxy_start(&pc, &b->proxy, err);
-	if (r < 0) {
-		error_prefix(err, "proxy");
+	if (r < 0)
 		return r;
-	}
 	state_note_pid(b->state, "proxy", proxy_pid(b->proxy));
 	/* Only the proxy needs the listener. */
 	close(b->ns.listen_fd);

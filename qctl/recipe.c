@@ -1,6 +1,8 @@
 /* recipe.c - build recipes: YAML/JSON to a validated struct recipe */
 #include "recipe.h"
 
+#include "allowlist.h"
+
 #include <arpa/inet.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -1240,6 +1242,10 @@ check_allow(struct vctx *vc, const char *s)
 
 	if (recipe_check_allow(s, &e) < 0)
 		return v_fail(vc, e.code, false, "%s", e.msg);
+	/* and what the proxy will accept: a recipe error now, not an
+	 * infrastructure error when the build starts */
+	if (allowlist_check_entry(s, &e) < 0)
+		return v_fail(vc, EINVAL, false, "%s", e.msg);
 	return 0;
 }
 

@@ -17,6 +17,7 @@ cleanup() {
 	for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
 	ip netns del "$NS" 2>/dev/null || true
 	rm -rf "/etc/netns/$NS" "$T"
+	rmdir /etc/netns 2>/dev/null || true	# only if we left it empty
 	exit $rc
 }
 trap cleanup EXIT
