@@ -66,4 +66,53 @@ done
 [ ! -e "$run_dir" ] || fail "run dir left: $run_dir"
 [ -z "$(ls "$QCTL_STATE_DIR")" ] || fail "state record left"
 no_qemu_left
+
+# 3. qctl serve killed with -9 during a build with network; a new serve
+# reaps what it left
+SOCK=$T/sock
+ip netns exec "$NS" "$QCTL" serve --socket "$SOCK" --state-dir "$QCTL_STATE_DIR" \
+	--run-root "$QCTL_RUN_ROOT" --accel tcg >"$T/serve.log" 2>&1 &
+spid=$!
+BG_PIDS+=("$spid")
+for i in $(seq 100); do [ -S "$SOCK" ] && break; sleep 0.1; done
+[ -S "$SOCK" ] || fail "qctl serve did not come up: $(cat "$T/serve.log")"
+python3 "$TOP/tests/integration/qmpclient.py" "$SOCK" build-submit \
+	'{"recipe": {"allow": ["127.0.0.1:9"], "steps": [{"name": "c", "network": "fetch", "run": "sleep 300"}]}}' \
+	>"$T/submit" || fail "submit: $(cat "$T/submit")"
+for i in $(seq 240); do
+	rec=$(ls "$QCTL_STATE_DIR"/*.json 2>/dev/null | head -1)
+	[ -n "$rec" ] && json "$rec" 'r["qemu"]["pid"]' >/dev/null 2>&1 &&
+		json "$rec" 'r["proxy"]["pid"]' >/dev/null 2>&1 && break
+	sleep 0.5
+done
+[ -n "$rec" ] || fail "no state record from serve"
+ns=$(json "$rec" 'r["netns"]')
+run_dir=$(json "$rec" 'r["run_dir"]')
+cg=$(json "$rec" 'r.get("cgroup_root","") + "/qctl/" + r.get("cgroup_name","")')
+pids="$(json "$rec" 'r["qemu"]["pid"]') $(json "$rec" 'r["helper"]["pid"]') $(json "$rec" 'r["proxy"]["pid"]')"
+sleep 1
+kill -9 "$spid"
+wait "$spid" 2>/dev/null || true
+# a new server reaps on start
+"$QCTL" serve --socket "$T/sock2" --state-dir "$QCTL_STATE_DIR" \
+	--run-root "$QCTL_RUN_ROOT" --accel tcg >"$T/serve2.log" 2>&1 &
+spid=$!
+BG_PIDS+=("$spid")
+for i in $(seq 100); do [ -S "$T/sock2" ] && break; sleep 0.1; done
+[ -S "$T/sock2" ] || fail "second qctl serve did not come up"
+kill -TERM "$spid"
+wait "$spid" 2>/dev/null || true
+cat "$T/serve2.log"
+for p in $pids; do
+	for i in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+	! kill -0 "$p" 2>/dev/null || fail "process $p ($(cat /proc/$p/comm 2>/dev/null)) left"
+done
+[ ! -e "/run/netns/$ns" ] || fail "namespace pin left: $ns"
+[ ! -e "$run_dir" ] || fail "run dir left: $run_dir"
+case "$cg" in
+/qctl/) ;;
+*) [ ! -e "$cg" ] || fail "cgroup left: $cg" ;;
+esac
+[ -z "$(ls "$QCTL_STATE_DIR")" ] || fail "state record left: $(ls "$QCTL_STATE_DIR")"
+no_qemu_left
 echo ok

@@ -30,6 +30,7 @@ steps:
       [ "\$a" = "\$b" ] && echo "SLOW:dead"
       http_proxy=http://$P timeout 5 wget -q -O - http://127.0.0.1:8080/file.txt || echo "PROXY-CLOSED:ok"
       timeout 5 nc -w 3 169.254.77.1 8080 </dev/null && echo LEAK-TCP || echo "TCP-DIRECT:refused"
+      timeout 5 nc -w 3 127.0.0.1 8080 </dev/null && echo LEAK-TCP || echo "TCP-UPSTREAM:refused"
       timeout 5 nslookup qctl.test 169.254.77.1 >/dev/null 2>&1 && echo LEAK-DNS || echo "DNS:refused"
       ping -c 1 -W 2 169.254.77.1 >/dev/null 2>&1 && echo LEAK-ICMP || echo "ICMP:refused"
       ping -6 -c 1 -W 2 ff02::2%eth0 >/dev/null 2>&1 && echo LEAK-IPV6 || echo "IPV6:refused"
@@ -37,6 +38,7 @@ steps:
     network: fetch
     run: |
       timeout 5 nc -w 3 169.254.77.1 8080 </dev/null && echo LEAK-TCP || echo "TCP-DIRECT:refused"
+      timeout 5 nc -w 3 127.0.0.1 8080 </dev/null && echo LEAK-TCP || echo "TCP-UPSTREAM:refused"
       timeout 5 nslookup qctl.test 169.254.77.1 >/dev/null 2>&1 && echo LEAK-DNS || echo "DNS:refused"
       ping -c 1 -W 2 169.254.77.1 >/dev/null 2>&1 && echo LEAK-ICMP || echo "ICMP:refused"
       ping -6 -c 1 -W 2 ff02::2%eth0 >/dev/null 2>&1 && echo LEAK-IPV6 || echo "IPV6:refused"
@@ -44,7 +46,7 @@ steps:
 R
 rc=0
 in_ns env QCTL_RUN_ROOT="$QCTL_RUN_ROOT" QCTL_STATE_DIR="$QCTL_STATE_DIR" QCTL_IMAGES="$QCTL_IMAGES" \
-	"$QCTL" run --json "$T/r.yaml" >"$T/out" 2>"$T/err" || rc=$?
+	"$QCTL" run -v --json "$T/r.yaml" >"$T/out" 2>"$T/err" || rc=$?
 [ "$rc" = 0 ] || { tail -40 "$T/err"; fail "exit $rc"; }
 for want in "fetch| ALLOWED:hello-from-allowed" "fetch| FORBIDDEN:403" \
 	"fetch| LOCALHOST:403" "fetch| SLOW:started" "probe-none| SLOW:dead" \
@@ -52,7 +54,7 @@ for want in "fetch| ALLOWED:hello-from-allowed" "fetch| FORBIDDEN:403" \
 	grep -qF "$want" "$T/err" || { grep '|' "$T/err"; fail "missing: $want"; }
 done
 for step in probe-none probe-fetch; do
-	for what in TCP-DIRECT DNS ICMP IPV6; do
+	for what in TCP-DIRECT TCP-UPSTREAM DNS ICMP IPV6; do
 		grep -qF "$step| $what:refused" "$T/err" || { grep '|' "$T/err"; fail "$step: $what not refused"; }
 	done
 done
@@ -66,4 +68,23 @@ expect_eq "$(json "$T/out" 'r["stats"]["net_rx_bytes"] > 0')" True "net_rx_bytes
 no_qemu_left
 run_dir_gone
 [ -z "$(leftover_netns)" ] || fail "namespace left: $(leftover_netns)"
+# the helper and the proxy are gone with the build
+read -r hp pp < <(sed -n 's/.*helper pid \([0-9]*\), proxy pid \([0-9]*\).*/\1 \2/p' "$T/err")
+[ -n "$hp" ] && [ -n "$pp" ] || fail "no helper/proxy pids in the log"
+! kill -0 "$hp" 2>/dev/null || fail "helper $hp left"
+! kill -0 "$pp" 2>/dev/null || fail "proxy $pp left"
+# a failing build with network leaves nothing either
+cat >"$T/f.yaml" <<R
+allow: ["127.0.0.1:8080"]
+steps: [{name: f, network: fetch, run: "wget -q -O - http://127.0.0.1:8080/; exit 5"}]
+R
+rc=0
+in_ns env QCTL_RUN_ROOT="$QCTL_RUN_ROOT" QCTL_STATE_DIR="$QCTL_STATE_DIR" QCTL_IMAGES="$QCTL_IMAGES" \
+	"$QCTL" run -v --json "$T/f.yaml" >"$T/out" 2>"$T/err" || rc=$?
+expect_eq "$rc" 1 "failing build exit"
+read -r hp pp < <(sed -n 's/.*helper pid \([0-9]*\), proxy pid \([0-9]*\).*/\1 \2/p' "$T/err")
+! kill -0 "$hp" 2>/dev/null || fail "helper $hp left"
+! kill -0 "$pp" 2>/dev/null || fail "proxy $pp left"
+[ -z "$(leftover_netns)" ] || fail "namespace left: $(leftover_netns)"
+no_qemu_left
 echo ok
