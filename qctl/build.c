@@ -108,6 +108,7 @@ struct build {
 	unsigned ticks;
 
 	struct state_rec *state;
+	bool paused;
 	bool tty;		/* opts.out is a terminal: live status line */
 	bool status_shown;
 
@@ -121,6 +122,7 @@ static void start_artifacts(struct build *b);
 static void start_upload(struct build *b);
 static void net_stop(struct build *b);
 static void res_sample(struct build *b);
+static void net_sample(struct build *b);
 static int net_window(struct build *b, bool open, const char *step,
 		      struct error *err);
 static int boot_vm(struct build *b, struct error *err);
@@ -466,6 +468,9 @@ build_teardown(struct build *b)
 	b->killing = true;
 	b->phase = PH_SHUTDOWN;
 	cancel_phase_timer(b);
+	/* a frozen QEMU would not die of SIGKILL until thawed */
+	if (b->paused && b->cg_up)
+		cgroup_freeze(&b->cg, false, NULL);
 	if (b->window_open)
 		net_window(b, false, NULL, NULL);
 	if (b->vm.pid > 0 && !b->vm.reaped) {
@@ -757,7 +762,10 @@ on_proxy_io(struct loop *l, int fd, uint32_t events, void *opaque)
 		b->w_proxy = NULL;
 		if (b->phase < PH_SHUTDOWN)
 			fail(b, BUILD_ERROR, "proxy lost: %s", err.msg);
+		return;
 	}
+	/* fresh byte counts: check the budget now, not at the next tick */
+	net_sample(b);
 }
 
 static void
@@ -802,7 +810,9 @@ net_sample(struct build *b)
 		total = up + down;
 	if (c.quota_used > total)
 		total = c.quota_used;
-	if (max && total > max)
+	/* The proxy stops relaying when its share reaches the budget: the
+	 * build then wanted more than it may have. */
+	if (max && (total > max || up + down >= max))
 		limit_exceeded(b, "net_bytes", total, max, "bytes",
 			       "network traffic exceeded %llu bytes",
 			       (unsigned long long)max);
@@ -1578,7 +1588,7 @@ on_tick(struct loop *l, void *opaque)
 		qmp_check_timeouts(b->qmp, now_ms());
 	res_sample(b);
 	if (b->qmp && qmp_ready(b->qmp) && b->phase < PH_SHUTDOWN &&
-	    b->ticks % 4 == 0)
+	    !b->paused && b->ticks % 4 == 0)
 		qmp_execute(b->qmp, "query-blockstats", NULL, QMP_TIMEOUT_MS,
 			    on_blockstats, b, NULL);
 	/* Counters every second, every tick while the network is open. */
@@ -1715,11 +1725,24 @@ build_pause(struct build *b, bool pause, struct error *err)
 {
 	if (!b->qmp || b->phase >= PH_SHUTDOWN || b->phase < PH_BOOT)
 		return error_set(err, EINVAL, "no running VM");
-	/* QMP stop/cont: the vCPUs stop, QEMU and the guest's state stay. */
+	if (pause == b->paused)
+		return 0;
+	/* Thaw before asking QEMU anything: a frozen QEMU reads no QMP. */
+	if (!pause && b->cg_up && (b->cg.features & CGF_FREEZE) &&
+	    cgroup_freeze(&b->cg, false, err) < 0)
+		return -1;
+	/* QMP stop/cont: the vCPUs stop, QEMU and the guest's state stay;
+	 * commands are handled in order, so a stop sent just before the
+	 * freeze still takes effect at the thaw. */
 	if (qmp_execute(b->qmp, pause ? "stop" : "cont", NULL, QMP_TIMEOUT_MS,
 			NULL, NULL, err) < 0)
 		return -1;
 	update_watches(b);
+	/* and with a cgroup, all of QEMU stops: no CPU at all while paused */
+	if (pause && b->cg_up && (b->cg.features & CGF_FREEZE) &&
+	    cgroup_freeze(&b->cg, true, err) < 0)
+		return -1;
+	b->paused = pause;
 	return 0;
 }
 

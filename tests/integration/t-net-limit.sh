@@ -48,4 +48,20 @@ no_qemu_left
 for h in $helpers; do
 	! kill -0 "$h" 2>/dev/null || fail "child $h of qctl ($(cat /proc/$h/comm 2>/dev/null)) still alive"
 done
+
+# the nftables helper dies mid-build: fail closed, exit 4, nothing left
+ip netns exec "$NS" env QCTL_RUN_ROOT="$QCTL_RUN_ROOT" QCTL_STATE_DIR="$QCTL_STATE_DIR" \
+	QCTL_IMAGES="$QCTL_IMAGES" "$QCTL" run -v --json "$T/k.yaml" >"$T/out" 2>"$T/err" &
+pid=$!
+BG_PIDS+=("$pid")
+for i in $(seq 240); do grep -q '^wait| started' "$T/err" && break; sleep 0.5; done
+read -r hp pp < <(sed -n 's/.*helper pid \([0-9]*\), proxy pid \([0-9]*\).*/\1 \2/p' "$T/err")
+[ -n "$hp" ] || fail "no helper pid"
+kill -9 "$hp"
+rc=0; wait $pid || rc=$?
+expect_eq "$rc" 4 "exit after the helper died"
+json "$T/out" 'r["reason"]' | grep -q 'helper' || fail "reason: $(json "$T/out" 'r["reason"]')"
+! kill -0 "$pp" 2>/dev/null || fail "proxy $pp left"
+no_qemu_left
+[ -z "$(leftover_netns)" ] || fail "namespace left: $(leftover_netns)"
 echo ok

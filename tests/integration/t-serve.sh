@@ -161,10 +161,29 @@ qpid = st["qemu_pid"]
 check(qpid and os.path.exists("/proc/%d" % qpid), "vm-stats: a live QEMU pid")
 check(st["step"] == "long" and st["stats"]["wall_ms"] > 0, "vm-stats: %r" % st)
 check(fds() > base, "a running build holds fds")
+def qemu_cpu():
+    f = open("/proc/%d/stat" % qpid).read().rsplit(")", 1)[1].split()
+    return int(f[11]) + int(f[12])
+def frozen():  # None where the host has no cgroup v2 for QEMU
+    rel = [l[3:].strip() for l in open("/proc/%d/cgroup" % qpid) if l.startswith("0::")]
+    for m in open("/proc/self/mountinfo"):
+        f = m.split()
+        if f[f.index("-") + 1] == "cgroup2" and rel and rel[0].startswith("/qctl/"):
+            ev = open(f[4] + rel[0] + "/cgroup.events").read()
+            return "frozen 1" in ev
+    return None
 a.cmd("vm-pause", id=i)
 check(a.cmd("build-status", id=i)["paused"] is True, "paused")
+time.sleep(0.5)
+if frozen() is not None:
+    check(frozen() is True, "QEMU's cgroup frozen while paused")
+    c0 = qemu_cpu(); time.sleep(1.0)
+    check(qemu_cpu() == c0, "no CPU used while paused")
 a.cmd("vm-resume", id=i)
 check(a.cmd("build-status", id=i)["paused"] is False, "resumed")
+if frozen() is not None:
+    check(frozen() is False, "QEMU's cgroup thawed")
+a.cmd("vm-pause", id=i)   # and cancel it while paused
 c = a.cmd("build-cancel", id=i)
 check(c["status"] in ("running", "cancelled"), "build-cancel: %r" % c)
 r = a.wait_event("BUILD_FINISHED", timeout=30, build=i)["data"]["result"]
