@@ -4,46 +4,7 @@
 # malformed input (bad JSON, a 10 MiB line, wrong types, unknown commands,
 # commands before negotiation) gets errors while another client is served;
 # socat works as a client; SIGTERM cancels, reaps, removes the socket, exit 0.
-. "$(dirname "$0")/lib.sh"
-
-# -- the server, by PID; stopped (SIGTERM, then -9) and gc'd on any exit ----
-SOCK=$T/sock
-SERVE_PID=
-serve_start() {
-	"$QCTL" serve --socket "$SOCK" --state-dir "$T/state" \
-		--run-root "$QCTL_RUN_ROOT" --accel tcg -v "$@" \
-		>"$T/serve.out" 2>"$T/serve.log" &
-	SERVE_PID=$!
-	BG_PIDS+=("$SERVE_PID")
-	for _ in $(seq 1 100); do
-		[ -S "$SOCK" ] && return 0
-		kill -0 "$SERVE_PID" 2>/dev/null || break
-		sleep 0.1
-	done
-	cat "$T/serve.log" >&2
-	fail "qctl serve did not come up"
-}
-serve_alive() { [ -n "$SERVE_PID" ] && kill -0 "$SERVE_PID" 2>/dev/null; }
-serve_stop() { # SIGTERM: exit 0 within 30 s, socket removed
-	local rc=0
-	kill -TERM "$SERVE_PID"
-	for _ in $(seq 1 300); do serve_alive || break; sleep 0.1; done
-	serve_alive && fail "qctl serve still running 30 s after SIGTERM"
-	wait "$SERVE_PID" || rc=$?
-	SERVE_PID=
-	expect_eq "$rc" 0 "qctl serve exit status after SIGTERM"
-	[ ! -e "$SOCK" ] || fail "socket left behind"
-}
-serve_kill() {
-	if serve_alive; then
-		kill -TERM "$SERVE_PID"
-		for _ in $(seq 1 200); do serve_alive || break; sleep 0.1; done
-		kill -9 "$SERVE_PID" 2>/dev/null || true
-		"$QCTL" gc --state-dir "$T/state" >/dev/null 2>&1 || true
-	fi
-}
-serve_py() { PYTHONPATH="$TOP/tests/integration" python3 - "$SOCK" "$SERVE_PID" "$@"; }
-trap 'rc=$?; [ $rc = 0 ] || tail -40 "$T/serve.log" >&2; serve_kill; (exit $rc); cleanup_test' EXIT
+. "$(dirname "$0")/serve-lib.sh"
 
 serve_start --max-parallel 3
 expect_eq "$(stat -c %a "$SOCK")" 660 "socket mode"
