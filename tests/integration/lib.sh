@@ -40,7 +40,9 @@ test_netns() {
 	ip netns exec "$NS" ip link set lo up
 }
 
-# in_ns CMD...: run a command inside the test namespace
+# in_ns CMD...: run a command inside the test namespace.  For a background
+# process whose pid goes to BG_PIDS, call `ip netns exec "$NS" ...` directly
+# so that $! is the process itself, not a subshell around it.
 in_ns() { ip netns exec "$NS" "$@"; }
 
 # qctl's per-build namespaces (qctl-run-*) made under this test's run root

@@ -2,7 +2,7 @@
 # a QEMU killed with SIGKILL mid-fetch leaves no namespace, helper or proxy.
 . "$(dirname "$0")/lib.sh"
 test_netns
-in_ns python3 "$TOP/tests/integration/upstream.py" 8080 &
+ip netns exec "$NS" python3 "$TOP/tests/integration/upstream.py" 8080 &
 BG_PIDS+=($!)
 for i in $(seq 50); do
 	in_ns python3 -c 'import socket; socket.create_connection(("127.0.0.1",8080),1)' 2>/dev/null && break

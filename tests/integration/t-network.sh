@@ -3,9 +3,9 @@
 # a namespace of the test's own; nothing leaves this machine.
 . "$(dirname "$0")/lib.sh"
 test_netns
-in_ns python3 "$TOP/tests/integration/upstream.py" 8080 --tag allowed &
+ip netns exec "$NS" python3 "$TOP/tests/integration/upstream.py" 8080 --tag allowed &
 BG_PIDS+=($!)
-in_ns python3 "$TOP/tests/integration/upstream.py" 8081 --tag forbidden &
+ip netns exec "$NS" python3 "$TOP/tests/integration/upstream.py" 8081 --tag forbidden &
 BG_PIDS+=($!)
 for i in $(seq 50); do
 	in_ns python3 -c 'import socket,sys; [socket.create_connection(("127.0.0.1",p),1) for p in (8080,8081)]' 2>/dev/null && break
