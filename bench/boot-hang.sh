@@ -24,17 +24,7 @@
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-usage() {
-	echo "usage: bench/boot-hang.sh [--write]" >&2
-	exit 2
-}
-
-write=0
-case $# in
-0) ;;
-1) [ "$1" = --write ] || usage; write=1 ;;
-*) usage ;;
-esac
+write=$(bench_write_flag "bench/boot-hang.sh" "$@")
 N=${HANG_N:-25}
 TIMEOUT=${HANG_TIMEOUT:-20}
 VARIANTS=${HANG_VARIANTS:-q35 microvm}

@@ -379,3 +379,15 @@ doc_replace() {
 	chmod 0644 "$tmp"
 	mv "$tmp" "$doc"
 }
+
+# bench_write_flag NAME ARGS...: print 1 for "--write", 0 for nothing;
+# anything else is a usage error.
+bench_write_flag() {
+	local name=$1
+	shift
+	case "$#:${1:-}" in
+	0:) echo 0 ;;
+	1:--write) echo 1 ;;
+	*) echo "usage: $name [--write]" >&2; exit 2 ;;
+	esac
+}

@@ -21,17 +21,7 @@
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-usage() {
-	echo "usage: bench/run.sh [--write]" >&2
-	exit 2
-}
-
-write=0
-case $# in
-0) ;;
-1) [ "$1" = --write ] || usage; write=1 ;;
-*) usage ;;
-esac
+write=$(bench_write_flag "bench/run.sh" "$@")
 N=${BENCH_N:-10}
 TIMEOUT=${BENCH_TIMEOUT:-120}
 MACHINE=${QCTL_MACHINE:-q35}

@@ -37,15 +37,6 @@ enum {
 };
 
 static void __attribute__((noreturn))
-child_fail(int errpipe, int e)
-{
-	/* Between fork and exec: report errno to the parent and die. */
-	if (write(errpipe, &e, sizeof(e)) < 0)
-		_exit(126);
-	_exit(127);
-}
-
-static void __attribute__((noreturn))
 nf_child(const char *path, int netns_fd, int chan, int errpipe)
 {
 	char *const argv[] = { (char *)"qctl-netfilter", NULL };

@@ -1,6 +1,8 @@
 /* proxy-sandbox.c - what the proxy processes may do: ids, limits, seccomp */
 #include "proxy-sandbox.h"
 
+#include "privs.h"
+
 #include <cap-ng.h>
 #include <fcntl.h>
 #include <linux/capability.h>
@@ -14,30 +16,13 @@
 /* fds: 256 connections x (client, upstream, two pipes) plus spares. */
 #define PROXY_NOFILE 2048
 
+/* Ids, capabilities, no_new_privs, and no supplementary groups at all. */
 static int
 verify(bool drop_ids, uid_t uid, gid_t gid)
 {
-	uid_t ru, eu, su;
-	gid_t rg, eg, sg;
-
-	if (prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) != 1)
+	if (privs_verify_dropped(drop_ids, uid, gid) < 0)
 		return -1;
-	if (!drop_ids)
-		return 0;
-	if (getresuid(&ru, &eu, &su) < 0 || ru != uid || eu != uid || su != uid)
-		return -1;
-	if (getresgid(&rg, &eg, &sg) < 0 || rg != gid || eg != gid || sg != gid)
-		return -1;
-	if (getgroups(0, NULL) != 0)
-		return -1;
-	capng_clear(CAPNG_SELECT_BOTH);
-	if (capng_get_caps_process() < 0 ||
-	    capng_have_capabilities(CAPNG_SELECT_CAPS) != CAPNG_NONE)
-		return -1;
-	for (int cap = 0; cap <= CAP_LAST_CAP; cap++)
-		if (prctl(PR_CAPBSET_READ, cap, 0, 0, 0) > 0)
-			return -1;
-	return 0;
+	return drop_ids && getgroups(0, NULL) != 0 ? -1 : 0;
 }
 
 /* Limits, ids, capabilities, no_new_privs; verified by reading back. */

@@ -242,6 +242,14 @@ parse_u64_dec(const char *s, size_t n, uint64_t *out)
 	return 0;
 }
 
+void
+child_fail(int errpipe, int e)
+{
+	if (write(errpipe, &e, sizeof(e)) < 0)
+		_exit(126);
+	_exit(127);
+}
+
 int64_t
 now_ms(void)
 {

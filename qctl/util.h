@@ -76,6 +76,12 @@ int read_file_at(int dirfd, const char *path, size_t max, char **out,
 /* n decimal digits (no sign, no space) as a u64: 0, -EINVAL or -ERANGE. */
 int parse_u64_dec(const char *s, size_t n, uint64_t *out);
 
+/*
+ * Between fork and exec: write errno e to the parent's error pipe (a
+ * close-on-exec pipe that stays empty when exec succeeds) and _exit.
+ */
+void child_fail(int errpipe, int e) __attribute__((noreturn));
+
 /* Monotonic clock in milliseconds. */
 int64_t now_ms(void);
 

@@ -2,6 +2,7 @@
 #include "vm.h"
 
 #include "cgroup.h"
+#include "privs.h"
 
 #include <cap-ng.h>
 #include <fcntl.h>
@@ -59,33 +60,6 @@ vm_confine_default(struct vm_confine *c, struct error *err)
 			 "nobody) to run QEMU as");
 }
 
-/* Read back every privilege change; 0 if QEMU holds nothing it should not. */
-static int
-confine_verify(const struct vm_confine *c)
-{
-	uid_t ru, eu, su;
-	gid_t rg, eg, sg;
-
-	if (prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) != 1)
-		return -1;
-	if (!c->drop_ids)
-		return 0;
-	if (getresuid(&ru, &eu, &su) < 0 || ru != c->uid || eu != c->uid ||
-	    su != c->uid)
-		return -1;
-	if (getresgid(&rg, &eg, &sg) < 0 || rg != c->gid || eg != c->gid ||
-	    sg != c->gid)
-		return -1;
-	capng_clear(CAPNG_SELECT_BOTH);
-	if (capng_get_caps_process() < 0 ||
-	    capng_have_capabilities(CAPNG_SELECT_CAPS) != CAPNG_NONE)
-		return -1;
-	for (int cap = 0; cap <= CAP_LAST_CAP; cap++)
-		if (prctl(PR_CAPBSET_READ, cap, 0, 0, 0) > 0)
-			return -1;
-	return 0;
-}
-
 /* Between fork and exec: give up everything QEMU does not need. */
 static int
 confine_apply(const struct vm_confine *c)
@@ -113,22 +87,14 @@ confine_apply(const struct vm_confine *c)
 	/* No setuid binary or file capability can give any of it back. */
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		return -1;
-	return confine_verify(c);
+	/* read back: QEMU holds nothing it should not, or does not run */
+	return privs_verify_dropped(c->drop_ids, c->uid, c->gid);
 }
 
 static int
 pidfd_open_(pid_t pid)
 {
 	return syscall(SYS_pidfd_open, pid, 0);
-}
-
-static void __attribute__((noreturn))
-child_fail(int errpipe, int e)
-{
-	/* Between fork and exec: report errno to the parent and die. */
-	if (write(errpipe, &e, sizeof(e)) < 0)
-		_exit(126);
-	_exit(127);
 }
 
 static void __attribute__((noreturn))

@@ -1,0 +1,31 @@
+/* privs.c - reading back a privilege drop */
+#include "privs.h"
+
+#include <cap-ng.h>
+#include <linux/capability.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+int
+privs_verify_dropped(bool drop_ids, uid_t uid, gid_t gid)
+{
+	uid_t ru, eu, su;
+	gid_t rg, eg, sg;
+
+	if (prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) != 1)
+		return -1;
+	if (!drop_ids)
+		return 0;
+	if (getresuid(&ru, &eu, &su) < 0 || ru != uid || eu != uid || su != uid)
+		return -1;
+	if (getresgid(&rg, &eg, &sg) < 0 || rg != gid || eg != gid || sg != gid)
+		return -1;
+	capng_clear(CAPNG_SELECT_BOTH);
+	if (capng_get_caps_process() < 0 ||
+	    capng_have_capabilities(CAPNG_SELECT_CAPS) != CAPNG_NONE)
+		return -1;
+	for (int cap = 0; cap <= CAP_LAST_CAP; cap++)
+		if (prctl(PR_CAPBSET_READ, cap, 0, 0, 0) > 0)
+			return -1;
+	return 0;
+}

@@ -1,0 +1,16 @@
+/* privs.h - reading back a privilege drop */
+#ifndef QCTL_PRIVS_H
+#define QCTL_PRIVS_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+/*
+ * 0 if the calling process has no_new_privs set and, when drop_ids, runs
+ * with real, effective and saved uid and gid exactly uid/gid, holds no
+ * capability and has an empty bounding set; -1 otherwise.  For the
+ * children (QEMU, the proxy) that must not go on unless the drop took.
+ */
+int privs_verify_dropped(bool drop_ids, uid_t uid, gid_t gid);
+
+#endif
