@@ -19,6 +19,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
+#include "child.h"
 #include "nf-proto.h"
 
 struct nf_client {
@@ -41,38 +42,21 @@ nf_child(const char *path, int netns_fd, int chan, int errpipe)
 {
 	char *const argv[] = { (char *)"qctl-netfilter", NULL };
 	char *const envp[] = { NULL };
-	sigset_t none;
-	int devnull, hichan, hierr;
+	struct child_fds cf = {
+		.in = -1, .out = -1, .err = STDERR_FILENO,
+		.fds = &chan, .n = 1, .first = CHILD_CHAN_FD,
+		.errpipe = errpipe,
+	};
+	int r;
 
-	/* The manager blocks signals for its signalfd; the helper must
-	 * not inherit the mask or the handlers. */
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-	for (int s = 1; s < NSIG; s++)
-		signal(s, SIG_DFL);
-	/* Own session: a ^C on the terminal goes to the manager only, which
-	 * then closes the window in order instead of losing the helper. */
-	setsid();
 	/* Born inside the builder's namespace: the helper never holds a
 	 * handle on any other one. */
 	if (netns_fd >= 0 && setns(netns_fd, CLONE_NEWNET) < 0)
 		child_fail(errpipe, errno);
-	devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
-	hichan = fcntl(chan, F_DUPFD_CLOEXEC, 16);
-	hierr = fcntl(errpipe, F_DUPFD_CLOEXEC, 16);
-	if (devnull < 0 || hichan < 0 || hierr < 0)
-		child_fail(errpipe, errno);
-	errpipe = hierr;
-	/* dup2 clears close-on-exec on the channel's fd 3, and only there. */
-	if (dup2(devnull, 0) < 0 || dup2(devnull, 1) < 0 ||
-	    dup2(hichan, CHILD_CHAN_FD) < 0 ||
-	    dup3(hierr, CHILD_ERR_FD, O_CLOEXEC) < 0)
-		child_fail(errpipe, errno);
-	errpipe = CHILD_ERR_FD;
 	/* Exactly stdio and the channel; the error pipe closes on exec. */
-	if (syscall(SYS_close_range, CHILD_ERR_FD + 1, ~0u, 0) < 0)
-		for (int fd = CHILD_ERR_FD + 1; fd < 4096; fd++)
-			close(fd);
+	r = child_setup(&cf, &errpipe);
+	if (r < 0)
+		child_fail(errpipe, -r);
 	/* An empty environment: nothing of the manager's leaks into the
 	 * privileged helper (no LD_*, no test hooks). */
 	execve(path, argv, envp);

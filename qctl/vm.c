@@ -2,6 +2,7 @@
 #include "vm.h"
 
 #include "cgroup.h"
+#include "child.h"
 #include "privs.h"
 
 #include <cap-ng.h>
@@ -103,59 +104,26 @@ vm_child(char **argv, int fds[CHILD_NFDS], int logfd, int errpipe,
 {
 	static char path_env[] = "PATH=/usr/sbin:/usr/bin:/sbin:/bin";
 	char *envp[] = { path_env, NULL };
-	sigset_t all;
-	int devnull;
+	/* QEMU gets exactly stdio (its log), its three channels, the tap,
+	 * kernel, initrd and disk; the error pipe closes on exec. */
+	struct child_fds cf = {
+		.in = -1, .out = logfd, .err = logfd,
+		.fds = fds, .n = CHILD_NFDS, .first = CHILD_QMP_FD,
+		.errpipe = errpipe,
+	};
+	int r;
 
 	/* Into the VM's cgroup first, so that everything QEMU allocates is
 	 * counted there. */
 	if (c->cgroup_procs_fd >= 0) {
-		int r = cgroup_enter_self(c->cgroup_procs_fd);
-
+		r = cgroup_enter_self(c->cgroup_procs_fd);
 		if (r < 0)
 			child_fail(errpipe, -r);
 	}
+	r = child_setup(&cf, &errpipe);
 
-	/* The manager blocks signals for its signalfd; QEMU must not
-	 * inherit that mask, or a SIGTERM would never reach it. */
-	sigemptyset(&all);
-	sigprocmask(SIG_SETMASK, &all, NULL);
-	for (int s = 1; s < NSIG; s++)
-		signal(s, SIG_DFL);
-	/* Own session: a ^C on the terminal goes to the manager only. */
-	setsid();
-	devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	if (devnull < 0)
-		child_fail(errpipe, errno);
-	/* Move the fds to high numbers first, then down to 3.., so that no
-	 * dup2 clobbers a source that still has to move. */
-	int hi[CHILD_NFDS];
-	for (int i = 0; i < CHILD_NFDS; i++) {
-		hi[i] = fds[i] < 0 ? -1 : fcntl(fds[i], F_DUPFD_CLOEXEC, 32);
-		if (fds[i] >= 0 && hi[i] < 0)
-			child_fail(errpipe, errno);
-	}
-	int hilog = fcntl(logfd, F_DUPFD_CLOEXEC, 32);
-	int hierr = fcntl(errpipe, F_DUPFD_CLOEXEC, 32);
-	if (hilog < 0 || hierr < 0)
-		child_fail(errpipe, errno);
-	errpipe = hierr;
-	if (dup2(devnull, 0) < 0 || dup2(hilog, 1) < 0 || dup2(hilog, 2) < 0)
-		child_fail(errpipe, errno);
-	for (int i = 0; i < CHILD_NFDS; i++) {
-		if (hi[i] < 0)
-			close(CHILD_QMP_FD + i);
-		else if (dup2(hi[i], CHILD_QMP_FD + i) < 0)
-			child_fail(errpipe, errno);
-	}
-	/* The error pipe sits at fd 9, close-on-exec: gone once exec works. */
-	if (dup3(errpipe, CHILD_ERR_FD, O_CLOEXEC) < 0)
-		child_fail(errpipe, errno);
-	errpipe = CHILD_ERR_FD;
-	/* QEMU gets exactly stdio, its three channels, the tap, kernel and
-	 * initrd. */
-	if (syscall(SYS_close_range, errpipe + 1, ~0u, 0) < 0)
-		for (int fd = errpipe + 1; fd < 4096; fd++)
-			close(fd);
+	if (r < 0)
+		child_fail(errpipe, -r);
 	if (confine_apply(c) < 0)
 		child_fail(errpipe, errno ? errno : EPERM);
 	/* If the manager dies, QEMU dies with it: no orphaned builders.
