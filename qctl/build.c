@@ -14,6 +14,7 @@
 #include <stdarg.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -23,6 +24,7 @@
 #include "limit.h"
 #include "netfilter.h"
 #include "netns.h"
+#include "peer.h"
 #include "procstat.h"
 #include "proxy.h"
 #include "qmp.h"
@@ -80,8 +82,11 @@ struct build {
 	int64_t t0, vm_t0;
 	size_t step;
 	int64_t step_t0;
-	int upload_fd;
-	bool upload_done;
+	int upload_fd;		/* the packer's tar stream */
+	bool upload_done;	/* DATA_END sent */
+	bool upload_eof;	/* the stream ended */
+	struct peer_child packer;	/* packs the source, as its owner */
+	struct loop_watch *w_upload, *w_packer;
 	int disk_fd;
 	char *disk_path;
 	int art_fd;
@@ -120,6 +125,7 @@ static void build_shutdown(struct build *b);
 static void start_step(struct build *b, size_t i);
 static void start_artifacts(struct build *b);
 static void start_upload(struct build *b);
+static void upload_stop(struct build *b);
 static void net_stop(struct build *b);
 static void res_sample(struct build *b);
 static void net_sample(struct build *b);
@@ -399,11 +405,10 @@ build_finalize(struct build *b)
 	b->t_wall = b->t_tick = NULL;
 	release_vm(b);
 	net_stop(b);
-	if (b->upload_fd >= 0)
-		close(b->upload_fd);
+	upload_stop(b);
 	if (b->art_fd >= 0)
 		close(b->art_fd);
-	b->upload_fd = b->art_fd = -1;
+	b->art_fd = -1;
 	if (b->res.status == BUILD_RUNNING)
 		result_finish(&b->res, BUILD_ERROR, "VM ended unexpectedly");
 	b->res.stats.wall_ms = since_start(b);
@@ -982,29 +987,71 @@ start_setup(struct build *b)
 
 /* ---- upload ---------------------------------------------------------- */
 
+/* The packer and its stream: gone (killed if it still runs). */
+static void
+upload_stop(struct build *b)
+{
+	loop_unwatch(b->w_upload);
+	loop_unwatch(b->w_packer);
+	b->w_upload = b->w_packer = NULL;
+	/* its fd is the packer's channel, closed with it */
+	b->upload_fd = -1;
+	peer_free(&b->packer);
+}
+
+/* The stream has ended and the packer has exited: was it whole? */
+static void
+upload_finish(struct build *b)
+{
+	struct error err = { 0 };
+
+	if (!b->upload_eof || !b->packer.reaped || b->upload_done)
+		return;
+	if (peer_result(&b->packer, &err) < 0) {
+		fail(b, BUILD_ERROR, "packing the source: %s", err.msg);
+		return;
+	}
+	if (agent_send(&b->agent, AGENT_DATA_END, UPLOAD_ID, NULL, 0, &err) <
+	    0) {
+		fail(b, BUILD_ERROR, "%s", err.msg);
+		return;
+	}
+	b->upload_done = true;
+	upload_stop(b);
+	update_watches(b);
+}
+
+/*
+ * Move the tar stream into the agent channel while the channel has room;
+ * wait for the packer (never block on it) when it has nothing yet.
+ */
 static void
 pump_upload(struct build *b)
 {
 	char chunk[65536];
 	struct error err = { 0 };
+	bool want = false;
 
-	while (b->phase == PH_UPLOAD && !b->upload_done &&
-	       agent_pending(&b->agent) < UPLOAD_WINDOW) {
-		ssize_t n = read(b->upload_fd, chunk, sizeof(chunk));
+	while (b->phase == PH_UPLOAD && !b->upload_eof &&
+	       b->upload_fd >= 0) {
+		ssize_t n;
 
+		if (agent_pending(&b->agent) >= UPLOAD_WINDOW)
+			break;	/* the agent's write watch calls us again */
+		n = read(b->upload_fd, chunk, sizeof(chunk));
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			fail(b, BUILD_ERROR, "reading source tar: %s",
+			if (errno == EAGAIN) {
+				want = true;
+				break;
+			}
+			fail(b, BUILD_ERROR, "reading the source stream: %s",
 			     strerror(errno));
 			return;
 		}
 		if (n == 0) {
-			agent_send(&b->agent, AGENT_DATA_END, UPLOAD_ID, NULL,
-				   0, &err);
-			b->upload_done = true;
-			close(b->upload_fd);
-			b->upload_fd = -1;
+			b->upload_eof = true;
 			break;
 		}
 		if (agent_send(&b->agent, AGENT_DATA, UPLOAD_ID, chunk, n,
@@ -1013,34 +1060,77 @@ pump_upload(struct build *b)
 			return;
 		}
 	}
+	if (b->w_upload)
+		loop_watch_set(b->w_upload, want ? EPOLLIN : 0);
+	if (b->upload_eof)
+		upload_finish(b);
+}
+
+static void
+on_upload_io(struct loop *l, int fd, uint32_t events, void *opaque)
+{
+	struct build *b = opaque;
+
+	(void)l;
+	(void)fd;
+	(void)events;
+	pump_upload(b);
+	update_watches(b);
+}
+
+static void
+on_packer_exit(struct loop *l, int fd, uint32_t events, void *opaque)
+{
+	struct build *b = opaque;
+	struct error err = { 0 };
+
+	(void)l;
+	(void)fd;
+	(void)events;
+	if (peer_reap(&b->packer, false) <= 0)
+		return;
+	loop_unwatch(b->w_packer);
+	b->w_packer = NULL;
+	/* a failed packer ends the build now; a good one once its stream
+	 * has been read to the end */
+	if (peer_result(&b->packer, &err) < 0) {
+		fail(b, BUILD_ERROR, "packing the source: %s", err.msg);
+		return;
+	}
+	upload_finish(b);
 }
 
 static void
 start_upload(struct build *b)
 {
-	_cleanup_free_ char *tar = xasprintf("%s/source.tar", b->run_dir);
 	const char *src = b->opts.source ? b->opts.source
 					 : b->recipe->source;
+	const char *args[] = { "pack", src, NULL };
 	struct error err = { 0 };
 
 	b->phase = PH_UPLOAD;
-	if (transfer_pack_source(src, tar, &err) < 0) {
-		fail(b, BUILD_ERROR, "%s", err.msg);
+	/* The tree is read by a process of its own (the loop never waits on
+	 * a file system), with its owner's rights under qctl serve: root
+	 * never reads a client's files for it. */
+	if (peer_spawn(b->opts.creds, SOCK_STREAM, args, &b->packer, &err) <
+	    0) {
+		fail(b, BUILD_ERROR, "source %s: %s", src, err.msg);
 		return;
 	}
-	b->upload_fd = open(tar, O_RDONLY | O_CLOEXEC);
-	if (b->upload_fd < 0) {
-		fail(b, BUILD_ERROR, "open %s: %s", tar, strerror(errno));
+	b->upload_fd = b->packer.fd;
+	b->w_upload = loop_watch_fd(b->loop, b->upload_fd, 0, on_upload_io, b);
+	b->w_packer = loop_watch_fd(b->loop, b->packer.pidfd, EPOLLIN,
+				    on_packer_exit, b);
+	if (!b->w_upload || !b->w_packer) {
+		fail(b, BUILD_ERROR, "epoll: %s", strerror(errno));
 		return;
 	}
-	/* The tar file is only read from here on; drop its name. */
-	unlink(tar);
 	if (agent_send(&b->agent, AGENT_FILE_IN, UPLOAD_ID, "/src", 5, &err) <
 	    0) {
 		fail(b, BUILD_ERROR, "%s", err.msg);
 		return;
 	}
-	say(b, 2, "uploading source%s%s", src ? " from " : "", src ? src : "");
+	say(b, 2, "uploading source from %s", src);
 	pump_upload(b);
 }
 
@@ -1494,6 +1584,8 @@ boot_vm(struct build *b, struct error *err)
 		.memory = b->recipe->memory,
 		.kernel = b->img.kernel,
 		.initrd = b->img.initrd,
+		.kernel_file = b->img.kernel_fd,
+		.initrd_file = b->img.initrd_fd,
 		.cmdline = NULL,
 		.name = NULL,
 		.sandbox = true,
@@ -1620,6 +1712,8 @@ build_new(struct loop *loop, const struct recipe *recipe,
 	b->disk_fd = -1;
 	b->net_log_fd = -1;
 	b->ns.fd = b->ns.tap_fd = b->ns.listen_fd = -1;
+	b->img.kernel_fd = b->img.initrd_fd = -1;
+	peer_child_init(&b->packer);
 	for (size_t i = 0; i < recipe->n_steps; i++)
 		if (recipe->steps[i].fetch)
 			b->net = true;
@@ -1693,8 +1787,13 @@ build_start_inner(struct build *b, struct error *err)
 		open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (b->console_log_fd < 0)
 		return error_sys(err, errno, "create %s", p);
-	r = image_open(b->opts.image ? b->opts.image : b->recipe->image,
-		       &b->img, err);
+	/* a client's image was opened with its rights when submitted */
+	if (b->opts.image_pre)
+		r = image_dup(b->opts.image_pre, &b->img, err);
+	else
+		r = image_open(b->opts.image ? b->opts.image
+					     : b->recipe->image,
+			       &b->img, err);
 	if (r < 0)
 		return r;
 	say(b, 1, "booting %s (%s, %d cpu, %llu MiB) in %s", b->img.name,
@@ -1788,8 +1887,7 @@ build_free(struct build *b)
 	loop_timer_cancel(b->t_tick);
 	release_vm(b);
 	net_stop(b);
-	if (b->upload_fd >= 0)
-		close(b->upload_fd);
+	upload_stop(b);
 	if (b->art_fd >= 0)
 		close(b->art_fd);
 	if (b->log_fd >= 0)

@@ -12,6 +12,8 @@
 #include "result.h"
 
 struct build;
+struct image;
+struct peer_creds;
 
 /* An event of a build (STEP_STARTED, STEP_FINISHED, NET_WINDOW,
  * LIMIT_EXCEEDED); data is borrowed for the call. */
@@ -24,6 +26,10 @@ struct build_opts {
 	const char *qemu_binary;	/* NULL: qemu-system-x86_64 */
 	const char *image;		/* overrides the recipe's image */
 	const char *source;		/* overrides the recipe's source */
+	/* the rights to read the source with; NULL: ours */
+	const struct peer_creds *creds;
+	/* an image opened already (a client's); overrides image */
+	const struct image *image_pre;
 	const char *artifacts_dir;	/* NULL: RUNDIR/artifacts */
 	const char *run_root;		/* parent of run directories */
 	const char *state_dir;		/* crash-recovery records; NULL none */

@@ -198,6 +198,8 @@ struct ctl_client {
 	uint64_t dropped;	/* events dropped since the last notice */
 	bool negotiated, eof, dead;
 	bool busy;		/* its requests are being served */
+	bool waiting;		/* a deferred request has not been answered */
+	json_t *wait_id;	/* its id */
 };
 
 struct ctl {
@@ -269,7 +271,7 @@ pending(const struct ctl_client *cl)
 static bool
 can_read(const struct ctl_client *cl)
 {
-	return pending(cl) < cl->ctl->o.out_max;
+	return !cl->waiting && pending(cl) < cl->ctl->o.out_max;
 }
 
 static void
@@ -290,6 +292,7 @@ on_reap(struct loop *l, void *opaque)
 		*pp = cl->next;
 		ctl_framer_free(&cl->fr);
 		buf_free(&cl->out);
+		json_decref(cl->wait_id);
 		free(cl->in);
 		free(cl);
 	}
@@ -449,7 +452,7 @@ client_update(struct ctl_client *cl, bool process)
 		return;
 	/* Done with a client that hung up, but never under its own request
 	 * (an event it caused must not cost it the reply). */
-	if (cl->eof && !cl->busy && cl->in_off == cl->in_len &&
+	if (cl->eof && !cl->busy && !cl->waiting && cl->in_off == cl->in_len &&
 	    !pending(cl)) {
 		client_drop(cl, NULL);
 		return;
@@ -706,6 +709,7 @@ client_request(struct ctl_client *cl, const char *text, size_t len)
 	json_error_t je;
 	bool is_builtin;
 	char q[80];
+	int rc;
 
 	req = json_loadb(text, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES,
 			 &je);
@@ -768,11 +772,20 @@ client_request(struct ctl_client *cl, const char *text, size_t len)
 			     safe_str(q, sizeof(q), name));
 		return;
 	}
-	if (check_args(cmd->args ? cmd->args : "", args, &err) < 0 ||
-	    cmd->fn(is_builtin ? (void *)c : c->opaque, &cl->peer, args, &ret,
-		    &err) < 0) {
+	rc = check_args(cmd->args ? cmd->args : "", args, &err);
+	if (rc == 0)
+		rc = cmd->fn(is_builtin ? (void *)c : c->opaque, &cl->peer,
+			     args, &ret, &err);
+	if (rc < 0) {
 		json_decref(ret);
 		client_error(cl, id, "GenericError", "%s", err.msg);
+		return;
+	}
+	if (rc == CTL_DEFER) {
+		/* the command answers through ctl_complete */
+		json_decref(ret);
+		cl->waiting = true;
+		cl->wait_id = id ? json_incref(id) : NULL;
 		return;
 	}
 	if (cmd->fn == cmd_qmp_capabilities)
@@ -784,7 +797,8 @@ static void
 client_process(struct ctl_client *cl)
 {
 	cl->busy = true;
-	while (!cl->dead && cl->in_off < cl->in_len && can_read(cl)) {
+	while (!cl->dead && !cl->waiting && cl->in_off < cl->in_len &&
+	       can_read(cl)) {
 		enum ctl_frame k;
 		size_t used = ctl_framer_feed(&cl->fr, cl->in + cl->in_off,
 					      cl->in_len - cl->in_off, &k);
@@ -810,6 +824,11 @@ on_client_io(struct loop *l, int fd, uint32_t events, void *opaque)
 	struct ctl_client *cl = opaque;
 
 	(void)l;
+	if (cl->waiting && (events & (EPOLLHUP | EPOLLERR))) {
+		/* gone while its request is worked on: nothing to answer */
+		client_drop(cl, "hung up");
+		return;
+	}
 	if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) && !cl->eof &&
 	    cl->in_off == cl->in_len && can_read(cl)) {
 		ssize_t r = recv(fd, cl->in, CTL_IN_CHUNK, MSG_DONTWAIT);
@@ -827,12 +846,31 @@ on_client_io(struct loop *l, int fd, uint32_t events, void *opaque)
 	client_update(cl, true);
 }
 
+/* A peer with more groups than we keep: the first CTL_PEER_GROUPS. */
+static int
+peer_groups_prefix(int fd, gid_t *out)
+{
+	socklen_t len = 0;
+	_cleanup_free_ gid_t *all = NULL;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, NULL, &len) < 0 &&
+	    errno != ERANGE)
+		return -1;
+	if (len == 0 || len > 65536 * sizeof(gid_t))
+		return -1;
+	all = xmalloc(len);
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, all, &len) < 0)
+		return -1;
+	memcpy(out, all, CTL_PEER_GROUPS * sizeof(gid_t));
+	return CTL_PEER_GROUPS;
+}
+
 static int
 client_new(struct ctl *c, int fd, struct error *err)
 {
 	struct ctl_client *cl;
 	struct ucred cred = { .pid = 0, .uid = -1, .gid = -1 };
-	socklen_t cl_len = sizeof(cred);
+	socklen_t cl_len = sizeof(cred), gl_len;
 	_cleanup_json_ json_t *greeting = NULL;
 
 	if (fd_set_nonblock(fd) < 0 ||
@@ -852,6 +890,17 @@ client_new(struct ctl *c, int fd, struct error *err)
 	cl->peer.uid = cred.uid;
 	cl->peer.gid = cred.gid;
 	cl->peer.pid = cred.pid;
+	/* The groups too: work done with the client's rights must have
+	 * exactly its rights, not the server's groups. */
+	gl_len = sizeof(cl->peer.groups);
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, cl->peer.groups,
+		       &gl_len) == 0)
+		cl->peer.n_groups = gl_len / sizeof(gid_t);
+	else if (errno == ERANGE)
+		/* more than we keep: the first ones only, fewer rights */
+		cl->peer.n_groups = peer_groups_prefix(fd, cl->peer.groups);
+	else
+		cl->peer.n_groups = -1;
 	cl->in = xmalloc(CTL_IN_CHUNK);
 	ctl_framer_init(&cl->fr, c->o.msg_max);
 	cl->w = loop_watch_fd(c->loop, fd, EPOLLIN, on_client_io, cl);
@@ -874,6 +923,34 @@ client_new(struct ctl *c, int fd, struct error *err)
 	client_queue_json(cl, greeting, false);
 	client_update(cl, false);
 	return 0;
+}
+
+void
+ctl_complete(struct ctl *c, unsigned conn, json_t *ret,
+	     const struct error *err)
+{
+	struct ctl_client *cl;
+	json_t *id;
+
+	for (cl = c->clients; cl; cl = cl->next)
+		if (cl->peer.conn == conn && !cl->dead)
+			break;
+	if (!cl || !cl->waiting) {
+		json_decref(ret);
+		return;
+	}
+	id = cl->wait_id;
+	cl->wait_id = NULL;
+	cl->waiting = false;
+	if (err) {
+		json_decref(ret);
+		client_error(cl, id, "GenericError", "%s", err->msg);
+	} else {
+		client_reply(cl, id, ret);
+	}
+	json_decref(id);
+	/* its next requests, already read, are served now */
+	client_update(cl, true);
 }
 
 /* Serve an already connected socket: greeting first. */

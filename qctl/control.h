@@ -67,20 +67,29 @@ size_t ctl_framer_feed(struct ctl_framer *f, const char *p, size_t n,
 
 struct ctl;
 
-/* Who sent a request (SO_PEERCRED of its connection). */
+/* Supplementary groups kept of a peer; more are dropped (fewer rights). */
+#define CTL_PEER_GROUPS 64
+
+/* Who sent a request (SO_PEERCRED and SO_PEERGROUPS of its connection). */
 struct ctl_peer {
 	unsigned conn;		/* connection number, for logs */
 	uid_t uid;
 	gid_t gid;
 	pid_t pid;
+	int n_groups;		/* -1: unknown (then none are used) */
+	gid_t groups[CTL_PEER_GROUPS];
 };
 
 /*
  * A command: args is always an object (borrowed), already checked against
  * the command's argument spec.  Return 0 with *ret a new reference (NULL
  * means {}), or negative with err filled: the client gets a GenericError
- * carrying err->msg.
+ * carrying err->msg.  CTL_DEFER means the reply comes later through
+ * ctl_complete (work that must not block the loop); until then that
+ * client's further requests wait, in order, as QMP clients expect.
  */
+#define CTL_DEFER 1
+
 typedef int (*ctl_cmd_fn)(void *opaque, const struct ctl_peer *peer,
 			  json_t *args, json_t **ret, struct error *err);
 
@@ -128,6 +137,13 @@ void ctl_stop_listening(struct ctl *c);
 int ctl_add_client(struct ctl *c, int fd, struct error *err);
 /* Send an event to every negotiated client; data (stolen) may be NULL. */
 void ctl_event(struct ctl *c, const char *event, json_t *data);
+/*
+ * The reply to a deferred request of connection conn: ret (stolen; NULL
+ * means {}) when err is NULL, else an error carrying err->msg.  A client
+ * that has gone meanwhile is ignored.
+ */
+void ctl_complete(struct ctl *c, unsigned conn, json_t *ret,
+		  const struct error *err);
 /* Connected clients, including those not negotiated yet. */
 size_t ctl_n_clients(const struct ctl *c);
 /* Events dropped so far for slow clients, over all clients. */

@@ -1,6 +1,7 @@
 /* image.c - builder images: a directory with image.json, kernel, initrd */
 #include "image.h"
 
+#include <fcntl.h>
 #include <jansson.h>
 #include <limits.h>
 #include <stdio.h>
@@ -64,66 +65,203 @@ image_find(const char *name)
 }
 
 static int
-image_file(const char *dir, json_t *j, const char *key, const char *dflt,
-	   char **out, struct error *err)
+meta_name(json_t *j, const char *key, const char *dflt, const char *where,
+	  char **out, struct error *err)
 {
 	json_t *v = json_object_get(j, key);
-	const char *s = json_is_string(v) ? json_string_value(v) : dflt;
-	struct stat st;
+	const char *s;
 
-	if (!s || strchr(s, '/') || !*s || s[0] == '.')
-		return error_set(err, EINVAL, "%s/image.json: bad \"%s\"", dir,
-				 key);
-	*out = xasprintf("%s/%s", dir, s);
-	if (stat(*out, &st) < 0 || !S_ISREG(st.st_mode))
-		return error_set(err, ENOENT, "image %s: missing %s", dir, s);
+	if (v && !json_is_string(v))
+		return error_set(err, EINVAL, "%s: \"%s\" must be a string",
+				 where, key);
+	s = v ? json_string_value(v) : dflt;
+	if (!s) {
+		*out = NULL;
+		return 0;
+	}
+	/* a file inside the image, never a path out of it */
+	if (!*s || strchr(s, '/') || s[0] == '.' || strlen(s) > 255)
+		return error_set(err, EINVAL, "%s: bad \"%s\"", where, key);
+	*out = xstrdup(s);
 	return 0;
+}
+
+int
+image_meta_parse(const char *buf, size_t len, const char *where,
+		 struct image_meta *m, struct error *err)
+{
+	_cleanup_json_ json_t *j = NULL;
+	json_error_t je;
+	json_t *v;
+
+	memset(m, 0, sizeof(*m));
+	if (len > IMAGE_JSON_MAX)
+		return error_set(err, EFBIG, "%s: larger than %d bytes", where,
+				 IMAGE_JSON_MAX);
+	j = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &je);
+	if (!j || !json_is_object(j))
+		return error_set(err, EINVAL, "%s: %s", where,
+				 j ? "not an object" : je.text);
+	if (meta_name(j, "kernel_pvh", NULL, where, &m->kernel_pvh, err) < 0 ||
+	    meta_name(j, "kernel", "vmlinuz", where, &m->kernel, err) < 0 ||
+	    meta_name(j, "initrd", "initrd.img", where, &m->initrd, err) < 0) {
+		image_meta_free(m);
+		return -EINVAL;
+	}
+	v = json_object_get(j, "cmdline");
+	m->cmdline = xstrdup(json_is_string(v) ? json_string_value(v)
+					       : "console=ttyS0 quiet");
+	v = json_object_get(j, "name");
+	m->name = json_is_string(v) ? xstrdup(json_string_value(v)) : NULL;
+	return 0;
+}
+
+void
+image_meta_free(struct image_meta *m)
+{
+	free(m->kernel_pvh);
+	free(m->kernel);
+	free(m->initrd);
+	free(m->cmdline);
+	free(m->name);
+	memset(m, 0, sizeof(*m));
+}
+
+/* A regular file of the image, opened so that a FIFO cannot block us. */
+static int
+open_regular(int dfd, const char *name, struct error *err)
+{
+	struct stat st;
+	int fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NONBLOCK |
+					   O_NOCTTY);
+
+	if (fd < 0)
+		return error_sys(err, errno, "%s", name);
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return error_set(err, EINVAL, "%s: not a regular file", name);
+	}
+	return fd;
+}
+
+static void
+image_init(struct image *img)
+{
+	memset(img, 0, sizeof(*img));
+	img->kernel_fd = img->initrd_fd = -1;
+}
+
+static void
+image_fill(struct image *img, const char *dir, struct image_meta *m,
+	   const char *kname, const char *fallback_name)
+{
+	img->dir = xstrdup(dir);
+	img->kernel = xasprintf("%s/%s", dir, kname);
+	img->initrd = xasprintf("%s/%s", dir, m->initrd);
+	img->cmdline = steal_pointer(&m->cmdline);
+	img->name = m->name ? steal_pointer(&m->name)
+			    : xstrdup(fallback_name);
 }
 
 int
 image_open(const char *name_or_dir, struct image *img, struct error *err)
 {
 	_cleanup_free_ char *dir = image_find(name_or_dir);
-	_cleanup_free_ char *meta = NULL;
-	_cleanup_json_ json_t *j = NULL;
-	json_error_t je;
-	json_t *v;
+	_cleanup_free_ char *buf = NULL;
+	_cleanup_close_ int dfd = -1, jfd = -1, kfd = -1, ifd = -1;
+	struct image_meta m;
+	const char *kname;
+	ssize_t n;
 	int r;
 
-	memset(img, 0, sizeof(*img));
+	image_init(img);
 	if (!dir)
 		return error_set(err, ENOENT,
 				 "image \"%s\" not found (run `make image`, "
 				 "or set QCTL_IMAGES)", name_or_dir);
-	meta = xasprintf("%s/image.json", dir);
-	j = json_load_file(meta, JSON_REJECT_DUPLICATES, &je);
-	if (!j || !json_is_object(j))
-		return error_set(err, EINVAL, "%s: %s", meta,
-				 j ? "not an object" : je.text);
-	/* An uncompressed ELF kernel boots through PVH without the
-	 * decompressor: measurably faster under TCG.  Use it when built. */
-	if (json_is_string(json_object_get(j, "kernel_pvh")) &&
-	    image_file(dir, j, "kernel_pvh", NULL, &img->kernel, NULL) == 0)
-		r = 0;
-	else {
-		free(img->kernel);
-		img->kernel = NULL;
-		r = image_file(dir, j, "kernel", "vmlinuz", &img->kernel, err);
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return error_sys(err, errno, "image %s", dir);
+	jfd = open_regular(dfd, "image.json", err);
+	if (jfd < 0) {
+		error_prefix(err, "image %s", dir);
+		return jfd;
 	}
-	if (r == 0)
-		r = image_file(dir, j, "initrd", "initrd.img", &img->initrd,
-			       err);
+	buf = xmalloc(IMAGE_JSON_MAX + 1);
+	n = read_in_full(jfd, buf, IMAGE_JSON_MAX + 1);
+	if (n < 0)
+		return error_sys(err, -n, "%s/image.json", dir);
+	r = image_meta_parse(buf, n, "image.json", &m, err);
 	if (r < 0) {
-		image_close(img);
+		error_prefix(err, "image %s", dir);
 		return r;
 	}
-	v = json_object_get(j, "cmdline");
-	img->cmdline = xstrdup(json_is_string(v) ? json_string_value(v)
-						 : "console=ttyS0 quiet");
-	v = json_object_get(j, "name");
-	img->name = xstrdup(json_is_string(v) ? json_string_value(v)
-					      : name_or_dir);
-	img->dir = steal_pointer(&dir);
+	/* An uncompressed ELF kernel boots through PVH without the
+	 * decompressor: measurably faster under TCG.  Use it when built. */
+	kname = m.kernel_pvh;
+	if (kname)
+		kfd = open_regular(dfd, kname, NULL);
+	if (kfd < 0) {
+		kname = m.kernel;
+		kfd = open_regular(dfd, kname, err);
+	}
+	if (kfd >= 0)
+		ifd = open_regular(dfd, m.initrd, err);
+	if (kfd < 0 || ifd < 0) {
+		error_prefix(err, "image %s", dir);
+		image_meta_free(&m);
+		return -ENOENT;
+	}
+	image_fill(img, dir, &m, kname, name_or_dir);
+	img->kernel_fd = steal_fd(&kfd);
+	img->initrd_fd = steal_fd(&ifd);
+	image_meta_free(&m);
+	return 0;
+}
+
+int
+image_from_parts(const char *dir, const char *json, size_t len, bool pvh,
+		 int kernel_fd, int initrd_fd, struct image *img,
+		 struct error *err)
+{
+	struct image_meta m;
+	int r;
+
+	image_init(img);
+	r = image_meta_parse(json, len, "image.json", &m, err);
+	if (r == 0 && pvh && !m.kernel_pvh)
+		r = error_set(err, EPROTO, "image.json names no kernel_pvh");
+	if (r < 0) {
+		error_prefix(err, "image %s", dir);
+		image_meta_free(&m);
+		close(kernel_fd);
+		close(initrd_fd);
+		return r;
+	}
+	image_fill(img, dir, &m, pvh ? m.kernel_pvh : m.kernel, dir);
+	img->kernel_fd = kernel_fd;
+	img->initrd_fd = initrd_fd;
+	image_meta_free(&m);
+	return 0;
+}
+
+int
+image_dup(const struct image *src, struct image *dst, struct error *err)
+{
+	image_init(dst);
+	dst->kernel_fd = fcntl(src->kernel_fd, F_DUPFD_CLOEXEC, 3);
+	dst->initrd_fd = fcntl(src->initrd_fd, F_DUPFD_CLOEXEC, 3);
+	if (dst->kernel_fd < 0 || dst->initrd_fd < 0) {
+		int e = errno;
+
+		image_close(dst);
+		return error_sys(err, e, "image: dup");
+	}
+	dst->dir = xstrdup(src->dir);
+	dst->name = xstrdup(src->name);
+	dst->kernel = xstrdup(src->kernel);
+	dst->initrd = xstrdup(src->initrd);
+	dst->cmdline = xstrdup(src->cmdline);
 	return 0;
 }
 
@@ -135,5 +273,9 @@ image_close(struct image *img)
 	free(img->kernel);
 	free(img->initrd);
 	free(img->cmdline);
-	memset(img, 0, sizeof(*img));
+	if (img->kernel_fd >= 0)
+		close(img->kernel_fd);
+	if (img->initrd_fd >= 0)
+		close(img->initrd_fd);
+	image_init(img);
 }

@@ -21,6 +21,8 @@ struct qemu_config {
 	uint64_t memory;	/* bytes; rounded up to MiB */
 	const char *kernel;
 	const char *initrd;
+	int kernel_file;	/* vm_spawn: the open kernel and initrd */
+	int initrd_file;
 	const char *cmdline;
 	int qmp_fd;		/* fd numbers as the child will see them */
 	int agent_fd;

@@ -841,6 +841,7 @@ yaml_to_json(const char *buf, size_t len, const char *name, json_t **out,
 struct vctx {
 	const char *name;
 	const char *basedir;
+	unsigned flags;		   /* RECIPE_* */
 	const struct lines *lines; /* NULL: no line numbers (JSON) */
 	struct error *err;
 	json_t *step_names; /* set of names seen, to find duplicates fast */
@@ -1151,6 +1152,16 @@ v_source(struct vctx *vc, json_t *v, void *obj, const struct field *f)
 		joined = xstrdup(s);
 	else
 		joined = xasprintf("%s/%s", vc->basedir ? vc->basedir : ".", s);
+	if (vc->flags & RECIPE_NO_FS) {
+		/* A client's recipe: its paths are looked at only with the
+		 * client's rights, later; a realpath here, as root, would
+		 * tell whether a root-only path exists. */
+		if (joined[0] != '/')
+			return v_error(vc, "\"%s\" must be an absolute path",
+				       quote(&q, joined));
+		r->source = steal_pointer(&joined);
+		return 0;
+	}
 	real = realpath(joined, NULL);
 	if (!real || stat(real, &st) < 0)
 		return v_fail(vc, errno, false, "\"%s\": %s", quote(&q, joined),
@@ -1439,12 +1450,14 @@ recipe_new(void)
 
 static int
 recipe_validate(json_t *root, const struct lines *lines, const char *name,
-		const char *basedir, struct recipe **out, struct error *err)
+		const char *basedir, unsigned flags, struct recipe **out,
+		struct error *err)
 {
 	_cleanup_recipe_ struct recipe *r = NULL;
 	struct vctx vc = {
 		.name = name ? name : "recipe",
 		.basedir = basedir,
+		.flags = flags,
 		.lines = lines,
 		.err = err,
 	};
@@ -1469,13 +1482,28 @@ int
 recipe_from_json(json_t *root, const char *name, const char *basedir,
 		 struct recipe **out, struct error *err)
 {
-	return recipe_validate(root, NULL, name, basedir, out, err);
+	return recipe_validate(root, NULL, name, basedir, 0, out, err);
+}
+
+int
+recipe_from_json_flags(json_t *root, const char *name, const char *basedir,
+		       unsigned flags, struct recipe **out, struct error *err)
+{
+	return recipe_validate(root, NULL, name, basedir, flags, out, err);
 }
 
 /* Parse and validate a YAML or JSON recipe held in a buffer. */
 int
 recipe_load_buffer(const char *buf, size_t len, const char *name,
 		   const char *basedir, struct recipe **out, struct error *err)
+{
+	return recipe_load_buffer_flags(buf, len, name, basedir, 0, out, err);
+}
+
+int
+recipe_load_buffer_flags(const char *buf, size_t len, const char *name,
+			 const char *basedir, unsigned flags,
+			 struct recipe **out, struct error *err)
 {
 	_cleanup_json_ json_t *root = NULL;
 	struct lines lines = {0};
@@ -1508,11 +1536,11 @@ recipe_load_buffer(const char *buf, size_t len, const char *name,
 			return error_set(err, EINVAL,
 					 "%s:%d: JSON syntax error: %s", name,
 					 jerr.line, jerr.text);
-		return recipe_validate(root, NULL, name, basedir, out, err);
+		return recipe_validate(root, NULL, name, basedir, flags, out, err);
 	}
 	if (r < 0)
 		return r;
-	r = recipe_validate(root, &lines, name, basedir, out, err);
+	r = recipe_validate(root, &lines, name, basedir, flags, out, err);
 	lines_free(&lines);
 	return r;
 }

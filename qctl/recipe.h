@@ -60,6 +60,19 @@ int recipe_load_buffer(const char *buf, size_t len, const char *name,
 int recipe_from_json(json_t *root, const char *name, const char *basedir,
 		     struct recipe **out, struct error *err);
 
+/*
+ * A client's recipe (qctl serve): the parser touches no file system, so
+ * that it cannot tell the client what root can see; "source" must come
+ * out absolute and is checked later with the client's rights.
+ */
+#define RECIPE_NO_FS 0x1u
+int recipe_load_buffer_flags(const char *buf, size_t len, const char *name,
+			     const char *basedir, unsigned flags,
+			     struct recipe **out, struct error *err);
+int recipe_from_json_flags(json_t *root, const char *name,
+			   const char *basedir, unsigned flags,
+			   struct recipe **out, struct error *err);
+
 /* Free a recipe; NULL is fine. */
 void recipe_free(struct recipe *r);
 

@@ -16,15 +16,25 @@ int
 transfer_pack_source(const char *srcdir, const char *tarpath,
 		     struct error *err)
 {
+	return transfer_pack_source_fd(srcdir, -1, tarpath, err);
+}
+
+int
+transfer_pack_source_fd(const char *srcdir, int out_fd, const char *tarpath,
+			struct error *err)
+{
 	struct archive *w = archive_write_new();
 	struct archive *d = NULL;
 	struct archive_entry *e = NULL;
 	size_t plen = srcdir ? strlen(srcdir) : 0;
 	int r = 0;
 
+	if (!tarpath)
+		tarpath = "the source stream";
 	/* GNU format: long names that busybox tar understands. */
 	archive_write_set_format_gnutar(w);
-	if (archive_write_open_filename(w, tarpath) != ARCHIVE_OK) {
+	if ((out_fd >= 0 ? archive_write_open_fd(w, out_fd)
+		     : archive_write_open_filename(w, tarpath)) != ARCHIVE_OK) {
 		r = error_set(err, EIO, "create %s: %s", tarpath,
 			      archive_error_string(w));
 		goto out;
@@ -87,12 +97,20 @@ transfer_pack_source(const char *srcdir, const char *tarpath,
 		if (archive_entry_filetype(e) == AE_IFREG &&
 		    archive_entry_size(e) > 0) {
 			const char *src = archive_entry_sourcepath(e);
+			/* swapped for a FIFO since the walk: no hang */
 			_cleanup_close_ int fd =
-				open(src, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+				open(src, O_RDONLY | O_CLOEXEC | O_NOFOLLOW |
+						  O_NONBLOCK | O_NOCTTY);
+			struct stat fst;
 			ssize_t n;
 
 			if (fd < 0) {
 				r = error_sys(err, errno, "open %s", src);
+				goto out;
+			}
+			if (fstat(fd, &fst) < 0 || !S_ISREG(fst.st_mode)) {
+				r = error_set(err, EINVAL, "%s: no longer a "
+					      "regular file", src);
 				goto out;
 			}
 			while ((n = read(fd, buf, sizeof(buf))) > 0)

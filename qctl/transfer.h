@@ -13,6 +13,9 @@
  */
 int transfer_pack_source(const char *srcdir, const char *tarpath,
 			 struct error *err);
+/* The same onto an open fd (a pipe or socket; tarpath names it in errors). */
+int transfer_pack_source_fd(const char *srcdir, int fd, const char *tarpath,
+			    struct error *err);
 
 /*
  * Unpack a tar stream that came from the guest into destdir.  The guest is

@@ -183,14 +183,14 @@ vm_spawn(struct qemu_config *cfg, int tap_fd, int disk_fd,
 		return error_set(err, ENOENT, "%s not found (PATH)",
 				 cfg->binary ? cfg->binary
 					     : "qemu-system-x86_64");
-	/* Kernel and initrd go in as open files: QEMU's uid needs no path
-	 * into the image directory. */
-	kfd = open(cfg->kernel, O_RDONLY | O_CLOEXEC);
+	/* Kernel and initrd go in as open files (opened by whoever had the
+	 * right to): QEMU's uid needs no path into the image directory. */
+	kfd = fcntl(cfg->kernel_file, F_DUPFD_CLOEXEC, 3);
 	if (kfd < 0)
-		return error_sys(err, errno, "open %s", cfg->kernel);
-	ifd = open(cfg->initrd, O_RDONLY | O_CLOEXEC);
+		return error_sys(err, errno, "kernel %s", cfg->kernel);
+	ifd = fcntl(cfg->initrd_file, F_DUPFD_CLOEXEC, 3);
 	if (ifd < 0)
-		return error_sys(err, errno, "open %s", cfg->initrd);
+		return error_sys(err, errno, "initrd %s", cfg->initrd);
 	logfd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (logfd < 0)
 		return error_sys(err, errno, "open %s", logpath);
