@@ -64,7 +64,7 @@ status_field() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
 
 # ---- the driver (qctl/netfilter.c, the manager's real client) ----
 gcc -D_GNU_SOURCE -I"$TOP/qctl" -O1 -o "$T/nf-driver" \
-	"$TOP/tests/integration/nf-driver.c" "$TOP/qctl/netfilter.c" \
+	"$TOP/tests/integration/nf-driver.c" "$TOP/qctl/netfilter.c" "$TOP/qctl/child.c" \
 	"$TOP/qctl/util.c" || fail "cannot build nf-driver"
 
 # One helper at a time, driven over a coprocess: "pid N", then one
