@@ -36,6 +36,15 @@ serve_usage(FILE *f)
 	      "  --run-root DIR       parent of run directories (default\n"
 	      "                       $QCTL_RUN_ROOT or /var/tmp/qctl)\n"
 	      "  --accel auto|kvm|tcg accelerator (default auto)\n"
+	      "  --max-cpus N         most vCPUs a recipe may ask for\n"
+	      "                       (default: online CPUs)\n"
+	      "  --max-memory SIZE    most guest memory (default: half of\n"
+	      "                       the host's, at most 16G)\n"
+	      "  --max-disk SIZE      largest scratch disk (default 20G)\n"
+	      "  --max-wall-time DUR  longest wall_time (default 6h)\n"
+	      "                       A recipe asking for more, or for an\n"
+	      "                       unlimited log/net/artifacts budget,\n"
+	      "                       is refused with the limit named.\n"
 	      "  -v, --verbose        builds' progress and output on stderr,\n"
 	      "                       each line prefixed with the build's id\n"
 	      "                       (twice: more detail)\n"
@@ -117,6 +126,26 @@ socket_group(const char *name, gid_t *gid)
 	return 0;
 }
 
+/* Ceilings a shared server should have even when none are given. */
+static void
+serve_default_ceilings(struct serve_opts *o)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+	uint64_t half = pages > 0 && psz > 0
+				? (uint64_t)pages * (uint64_t)psz / 2
+				: 4ull << 30;
+
+	if (!o->max_cpus)
+		o->max_cpus = cpus > 0 ? (int)cpus : 1;
+	if (!o->max_memory)
+		o->max_memory = half < (16ull << 30) ? half : 16ull << 30;
+	if (!o->max_disk)
+		o->max_disk = 20ull << 30;
+	if (!o->max_wall_time_ms)
+		o->max_wall_time_ms = 6ll * 3600 * 1000;
+}
+
 /* qctl serve: options, gc, socket, then the loop until a signal. */
 int
 cmd_serve(int argc, char **argv)
@@ -131,6 +160,10 @@ cmd_serve(int argc, char **argv)
 		{ "state-dir", required_argument, NULL, 's' },
 		{ "run-root", required_argument, NULL, 'r' },
 		{ "accel", required_argument, NULL, 'a' },
+		{ "max-cpus", required_argument, NULL, 'C' },
+		{ "max-memory", required_argument, NULL, 'M' },
+		{ "max-disk", required_argument, NULL, 'D' },
+		{ "max-wall-time", required_argument, NULL, 'W' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -196,6 +229,35 @@ cmd_serve(int argc, char **argv)
 		case 'a':
 			accel_s = optarg;
 			break;
+		case 'C':
+			if (parse_int(optarg, 1, 1024, &o.max_cpus) < 0) {
+				fprintf(stderr, "qctl serve: --max-cpus: "
+					"1..1024, not \"%s\"\n", optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		case 'M':
+		case 'D':
+			if (parse_size(optarg, opt == 'M' ? &o.max_memory
+							  : &o.max_disk,
+				       &err) < 0 ||
+			    !(opt == 'M' ? o.max_memory : o.max_disk)) {
+				fprintf(stderr, "qctl serve: --max-%s: %s\n",
+					opt == 'M' ? "memory" : "disk",
+					err.msg[0] ? err.msg : "must be > 0");
+				return EXIT_USAGE;
+			}
+			break;
+		case 'W':
+			if (parse_duration(optarg, &o.max_wall_time_ms, &err) <
+				    0 ||
+			    o.max_wall_time_ms <= 0) {
+				fprintf(stderr, "qctl serve: --max-wall-time: "
+					"%s\n", err.msg[0] ? err.msg
+							   : "must be > 0");
+				return EXIT_USAGE;
+			}
+			break;
 		case 'v':
 			verbose++;
 			break;
@@ -229,6 +291,7 @@ cmd_serve(int argc, char **argv)
 		o.build.accel = accel_detect("/dev", "/sys", why, sizeof(why));
 		fprintf(stderr, "qctl serve: --accel auto: %s\n", why);
 	}
+	serve_default_ceilings(&o);
 	env = getenv("QCTL_STATE_DIR");
 	if (!state_dir)
 		state_dir = xstrdup(env && *env ? env : STATE_DIR_DEFAULT);

@@ -48,6 +48,8 @@ peer_spawn(const struct peer_creds *pc, int sock_type,
 	   const char *const *args, struct peer_child *c, struct error *err)
 {
 	int sv[2] = { -1, -1 }, st[2] = { -1, -1 }, ep[2] = { -1, -1 };
+	const char *self = getenv("QCTL_PEER_EXE");
+	_cleanup_close_ int exe = -1;
 	const char *argv[16];
 	char *const envp[] = { NULL };
 	pid_t parent = getpid();
@@ -64,6 +66,13 @@ peer_spawn(const struct peer_creds *pc, int sock_type,
 		argv[n++] = args[i];
 	}
 	argv[n] = NULL;
+	/* This very binary (QCTL_PEER_EXE: the unit tests' qctl), opened
+	 * here: the client needs no path to it, only the right to run it. */
+	exe = open(self && *self ? self : "/proc/self/exe",
+		   O_RDONLY | O_CLOEXEC);
+	if (exe < 0)
+		return error_sys(err, errno, "peer: open %s",
+				 self && *self ? self : "/proc/self/exe");
 	if (socketpair(AF_UNIX, sock_type | SOCK_CLOEXEC, 0, sv) < 0 ||
 	    pipe2(st, O_CLOEXEC) < 0 || pipe2(ep, O_CLOEXEC) < 0) {
 		r = error_sys(err, errno, "peer: socketpair");
@@ -75,11 +84,11 @@ peer_spawn(const struct peer_creds *pc, int sock_type,
 		goto out;
 	}
 	if (c->pid == 0) {
-		int fds[2] = { sv[1], st[1] };
+		int fds[3] = { sv[1], st[1], exe };
 		struct child_fds cf = {
 			.in = -1, .out = -1, .err = -1,
-			.fds = fds, .n = 2, .first = 3,
-			.errpipe = ep[1],
+			.fds = fds, .n = 3, .first = 3,
+			.errpipe = ep[1], .keep_cloexec = false,
 		};
 		int errp = ep[1];
 
@@ -92,9 +101,10 @@ peer_spawn(const struct peer_creds *pc, int sock_type,
 		if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 ||
 		    getppid() != parent)
 			_exit(127);
-		/* The magic link needs no path the client could not walk,
-		 * only the right to execute the binary itself. */
-		execve("/proc/self/exe", (char *const *)argv, envp);
+		/* fd 5 (the binary) must not outlive the exec */
+		if (fcntl(5, F_SETFD, FD_CLOEXEC) < 0)
+			child_fail(errp, errno);
+		syscall(SYS_execveat, 5, "", argv, envp, AT_EMPTY_PATH);
 		child_fail(errp, errno);
 	}
 	close(ep[1]);

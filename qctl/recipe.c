@@ -1471,6 +1471,15 @@ recipe_validate(json_t *root, const struct lines *lines, const char *name,
 	json_decref(vc.step_names);
 	if (ret < 0)
 		return ret;
+	/* The fetch window is metered by a kernel quota: it needs a budget
+	 * (a zero quota would be no network at all, and no build would
+	 * want that with a fetch step). */
+	for (size_t i = 0; i < r->n_steps; i++)
+		if (r->steps[i].fetch && !r->limits.net_bytes)
+			return error_set(err, EINVAL, "%s: limits.net_bytes "
+					 "must be more than 0 with a fetch "
+					 "step (\"%s\")", vc.name,
+					 r->steps[i].name);
 	*out = steal_pointer(&r);
 	return 0;
 }

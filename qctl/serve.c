@@ -13,11 +13,14 @@
 #include <malloc.h>
 #include <stdarg.h>
 #include <string.h>
-#include <sys/fsuid.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 
+#include "image.h"
 #include "json-util.h"
+#include "peer.h"
 #include "state.h"
 
 /* build-log: default and largest chunk (a qemu.qmp reader takes 64 KiB) */
@@ -40,6 +43,8 @@ const struct serve_backend serve_engine = {
 
 enum sb_state { SB_QUEUED, SB_RUNNING, SB_FINISHED };
 
+struct access_job;
+
 /* One submitted build. */
 struct sbuild {
 	struct serve *s;
@@ -49,6 +54,9 @@ struct sbuild {
 	struct ctl_peer peer;	/* who submitted it */
 	struct recipe *recipe;	/* until the engine's build is freed */
 	char *source;		/* build-submit's "source", or NULL */
+	struct peer_creds creds;	/* the submitter's rights */
+	struct image img;	/* a client-named image, opened as the client */
+	bool have_img;
 	struct build *b;	/* the engine's build, until freed */
 	FILE *out;		/* its progress, to the server log */
 	bool release;		/* b ended: free it on the next work round */
@@ -69,6 +77,7 @@ struct serve {
 	unsigned next_id;
 	int n_queued, n_running, n_finished;
 	struct loop_timer *t_work, *t_quit, *t_grace;
+	struct access_job *jobs;	/* submissions reading client files */
 	bool stopping;
 	char why[128];
 };
@@ -333,6 +342,8 @@ sb_free(struct sbuild *sb)
 	state_close(sb->kept);
 	recipe_free(sb->recipe);
 	json_decref(sb->result);
+	if (sb->have_img)
+		image_close(&sb->img);
 	free(sb->source);
 	free(sb->run_dir);
 	free(sb);
@@ -385,73 +396,376 @@ on_work(struct loop *l, void *opaque)
 
 /* ---- access: the client's rights, not the server's -------------------- */
 
+/* Reading a client's files may take this long; then the child is killed. */
+#define ACCESS_DEADLINE_MS 10000
+
 /*
- * Open path with the file system rights of the peer.  The server runs as
- * root; without this, anyone in the socket's group could have it read any
- * file as a recipe or copy any directory into a VM as source.
+ * A build-submit whose recipe, source or image names client paths.  The
+ * server runs as root: it must never open such a path itself (nor stat
+ * it: even "exists" is a leak).  A child with exactly the client's rights
+ * (qctl __peer access, see cmd-peer.c) reads the recipe, checks the
+ * source directory and opens the image's files, and sends back bytes and
+ * open files; the loop never waits for it.  The reply comes when it is
+ * done (CTL_DEFER).
  */
-static int
-open_as_peer(const struct ctl_peer *peer, const char *path, int flags)
-{
-	int fd, e, ou, og;
+struct access_job {
+	struct serve *s;
+	struct access_job *next;
+	struct ctl_peer peer;
+	char *path;		/* the recipe file, or NULL */
+	struct recipe *r;	/* a recipe object's, parsed already */
+	char *source;		/* build-submit's "source", or NULL */
+	struct peer_child pc;
+	struct loop_watch *w_fd, *w_pid;
+	struct loop_timer *t;
+	struct buf recipe;	/* the file's bytes */
+	char *got_source;	/* the source directory it could open */
+	struct image img;
+	bool have_img, done_msg, eof;
+	bool broken;		/* the child broke the protocol */
+};
 
-	if (peer->uid == 0 || geteuid() != 0)
-		return open(path, flags | O_CLOEXEC | O_NOCTTY);
-	og = setfsgid(peer->gid);
-	ou = setfsuid(peer->uid);
-	fd = open(path, flags | O_CLOEXEC | O_NOCTTY);
-	e = errno;
-	setfsuid(ou);
-	setfsgid(og);
-	errno = e;
-	return fd;
+static int submit_now(struct serve *s, const struct ctl_peer *peer,
+		      struct recipe **rp, char **sourcep, struct image *img,
+		      bool have_img, const char *path, json_t **ret,
+		      struct error *err);
+
+static void
+creds_of(const struct ctl_peer *peer, struct peer_creds *c)
+{
+	memset(c, 0, sizeof(*c));
+	/* root's own files are root's business; anyone else gets exactly
+	 * their own rights */
+	c->drop = peer->uid != 0;
+	c->uid = peer->uid;
+	c->gid = peer->gid;
+	c->n_groups = peer->n_groups > 0 ? peer->n_groups : 0;
+	if (c->n_groups > PEER_MAX_GROUPS)
+		c->n_groups = PEER_MAX_GROUPS;
+	memcpy(c->groups, peer->groups, c->n_groups * sizeof(gid_t));
 }
 
-static int
-check_dir_access(const struct ctl_peer *peer, const char *what,
-		 const char *path, struct error *err)
+static void
+job_free(struct access_job *j)
 {
-	int fd = open_as_peer(peer, path, O_RDONLY | O_DIRECTORY);
+	struct access_job **pp;
 
-	if (fd < 0)
-		return error_sys(err, errno, "%s %s (as uid %d)", what, path,
-				 (int)peer->uid);
-	close(fd);
-	return 0;
+	for (pp = &j->s->jobs; *pp; pp = &(*pp)->next)
+		if (*pp == j) {
+			*pp = j->next;
+			break;
+		}
+	loop_unwatch(j->w_fd);
+	loop_unwatch(j->w_pid);
+	loop_timer_cancel(j->t);
+	peer_free(&j->pc);
+	recipe_free(j->r);
+	buf_free(&j->recipe);
+	if (j->have_img)
+		image_close(&j->img);
+	free(j->got_source);
+	free(j->path);
+	free(j->source);
+	free(j);
 }
 
-/* A recipe file the peer may read: absolute, regular, at most 1 MiB. */
-static int
-recipe_from_path(const char *path, const struct ctl_peer *peer,
-		 struct recipe **out, struct error *err)
+/* Answer the deferred build-submit and forget the job. */
+static void
+job_end(struct access_job *j, const struct error *why)
 {
-	_cleanup_close_ int fd = -1;
-	_cleanup_free_ char *buf = NULL, *dir = NULL;
-	struct stat st;
-	ssize_t n;
-	int r;
+	struct serve *s = j->s;
+	struct error err = { 0 };
+	json_t *ret = NULL;
+	const char *want_img;
+	int r = 0;
 
-	if (path[0] != '/')
-		return error_set(err, EINVAL, "'path' must be absolute");
-	/* O_NONBLOCK: a FIFO must not hang the server */
-	fd = open_as_peer(peer, path, O_RDONLY | O_NONBLOCK);
-	if (fd < 0)
-		return error_sys(err, errno, "%s (as uid %d)", path,
-				 (int)peer->uid);
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
-		return error_set(err, EINVAL, "%s: not a regular file", path);
-	if (st.st_size > RECIPE_MAX_BYTES)
-		return error_set(err, EFBIG, "%s: recipe larger than 1 MiB",
-				 path);
-	buf = xmalloc(RECIPE_MAX_BYTES + 1);
-	n = read_in_full(fd, buf, RECIPE_MAX_BYTES + 1);
-	if (n < 0)
-		return error_sys(err, -n, "read %s", path);
-	dir = xstrndup(path, strrchr(path, '/') - path);
-	r = recipe_load_buffer(buf, n, path, *dir ? dir : "/", out, err);
-	if (r == 0)
-		(*out)->path = xstrdup(path);
-	return r;
+	if (why) {
+		err = *why;
+		r = -1;
+		goto reply;
+	}
+	if (j->path) {
+		_cleanup_free_ char *dir = xstrndup(
+			j->path, strrchr(j->path, '/') - j->path);
+
+		/* the same bytes the child read, parsed here again: nothing
+		 * it says about them is taken on trust */
+		r = recipe_load_buffer_flags(
+			j->recipe.data ? j->recipe.data : "", j->recipe.len,
+			j->path, *dir ? dir : "/", RECIPE_NO_FS, &j->r, &err);
+		if (r < 0)
+			goto reply;
+	}
+	if ((j->source || j->r->source) &&
+	    (!j->got_source ||
+	     strcmp(j->got_source, j->source ? j->source : j->r->source))) {
+		r = error_set(&err, EPROTO, "source: not confirmed readable "
+			      "by uid %d", (int)j->peer.uid);
+		goto reply;
+	}
+	want_img = strchr(j->r->image, '/') ? j->r->image : NULL;
+	if (want_img && (!j->have_img || strcmp(j->img.dir, want_img))) {
+		r = error_set(&err, EPROTO, "image: not opened as uid %d",
+			      (int)j->peer.uid);
+		goto reply;
+	}
+	r = submit_now(s, &j->peer, &j->r, &j->source, &j->img, j->have_img,
+		       j->path, &ret, &err);
+	j->have_img = false;	/* the build has it now */
+reply:
+	if (r < 0)
+		slog(s, "submission of uid %d refused: %s", (int)j->peer.uid,
+		     err.msg);
+	ctl_complete(s->ctl, j->peer.conn, r < 0 ? NULL : ret,
+		     r < 0 ? &err : NULL);
+	job_free(j);
+}
+
+/* One message of the child; -1 when it broke the protocol. */
+static int
+job_message(struct access_job *j, const struct peer_msg_hdr *h,
+	    const char *p, int *fds, int n_fds)
+{
+	struct error err = { 0 };
+
+	switch (h->type) {
+	case PEER_MSG_RECIPE:
+		if (!j->path || j->recipe.len + h->len > RECIPE_MAX_BYTES)
+			return -1;
+		buf_append(&j->recipe, p, h->len);
+		return 0;
+	case PEER_MSG_SOURCE:
+		if (j->got_source || h->len == 0 || h->len > 4096)
+			return -1;
+		j->got_source = xstrndup(p, h->len);
+		return 0;
+	case PEER_MSG_IMAGE: {
+		const char *dir = j->r ? j->r->image : NULL;
+		_cleanup_recipe_ struct recipe *pr = NULL;
+
+		if (j->have_img || n_fds != 2 || h->len < 1)
+			return -1;
+		if (!dir) {
+			/* a recipe file's image: from the bytes we hold */
+			_cleanup_free_ char *rd = xstrndup(
+				j->path, strrchr(j->path, '/') - j->path);
+
+			if (recipe_load_buffer_flags(
+				    j->recipe.data ? j->recipe.data : "",
+				    j->recipe.len, j->path, *rd ? rd : "/",
+				    RECIPE_NO_FS, &pr, NULL) < 0 ||
+			    !strchr(pr->image, '/'))
+				return -1;
+			dir = pr->image;
+		}
+		/* image_from_parts takes the fds, even when it fails */
+		if (image_from_parts(dir, p + 1, h->len - 1, p[0] != 0, fds[0],
+				     fds[1], &j->img, &err) < 0) {
+			fds[0] = fds[1] = -1;
+			return -1;
+		}
+		fds[0] = fds[1] = -1;
+		j->have_img = true;
+		return 0;
+	}
+	case PEER_MSG_DONE:
+		j->done_msg = true;
+		return 0;
+	}
+	return -1;
+}
+
+/* Everything the child has sent so far. */
+static void
+job_read(struct access_job *j)
+{
+	char *buf = xmalloc(sizeof(struct peer_msg_hdr) + PEER_MSG_MAX + 1);
+
+	while (!j->eof && !j->broken) {
+		union {
+			char b[CMSG_SPACE(4 * sizeof(int))];
+			struct cmsghdr align;
+		} u;
+		struct iovec iov = { buf,
+				     sizeof(struct peer_msg_hdr) +
+					     PEER_MSG_MAX + 1 };
+		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
+				     .msg_control = u.b,
+				     .msg_controllen = sizeof(u.b) };
+		struct peer_msg_hdr h;
+		int fds[4], n_fds = 0;
+		ssize_t n;
+
+		n = recvmsg(j->pc.fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			break;
+		if (n <= 0) {
+			j->eof = true;
+			break;
+		}
+		for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c;
+		     c = CMSG_NXTHDR(&mh, c)) {
+			size_t k;
+
+			if (c->cmsg_level != SOL_SOCKET ||
+			    c->cmsg_type != SCM_RIGHTS)
+				continue;
+			k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+			for (size_t i = 0; i < k; i++) {
+				int fd;
+
+				memcpy(&fd, CMSG_DATA(c) + i * sizeof(int),
+				       sizeof(int));
+				if (n_fds < 4)
+					fds[n_fds++] = fd;
+				else
+					close(fd);
+			}
+		}
+		/* Bounded, whole, and exactly as long as it says. */
+		if ((mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) ||
+		    (size_t)n < sizeof(h)) {
+			j->broken = true;
+		} else {
+			memcpy(&h, buf, sizeof(h));
+			if (h.len > PEER_MSG_MAX ||
+			    (size_t)n != sizeof(h) + h.len ||
+			    job_message(j, &h, buf + sizeof(h), fds, n_fds) <
+				    0)
+				j->broken = true;
+		}
+		for (int i = 0; i < n_fds; i++)
+			if (fds[i] >= 0)
+				close(fds[i]);
+	}
+	free(buf);
+}
+
+/* Done when the child has exited and said all it had to say. */
+static void
+job_check(struct access_job *j)
+{
+	struct error err = { 0 };
+
+	if (j->broken) {
+		error_set(&err, EPROTO, "the reader of uid %d's files broke "
+			  "its protocol", (int)j->peer.uid);
+		job_end(j, &err);
+		return;
+	}
+	if (!j->pc.reaped || !j->eof)
+		return;
+	if (peer_result(&j->pc, &err) < 0) {
+		job_end(j, &err);
+		return;
+	}
+	if (!j->done_msg) {
+		error_set(&err, EPROTO, "the reader of uid %d's files ended "
+			  "early", (int)j->peer.uid);
+		job_end(j, &err);
+		return;
+	}
+	job_end(j, NULL);
+}
+
+static void
+on_job_io(struct loop *l, int fd, uint32_t events, void *opaque)
+{
+	struct access_job *j = opaque;
+
+	(void)l;
+	(void)fd;
+	(void)events;
+	job_read(j);
+	if (j->eof) {
+		loop_unwatch(j->w_fd);
+		j->w_fd = NULL;
+	}
+	job_check(j);
+}
+
+static void
+on_job_exit(struct loop *l, int fd, uint32_t events, void *opaque)
+{
+	struct access_job *j = opaque;
+
+	(void)l;
+	(void)fd;
+	(void)events;
+	if (peer_reap(&j->pc, false) <= 0)
+		return;
+	loop_unwatch(j->w_pid);
+	j->w_pid = NULL;
+	/* whatever it sent before it exited is in the socket */
+	job_read(j);
+	j->eof = true;
+	job_check(j);
+}
+
+static void
+on_job_deadline(struct loop *l, void *opaque)
+{
+	struct access_job *j = opaque;
+	struct error err = { 0 };
+
+	(void)l;
+	j->t = NULL;
+	error_set(&err, ETIMEDOUT, "reading the files named by uid %d took "
+		  "longer than %d s", (int)j->peer.uid,
+		  ACCESS_DEADLINE_MS / 1000);
+	job_end(j, &err);
+}
+
+/* Start reading what the client named; the reply is deferred. */
+static int
+job_start(struct serve *s, const struct ctl_peer *peer, const char *path,
+	  struct recipe **rp, char **sourcep, struct error *err)
+{
+	struct access_job *j = xcalloc(1, sizeof(*j));
+	struct peer_creds creds;
+	const char *args[8];
+	size_t n = 0;
+
+	j->s = s;
+	j->peer = *peer;
+	j->path = path ? xstrdup(path) : NULL;
+	j->r = steal_pointer(rp);
+	j->source = steal_pointer(sourcep);
+	peer_child_init(&j->pc);
+	j->img.kernel_fd = j->img.initrd_fd = -1;
+	args[n++] = "access";
+	if (path) {
+		args[n++] = "--recipe";
+		args[n++] = path;
+	}
+	if (j->source || (j->r && j->r->source)) {
+		args[n++] = "--source";
+		args[n++] = j->source ? j->source : j->r->source;
+	}
+	if (j->r && strchr(j->r->image, '/')) {
+		args[n++] = "--image";
+		args[n++] = j->r->image;
+	}
+	args[n] = NULL;
+	creds_of(peer, &creds);
+	j->next = s->jobs;
+	s->jobs = j;
+	if (peer_spawn(&creds, SOCK_SEQPACKET, args, &j->pc, err) < 0) {
+		job_free(j);
+		return -1;
+	}
+	j->w_fd = loop_watch_fd(s->loop, j->pc.fd, EPOLLIN, on_job_io, j);
+	j->w_pid = loop_watch_fd(s->loop, j->pc.pidfd, EPOLLIN, on_job_exit,
+				 j);
+	j->t = loop_timer_at(s->loop, now_ms() + ACCESS_DEADLINE_MS,
+			     on_job_deadline, j);
+	if (!j->w_fd || !j->w_pid) {
+		job_free(j);
+		return error_sys(err, errno, "epoll");
+	}
+	return CTL_DEFER;
 }
 
 /*
@@ -472,7 +786,8 @@ recipe_from_object(json_t *j, struct recipe **out, struct error *err)
 		return error_set(err, EINVAL, "recipe: \"image\" must be a "
 				 "name or an absolute path in a submitted "
 				 "recipe");
-	return recipe_from_json(j, "recipe", NULL, out, err);
+	return recipe_from_json_flags(j, "recipe", NULL, RECIPE_NO_FS, out,
+				      err);
 }
 
 /* ---- commands ------------------------------------------------------------ */
@@ -504,63 +819,86 @@ sb_summary(struct sbuild *sb)
 	return j;
 }
 
+/* The server's ceilings: a client asks for at most this much. */
 static int
-cmd_build_submit(void *opaque, const struct ctl_peer *peer, json_t *args,
-		 json_t **ret, struct error *err)
+check_ceilings(const struct serve *s, const struct recipe *r,
+	       struct error *err)
 {
-	struct serve *s = opaque;
-	json_t *rj = json_object_get(args, "recipe");
-	const char *path = json_string_value(json_object_get(args, "path"));
-	const char *src = json_string_value(json_object_get(args, "source"));
-	_cleanup_recipe_ struct recipe *r = NULL;
-	_cleanup_free_ char *source = NULL;
+	const struct serve_opts *o = &s->o;
+
+	if (o->max_cpus && r->cpus > o->max_cpus)
+		return error_set(err, EPERM, "cpus: %d asked, this server "
+				 "allows at most %d (--max-cpus)", r->cpus,
+				 o->max_cpus);
+	if (o->max_memory && r->memory > o->max_memory)
+		return error_set(err, EPERM, "memory: %llu MiB asked, this "
+				 "server allows at most %llu MiB "
+				 "(--max-memory)",
+				 (unsigned long long)(r->memory >> 20),
+				 (unsigned long long)(o->max_memory >> 20));
+	if (o->max_disk && r->limits.disk > o->max_disk)
+		return error_set(err, EPERM, "limits.disk: %llu MiB asked, "
+				 "this server allows at most %llu MiB "
+				 "(--max-disk)",
+				 (unsigned long long)(r->limits.disk >> 20),
+				 (unsigned long long)(o->max_disk >> 20));
+	if (o->max_wall_time_ms &&
+	    r->limits.wall_time_ms > o->max_wall_time_ms)
+		return error_set(err, EPERM, "limits.wall_time: %llds asked, "
+				 "this server allows at most %llds "
+				 "(--max-wall-time)",
+				 (long long)(r->limits.wall_time_ms / 1000),
+				 (long long)(o->max_wall_time_ms / 1000));
+	/* 0 means unlimited in a recipe: not for a shared server's client */
+	if (!r->limits.log_bytes)
+		return error_set(err, EPERM, "limits.log_bytes: unlimited is "
+				 "not allowed by this server");
+	if (!r->limits.artifacts_bytes)
+		return error_set(err, EPERM, "limits.artifacts_bytes: "
+				 "unlimited is not allowed by this server");
+	if (!r->limits.net_bytes)
+		return error_set(err, EPERM, "limits.net_bytes: unlimited is "
+				 "not allowed by this server");
+	return 0;
+}
+
+/* Queue a build whose client files have been checked (all stolen). */
+static int
+submit_now(struct serve *s, const struct ctl_peer *peer, struct recipe **rp,
+	   char **sourcep, struct image *img, bool have_img, const char *path,
+	   json_t **ret, struct error *err)
+{
 	struct build_opts bo = s->o.build;
 	struct sbuild *sb, **pp;
-	int rc;
 
 	if (s->stopping)
 		return error_set(err, ESHUTDOWN, "the server is shutting down");
-	if (!rj == !path)
-		return error_set(err, EINVAL, "build-submit takes 'recipe' (an "
-				 "object) or 'path' (an absolute file name), "
-				 "one of them");
 	if (s->n_queued >= SERVE_MAX_QUEUED)
 		return error_set(err, EAGAIN, "%d builds are queued already",
 				 s->n_queued);
-	rc = rj ? recipe_from_object(rj, &r, err)
-		: recipe_from_path(path, peer, &r, err);
-	if (rc < 0)
-		return rc;
-	if (src) {
-		struct stat st;
-
-		if (src[0] != '/')
-			return error_set(err, EINVAL,
-					 "'source' must be absolute");
-		source = realpath(src, NULL);
-		if (!source || stat(source, &st) < 0 || !S_ISDIR(st.st_mode))
-			return error_set(err, ENOTDIR, "'source' %s: not a "
-					 "directory", src);
-	}
-	if ((source || r->source) &&
-	    check_dir_access(peer, "source", source ? source : r->source,
-			     err) < 0)
+	if (check_ceilings(s, *rp, err) < 0)
 		return -1;
-	if (strchr(r->image, '/') &&
-	    check_dir_access(peer, "image", r->image, err) < 0)
-		return -1;
-
 	sb = xcalloc(1, sizeof(*sb));
 	sb->s = s;
 	snprintf(sb->id, sizeof(sb->id), "b%u", ++s->next_id);
 	sb->peer = *peer;
-	sb->recipe = steal_pointer(&r);
-	sb->source = steal_pointer(&source);
+	creds_of(peer, &sb->creds);
+	sb->recipe = steal_pointer(rp);
+	sb->source = steal_pointer(sourcep);
+	sb->img.kernel_fd = sb->img.initrd_fd = -1;
+	if (have_img) {
+		sb->img = *img;
+		sb->have_img = true;
+		memset(img, 0, sizeof(*img));
+		img->kernel_fd = img->initrd_fd = -1;
+	}
 	sb->submitted = time(NULL);
 	sb->t_submit = now_ms();
 	if (s->o.progress && s->o.log)
 		sb->out = prefix_open(s, sb->id);
 	bo.source = sb->source;
+	bo.creds = &sb->creds;
+	bo.image_pre = sb->have_img ? &sb->img : NULL;
 	bo.out = sb->out;
 	if (!sb->out)
 		bo.verbosity = 0;
@@ -575,7 +913,7 @@ cmd_build_submit(void *opaque, const struct ctl_peer *peer, json_t *args,
 	s->n_queued++;
 	slog(s, "%s: submitted by uid %d (pid %d, client %u): %s, %zu "
 	     "step%s", sb->id, (int)peer->uid, (int)peer->pid, peer->conn,
-	     path ? path : "recipe object", sb->recipe->n_steps,
+	     path ? "a recipe file" : "recipe object", sb->recipe->n_steps,
 	     sb->recipe->n_steps == 1 ? "" : "s");
 	if (s->n_running < s->o.max_parallel && s->n_queued == 1)
 		sb_start(sb);
@@ -583,6 +921,41 @@ cmd_build_submit(void *opaque, const struct ctl_peer *peer, json_t *args,
 		kick(s);
 	*ret = json_pack("{s:s, s:s}", "id", sb->id, "status", sb_status(sb));
 	return 0;
+}
+
+static int
+cmd_build_submit(void *opaque, const struct ctl_peer *peer, json_t *args,
+		 json_t **ret, struct error *err)
+{
+	struct serve *s = opaque;
+	json_t *rj = json_object_get(args, "recipe");
+	const char *path = json_string_value(json_object_get(args, "path"));
+	const char *src = json_string_value(json_object_get(args, "source"));
+	_cleanup_recipe_ struct recipe *r = NULL;
+	_cleanup_free_ char *source = NULL;
+	struct image none = { .kernel_fd = -1, .initrd_fd = -1 };
+
+	if (s->stopping)
+		return error_set(err, ESHUTDOWN, "the server is shutting down");
+	if (!rj == !path)
+		return error_set(err, EINVAL, "build-submit takes 'recipe' (an "
+				 "object) or 'path' (an absolute file name), "
+				 "one of them");
+	if (path && path[0] != '/')
+		return error_set(err, EINVAL, "'path' must be absolute");
+	if (src && src[0] != '/')
+		return error_set(err, EINVAL, "'source' must be absolute");
+	if (s->n_queued >= SERVE_MAX_QUEUED)
+		return error_set(err, EAGAIN, "%d builds are queued already",
+				 s->n_queued);
+	if (rj && recipe_from_object(rj, &r, err) < 0)
+		return -1;
+	source = src ? xstrdup(src) : NULL;
+	/* Whatever names a path of the client's is read with its rights,
+	 * in a child, and answered later. */
+	if (path || source || r->source || strchr(r->image, '/'))
+		return job_start(s, peer, path, &r, &source, err);
+	return submit_now(s, peer, &r, &source, &none, false, NULL, ret, err);
 }
 
 static int
@@ -996,6 +1369,8 @@ serve_free(struct serve *s)
 	loop_timer_cancel(s->t_work);
 	loop_timer_cancel(s->t_quit);
 	loop_timer_cancel(s->t_grace);
+	while (s->jobs)
+		job_free(s->jobs);
 	while (s->builds) {
 		struct sbuild *sb = s->builds;
 

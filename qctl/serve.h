@@ -37,6 +37,11 @@ struct serve_opts {
 	int max_parallel;	/* builds at once; <= 0: online CPUs */
 	int keep_finished;	/* <= 0: SERVE_KEEP_FINISHED */
 	bool allow_quit;	/* honour the quit command */
+	/* ceilings of what a client may ask for; 0: none */
+	int max_cpus;
+	uint64_t max_memory;
+	uint64_t max_disk;
+	int64_t max_wall_time_ms;
 	/* Every build's engine options: accel, machine, qemu_binary,
 	 * run_root, state_dir, verbosity.  keep, source, out and event are
 	 * set per build. */

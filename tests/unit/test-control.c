@@ -1146,6 +1146,7 @@ static const struct serve_backend fake = {
 
 static struct serve *S;
 static char run_root[] = "/tmp/qctl-test-serve-XXXXXX";
+static uint64_t ceiling_memory;	/* serve_up's --max-memory */
 
 static void
 serve_up(int max_parallel, int keep, bool allow_quit)
@@ -1154,6 +1155,7 @@ serve_up(int max_parallel, int keep, bool allow_quit)
 		.max_parallel = max_parallel,
 		.keep_finished = keep,
 		.allow_quit = allow_quit,
+		.max_memory = ceiling_memory,
 		.backend = &fake,
 		.ctl = { .package = "qctl test" },
 	};
@@ -1573,4 +1575,106 @@ Test(serve, quit_when_allowed_cancels_everything_then_stops_the_loop)
 	cr_assert_eq(serve_n_active(S), 0);
 	peer_free(p);
 	serve_down();
+}
+
+/*
+ * What a client names is opened with O_NONBLOCK and must be a regular
+ * file: a FIFO (recipe or image.json) gets an error instead of freezing
+ * the server; a submitted image whose initrd is a symlink is refused.
+ */
+Test(serve, client_files_fifo_symlink)
+{
+	char dir[] = "/tmp/qctl-test-fifo-XXXXXX", req[600], p1[300], p2[300];
+	struct peer *p, *q;
+	json_t *r;
+	FILE *f;
+
+	serve_up(1, 0, false);
+	p = peer_new();
+	q = peer_new();
+	negotiate(p);
+	negotiate(q);
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(p1, sizeof(p1), "%s/r.yaml", dir);
+	cr_assert_eq(mkfifo(p1, 0600), 0);
+	snprintf(req, sizeof(req), "{\"execute\": \"build-submit\", "
+		 "\"arguments\": {\"path\": \"%s\"}}", p1);
+	r = call(p, req, true);
+	cr_assert(strstr(str(r, "desc"), "not a regular file"), "%s",
+		  str(r, "desc"));
+	json_decref(r);
+	/* an image directory: image.json a FIFO, then initrd a symlink */
+	snprintf(p2, sizeof(p2), "%s/img", dir);
+	cr_assert_eq(mkdir(p2, 0700), 0);
+	snprintf(p1, sizeof(p1), "%s/img/image.json", dir);
+	cr_assert_eq(mkfifo(p1, 0600), 0);
+	snprintf(req, sizeof(req), "{\"execute\": \"build-submit\", "
+		 "\"arguments\": {\"recipe\": {\"image\": \"%s\", "
+		 "\"steps\": [{\"name\": \"a\", \"run\": \"true\"}]}}}",
+		 p2);
+	r = call(p, req, true);
+	cr_assert(strstr(str(r, "desc"), "not a regular file"), "%s",
+		  str(r, "desc"));
+	json_decref(r);
+	/* the server kept serving everyone */
+	json_decref(call(q, "{\"execute\": \"build-list\"}", false));
+	unlink(p1);
+	f = fopen(p1, "w");
+	fputs("{\"name\": \"t\"}", f);
+	fclose(f);
+	snprintf(p1, sizeof(p1), "%s/img/vmlinuz", dir);
+	f = fopen(p1, "w");
+	fclose(f);
+	snprintf(p1, sizeof(p1), "%s/img/initrd.img", dir);
+	cr_assert_eq(symlink("/etc/shadow", p1), 0);
+	r = call(p, req, true);
+	cr_assert(strstr(str(r, "desc"), "symbolic link"), "%s",
+		  str(r, "desc"));
+	json_decref(r);
+	unlink(p1);
+	f = fopen(p1, "w");
+	fclose(f);
+	/* a plain image directory is taken */
+	r = call(p, req, false);
+	cr_assert_str_eq(str(r, "id"), "b1");
+	json_decref(r);
+	json_decref(wait_finished(p, "b1", NULL, NULL));
+	peer_free(p);
+	peer_free(q);
+	serve_down();
+	snprintf(req, sizeof(req), "rm -rf %s", dir);
+	cr_assert_eq(system(req), 0);
+}
+
+/* The server's ceilings: more memory, or an unlimited budget, refused. */
+Test(serve, ceilings)
+{
+	struct peer *p;
+	json_t *r;
+
+	ceiling_memory = 1ull << 30;
+	serve_up(1, 0, false);
+	p = peer_new();
+	negotiate(p);
+	r = call(p, "{\"execute\": \"build-submit\", \"arguments\": "
+		    "{\"recipe\": {\"memory\": \"2G\", \"steps\": "
+		    "[{\"name\": \"a\", \"run\": \"true\"}]}}}", true);
+	cr_assert(strstr(str(r, "desc"), "--max-memory"), "%s",
+		  str(r, "desc"));
+	json_decref(r);
+	r = call(p, "{\"execute\": \"build-submit\", \"arguments\": "
+		    "{\"recipe\": {\"limits\": {\"log_bytes\": 0}, "
+		    "\"steps\": [{\"name\": \"a\", \"run\": \"true\"}]}}}",
+		 true);
+	cr_assert(strstr(str(r, "desc"), "log_bytes: unlimited"), "%s",
+		  str(r, "desc"));
+	json_decref(r);
+	r = call(p, "{\"execute\": \"build-submit\", \"arguments\": "
+		    "{\"recipe\": {\"memory\": \"1G\", \"steps\": "
+		    "[{\"name\": \"a\", \"run\": \"true\"}]}}}", false);
+	json_decref(r);
+	json_decref(wait_finished(p, "b1", NULL, NULL));
+	peer_free(p);
+	serve_down();
+	ceiling_memory = 0;
 }

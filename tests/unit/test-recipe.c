@@ -743,3 +743,42 @@ Test(parse, duration)
 	parse_duration("9223372036854775808ms", &(int64_t){0}, &err);
 	cr_assert(strstr(err.msg, "too large"), "%s", err.msg);
 }
+
+/* A fetch step needs a network budget: 0 would reach the helper's quota. */
+Test(recipe, fetch_step_needs_net_bytes)
+{
+	const char *m = bad("limits: {net_bytes: 0}\n"
+			    "steps:\n  - name: deps\n    network: fetch\n"
+			    "    run: \"true\"\n");
+
+	cr_assert(strstr(m, "net_bytes") && strstr(m, "deps"), "%s", m);
+	recipe_free(ok("limits: {net_bytes: 0}\nsteps: [{name: a, run: \"true\"}]\n"));
+}
+
+/*
+ * A client's recipe (RECIPE_NO_FS) is parsed without looking at the file
+ * system: a root-only or missing source is not resolved here (that would
+ * tell the client whether it exists); a relative one with no base is
+ * refused.
+ */
+Test(recipe, client_recipe_touches_no_files)
+{
+	static const char text[] = "source: /root/no/such/dir\n"
+				   "steps: [{name: a, run: \"true\"}]\n";
+	struct recipe *r = NULL;
+
+	cr_assert_lt(recipe_load_buffer(text, strlen(text), "t.yaml", "/", &r,
+					&err),
+		     0, "root's parser resolves the source");
+	cr_assert_eq(recipe_load_buffer_flags(text, strlen(text), "t.yaml",
+					      "/", RECIPE_NO_FS, &r, &err),
+		     0, "%s", err.msg);
+	cr_assert_str_eq(r->source, "/root/no/such/dir");
+	recipe_free(r);
+	r = NULL;
+	static const char rel[] = "source: rel\nsteps: [{name: a, run: \"true\"}]\n";
+
+	cr_assert_lt(recipe_load_buffer_flags(rel, strlen(rel), "t.yaml", NULL,
+					      RECIPE_NO_FS, &r, &err),
+		     0);
+}
