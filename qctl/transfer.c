@@ -59,8 +59,13 @@ transfer_pack_source_fd(const char *srcdir, int out_fd, const char *tarpath,
 		if (ar == ARCHIVE_EOF)
 			break;
 		if (ar != ARCHIVE_OK && ar != ARCHIVE_WARN) {
-			r = error_set(err, EIO, "source %s: %s", srcdir,
-				      archive_error_string(d));
+			int ae = archive_errno(d);
+
+			/* libarchive's text lacks the reason: add it */
+			r = error_set(err, ae > 0 ? ae : EIO, "source %s: %s%s%s",
+				      srcdir, archive_error_string(d),
+				      ae > 0 ? ": " : "", ae > 0 ? strerror(ae)
+							       : "");
 			goto out;
 		}
 		archive_read_disk_descend(d);
