@@ -511,7 +511,8 @@ job_end(struct access_job *j, const struct error *why)
 	}
 	r = submit_now(s, &j->peer, &j->r, &j->source, &j->img, j->have_img,
 		       j->path, &ret, &err);
-	j->have_img = false;	/* the build has it now */
+	if (r == 0)
+		j->have_img = false;	/* the build has it now */
 reply:
 	if (r < 0)
 		slog(s, "submission of uid %d refused: %s", (int)j->peer.uid,
