@@ -23,9 +23,9 @@ cleanup() {
 trap cleanup EXIT
 
 fail() { echo "FAIL: $*" >&2; [ -f "$T/out" ] && cat "$T/out" >&2; exit 1; }
-[ "$(id -u)" = 0 ] || { echo "SKIP: needs root"; exit 0; }
+[ "$(id -u)" = 0 ] || { echo "SKIP: needs root"; exit 77; }
 for c in ip python3 curl openssl cc; do
-	command -v $c >/dev/null || { echo "SKIP: no $c"; exit 0; }
+	command -v $c >/dev/null || { echo "SKIP: no $c"; exit 77; }
 done
 
 make -C "$TOP" --no-print-directory build/libqctl.a >/dev/null
