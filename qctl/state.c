@@ -18,7 +18,7 @@
 #define STATE_REC_MAX 65536
 
 struct state_rec {
-	int dirfd;		/* the checked state directory */
+	char *dir;		/* the state directory, checked at each use */
 	char *name;		/* "<id>.json" */
 	json_t *j;
 };
@@ -46,30 +46,40 @@ pid_json(pid_t pid)
 			 (json_int_t)proc_start(pid));
 }
 
-/* Replace the record atomically: a fresh temp file, then rename. */
+/*
+ * Replace the record atomically: a fresh temp file, then rename.  The
+ * directory is walked and checked each time (a few system calls): no fd
+ * is held for the life of a build.
+ */
 static int
 state_write(struct state_rec *s, struct error *err)
 {
 	_cleanup_free_ char *tmp = xasprintf("%s.tmp", s->name);
 	_cleanup_free_ char *text = json_dumps(s->j, JSON_COMPACT);
-	_cleanup_close_ int fd = -1;
+	_cleanup_close_ int dfd = -1, fd = -1;
 	int r;
 
 	if (!text)
 		return error_set(err, ENOMEM, "cannot encode %s", s->name);
-	/* what a manager killed between write and rename left */
-	unlinkat(s->dirfd, tmp, 0);
-	r = rundir_open_file(s->dirfd, tmp, O_WRONLY, &fd, err);
+	r = rundir_root_check(s->dir, "state directory", RUNDIR_CREATE, &dfd,
+			      NULL, err);
 	if (r < 0)
 		return r;
+	/* what a manager killed between write and rename left */
+	unlinkat(dfd, tmp, 0);
+	r = rundir_open_file(dfd, tmp, O_WRONLY, &fd, err);
+	if (r < 0) {
+		error_prefix(err, "state directory %s", s->dir);
+		return r;
+	}
 	r = write_in_full(fd, text, strlen(text));
 	if (r >= 0 && close(steal_fd(&fd)) < 0)
 		r = -errno;
-	if (r >= 0 && renameat(s->dirfd, tmp, s->dirfd, s->name) < 0)
+	if (r >= 0 && renameat(dfd, tmp, dfd, s->name) < 0)
 		r = -errno;
 	if (r < 0) {
-		unlinkat(s->dirfd, tmp, 0);
-		return error_sys(err, -r, "write %s", s->name);
+		unlinkat(dfd, tmp, 0);
+		return error_sys(err, -r, "write %s/%s", s->dir, s->name);
 	}
 	return 0;
 }
@@ -77,9 +87,8 @@ state_write(struct state_rec *s, struct error *err)
 static void
 state_free(struct state_rec *s)
 {
-	if (s->dirfd >= 0)
-		close(s->dirfd);
 	json_decref(s->j);
+	free(s->dir);
 	free(s->name);
 	free(s);
 }
@@ -97,18 +106,13 @@ state_open(const char *dir, const char *id, const char *run_dir,
 		return NULL;
 	}
 	s = xcalloc(1, sizeof(*s));
-	/* 0700 and root's alone: the records name processes that gc kills
-	 * and directories that it removes. */
-	if (rundir_root_check(dir, "state directory", RUNDIR_CREATE,
-			      &s->dirfd, NULL, err) < 0) {
-		state_free(s);
-		return NULL;
-	}
+	/* 0700 and root's alone (state_write): the records name processes
+	 * that gc kills and directories that it removes. */
+	s->dir = xstrdup(dir);
 	s->name = xasprintf("%s.json", id);
 	s->j = json_pack("{s:s, s:o, s:s}", "id", id, "manager",
 			 pid_json(getpid()), "run_dir", run_dir);
 	if (state_write(s, err) < 0) {
-		error_prefix(err, "state directory %s", dir);
 		state_free(s);
 		return NULL;
 	}
@@ -136,9 +140,13 @@ state_note_pid(struct state_rec *s, const char *key, pid_t pid)
 void
 state_close(struct state_rec *s)
 {
+	_cleanup_close_ int dfd = -1;
+
 	if (!s)
 		return;
-	unlinkat(s->dirfd, s->name, 0);
+	if (rundir_root_check(s->dir, "state directory", 0, &dfd, NULL,
+			      NULL) == 0)
+		unlinkat(dfd, s->name, 0);
 	state_free(s);
 }
 
