@@ -216,8 +216,8 @@ reap_run_dir(const char *run_dir, const char *id, const struct gc_root *gr,
 	    faccessat(gr->fd, name, F_OK, AT_SYMLINK_NOFOLLOW) < 0)
 		return;
 	if (rundir_remove(gr->fd, name, &e) < 0)
-		snprintf(msg, sizeof(msg), "left run directory %.1000s: %.3000s",
-			 run_dir, e.msg);
+		snprintf(msg, sizeof(msg),
+			 "left run directory %.1000s: %.3000s", run_dir, e.msg);
 	else
 		snprintf(msg, sizeof(msg), "removed run directory %.4000s",
 			 run_dir);
