@@ -376,9 +376,7 @@ rundir_remove(int rootfd, const char *name, struct error *err)
 	if (fstatat(rootfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		return errno == ENOENT ? 0 : error_sys(err, errno, "%s", name);
 	if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid())
-		return error_set(err, EPERM,
-				 "%s is not a directory of ours: "
-				 "left alone",
+		return error_set(err, EPERM, "%s is not a directory of ours",
 				 name);
 	r = rm_rf_at(rootfd, name);
 	if (r < 0)

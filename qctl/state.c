@@ -197,7 +197,8 @@ struct gc_root {
 	const char *path;	/* canonical */
 };
 
-static void
+/* Remove the record's run directory; false if it had to be left. */
+static bool
 reap_run_dir(const char *run_dir, const char *id, const struct gc_root *gr,
 	     FILE *out)
 {
@@ -208,24 +209,30 @@ reap_run_dir(const char *run_dir, const char *id, const struct gc_root *gr,
 	/* By name under the checked run root's fd: a record that names
 	 * "<root>/run-x/../../etc", or any other place, is not obeyed. */
 	if (rundir_child_name(gr->path, run_dir, &name, &e) < 0) {
-		snprintf(msg, sizeof(msg), "left %.4000s", e.msg);
+		snprintf(msg, sizeof(msg), "not removed: %.4000s", e.msg);
 		say(out, id, msg);
-		return;
+		return false;
 	}
 	if (gr->fd < 0 ||
 	    faccessat(gr->fd, name, F_OK, AT_SYMLINK_NOFOLLOW) < 0)
-		return;
-	if (rundir_remove(gr->fd, name, &e) < 0)
-		snprintf(msg, sizeof(msg),
-			 "left run directory %.1000s: %.3000s", run_dir, e.msg);
-	else
-		snprintf(msg, sizeof(msg), "removed run directory %.4000s",
-			 run_dir);
+		return true;
+	if (rundir_remove(gr->fd, name, &e) < 0) {
+		snprintf(msg, sizeof(msg), "not removed: %.1000s: %.3000s",
+			 run_dir, e.msg);
+		say(out, id, msg);
+		return false;
+	}
+	snprintf(msg, sizeof(msg), "removed run directory %.4000s", run_dir);
 	say(out, id, msg);
+	return true;
 }
 
-/* Reap one record of a dead manager. */
-static void
+/*
+ * Reap one record of a dead manager; false if its run directory had to be
+ * left: the record then stays, so that a gc told the run root that the
+ * build used (--run-root) can finish, and the operator hears of it again.
+ */
+static bool
 reap(json_t *j, const char *id, const struct gc_root *gr, FILE *out)
 {
 	static const char *const procs[] = { "mkfs", "qemu", "helper",
@@ -264,8 +271,12 @@ reap(json_t *j, const char *id, const struct gc_root *gr, FILE *out)
 		}
 	}
 	v = json_object_get(j, "run_dir");
-	if (json_is_string(v))
-		reap_run_dir(json_string_value(v), id, gr, out);
+	if (json_is_string(v) &&
+	    !reap_run_dir(json_string_value(v), id, gr, out)) {
+		say(out, id, "record kept");
+		return false;
+	}
+	return true;
 }
 
 /*
@@ -343,7 +354,8 @@ state_gc_records(int dfd, const struct gc_root *gr, FILE *out,
 		}
 		if (rec_alive(json_object_get(j, "manager"), &pid))
 			continue;	/* its manager lives: not ours */
-		reap(j, id, gr, out);
+		if (!reap(j, id, gr, out))
+			continue;
 		unlinkat(dfd, de->d_name, 0);
 		n++;
 	}

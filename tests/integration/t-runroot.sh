@@ -98,6 +98,9 @@ record "$QCTL_STATE_DIR/b.json" "$QCTL_RUN_ROOT/run-AbCdEf/../../run-Victim"
 record "$QCTL_STATE_DIR/c.json" "$T/elsewhere/run-Elsewh"
 record "$QCTL_STATE_DIR/f.json" "$QCTL_RUN_ROOT/run-Legit1"
 record "$QCTL_STATE_DIR/g.json" "$QCTL_RUN_ROOT/run-Link12"
+# a build of another run root: left by this gc, removed by one told of it
+mkdir -p -m 0700 "$T/other/run-Other1"
+record "$QCTL_STATE_DIR/h.json" "$T/other/run-Other1"
 # a record that is a symlink, and one that is not root's
 record "$T/planted.json" "$QCTL_RUN_ROOT/run-Sym123"
 ln -s "$T/planted.json" "$QCTL_STATE_DIR/d.json"
@@ -117,4 +120,17 @@ grep -q "not a run-XXXXXX directory directly under the run root" "$T/gc" ||
 	fail "gc did not say why it left a run directory"
 grep -q "d.json.*not a regular file" "$T/gc" || fail "gc did not refuse the symlinked record"
 grep -q "e.json.*owned by uid $EVIL_UID" "$T/gc" || fail "gc did not refuse another user's record"
+# records whose run directory was left stay (and are reported again)
+for r in a b c d e g h; do
+	[ -e "$QCTL_STATE_DIR/$r.json" ] || fail "record $r.json dropped"
+done
+[ ! -e "$QCTL_STATE_DIR/f.json" ] || fail "record f.json left after its run directory went"
+grep -q "1 dead build reaped" "$T/gc" || fail "gc count"
+rc=0
+"$QCTL" gc --run-root "$T/other" >"$T/gc" 2>&1 || rc=$?
+cat "$T/gc"
+expect_eq "$rc" 0 "gc --run-root exit"
+[ ! -e "$T/other/run-Other1" ] || fail "gc --run-root left run-Other1"
+[ ! -e "$QCTL_STATE_DIR/h.json" ] || fail "gc --run-root left h.json"
+[ -e "$T/victim/file" ] || fail "gc --run-root removed the victim"
 echo ok
