@@ -9,7 +9,8 @@ EVIL="qctl-it-$$"
 useradd --system --no-create-home --home-dir /nonexistent \
 	--shell /usr/sbin/nologin "$EVIL"
 EVIL_UID=$(id -u "$EVIL")
-trap 'rc_=$?; userdel "$EVIL" 2>/dev/null; (exit $rc_); cleanup_test' EXIT
+# set +e: the trap must reach cleanup_test whatever userdel says
+trap 'rc_=$?; set +e; userdel "$EVIL" 2>/dev/null; (exit $rc_); cleanup_test' EXIT
 
 cat >"$T/r.yaml" <<'R'
 steps: [{name: a, run: "true"}]
