@@ -16,6 +16,7 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 
 #include "agent.h"
@@ -28,6 +29,7 @@
 #include "procstat.h"
 #include "proxy.h"
 #include "qmp.h"
+#include "rundir.h"
 #include "state.h"
 #include "transfer.h"
 #include "vm.h"
@@ -66,8 +68,12 @@ struct build {
 	struct image img;
 	char *run_dir;
 	char *artifacts_dir;
+	/* Every file of the build is created under dir_fd (rundir.h). */
+	int root_fd;		/* the checked run root */
+	int dir_fd;		/* the run directory */
 	int log_fd;
 	int console_log_fd;
+	int qemu_log_fd;
 	uint64_t console_bytes;
 
 	struct vm vm;
@@ -89,6 +95,10 @@ struct build {
 	struct loop_watch *w_upload, *w_packer;
 	int disk_fd;
 	char *disk_path;
+	/* mkfs.ext4 making the scratch disk: a child watched by the loop */
+	pid_t mkfs_pid;
+	int mkfs_pidfd;
+	struct loop_watch *w_mkfs;
 	int art_fd;
 	uint64_t art_bytes;
 	struct buf line[2];
@@ -132,6 +142,8 @@ static void net_sample(struct build *b);
 static int net_window(struct build *b, bool open, const char *step,
 		      struct error *err);
 static int boot_vm(struct build *b, struct error *err);
+static int boot_qemu(struct build *b, struct error *err);
+static void mkfs_stop(struct build *b);
 
 static void status_clear(struct build *b);
 static int64_t since_start(const struct build *b);
@@ -373,6 +385,7 @@ cancel_phase_timer(struct build *b)
 static void
 release_vm(struct build *b)
 {
+	mkfs_stop(b);
 	unwatch_all(b);
 	if (b->qmp) {
 		qmp_free(b->qmp);
@@ -481,6 +494,11 @@ build_teardown(struct build *b)
 	if (b->vm.pid > 0 && !b->vm.reaped) {
 		vm_kill(&b->vm);
 		return;		/* finalized when the pidfd fires */
+	}
+	if (b->mkfs_pid > 0) {
+		/* its whole process group; finalized when its pidfd fires */
+		kill(-b->mkfs_pid, SIGKILL);
+		return;
 	}
 	build_finalize(b);
 }
@@ -919,8 +937,10 @@ net_start(struct build *b, struct error *err)
 	/* Only the proxy needs the listener. */
 	close(b->ns.listen_fd);
 	b->ns.listen_fd = -1;
-	b->net_log_fd = open(logp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-			     0600);
+	r = rundir_open_file(b->dir_fd, "network.jsonl", O_WRONLY,
+			     &b->net_log_fd, err);
+	if (r < 0)
+		return r;
 	b->res.net_log = steal_pointer(&logp);
 	b->w_nf = loop_watch_fd(b->loop, nf_fd(b->nf), EPOLLIN, on_nf_io, b);
 	b->w_proxy = loop_watch_fd(b->loop, proxy_fd(b->proxy), EPOLLIN,
@@ -1270,7 +1290,6 @@ step_exited(struct build *b, int32_t code, int32_t sig)
 static void
 start_artifacts(struct build *b)
 {
-	_cleanup_free_ char *tar = NULL;
 	struct error err = { 0 };
 
 	if (!b->recipe->n_artifacts) {
@@ -1278,11 +1297,9 @@ start_artifacts(struct build *b)
 		return;
 	}
 	b->phase = PH_ARTIFACTS;
-	tar = xasprintf("%s/artifacts.tar", b->run_dir);
-	b->art_fd = open(tar, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC |
-				      O_NOFOLLOW, 0600);
-	if (b->art_fd < 0) {
-		fail(b, BUILD_ERROR, "create %s: %s", tar, strerror(errno));
+	if (rundir_open_file(b->dir_fd, "artifacts.tar", O_WRONLY, &b->art_fd,
+			     &err) < 0) {
+		fail(b, BUILD_ERROR, "%s: %s", b->run_dir, err.msg);
 		return;
 	}
 	if (agent_send_file_out(&b->agent, ARTIFACTS_ID, "/src",
@@ -1333,11 +1350,22 @@ artifacts_done(struct build *b, int32_t status, const char *msg)
 		build_shutdown(b);
 		return;
 	}
-	r = transfer_unpack_artifacts(tar, b->artifacts_dir,
-				      b->recipe->limits.artifacts_bytes,
-				      &b->res.artifacts, &b->res.n_artifacts,
-				      &err);
-	unlink(tar);
+	if (b->opts.artifacts_dir) {
+		r = transfer_unpack_artifacts(tar, b->artifacts_dir,
+					      b->recipe->limits.artifacts_bytes,
+					      &b->res.artifacts,
+					      &b->res.n_artifacts, &err);
+	} else {
+		/* the run directory's own: made there, never followed */
+		_cleanup_close_ int afd = -1;
+
+		r = rundir_mkdir(b->dir_fd, "artifacts", &afd, &err);
+		if (r == 0)
+			r = transfer_unpack_artifacts_at(
+				tar, afd, b->recipe->limits.artifacts_bytes,
+				&b->res.artifacts, &b->res.n_artifacts, &err);
+	}
+	unlinkat(b->dir_fd, "artifacts.tar", 0);
 	if (r == -EFBIG) {
 		if (b->res.status == BUILD_PASSED)
 			b->res.status = BUILD_RUNNING;
@@ -1504,31 +1532,112 @@ on_agent_io(struct loop *l, int fd, uint32_t events, void *opaque)
 
 /* ---- scratch disk ---------------------------------------------------- */
 
+/* Kill and reap mkfs.ext4 if it runs (synchronously: teardown, free). */
+static void
+mkfs_stop(struct build *b)
+{
+	loop_unwatch(b->w_mkfs);
+	b->w_mkfs = NULL;
+	if (b->mkfs_pid > 0) {
+		/* its process group: whatever it started goes too */
+		kill(-b->mkfs_pid, SIGKILL);
+		while (waitpid(b->mkfs_pid, NULL, 0) < 0 && errno == EINTR)
+			;
+		b->mkfs_pid = -1;
+	}
+	if (b->mkfs_pidfd >= 0)
+		close(b->mkfs_pidfd);
+	b->mkfs_pidfd = -1;
+}
+
+static void
+on_mkfs_exit(struct loop *l, int fd, uint32_t events, void *opaque)
+{
+	struct build *b = opaque;
+	struct error err = { 0 };
+	pid_t pid = b->mkfs_pid;
+	int st = 0;
+	pid_t r;
+
+	(void)l;
+	(void)fd;
+	(void)events;
+	/* The leader is a zombie until reaped, so its group id is still
+	 * ours: anything it left running goes with it. */
+	kill(-pid, SIGKILL);
+	do
+		r = waitpid(pid, &st, WNOHANG);
+	while (r < 0 && errno == EINTR);
+	if (r == 0)
+		return;		/* not yet */
+	b->mkfs_pid = -1;
+	mkfs_stop(b);
+	cancel_phase_timer(b);
+	if (b->killing) {
+		build_finalize(b);	/* teardown waited for it */
+		return;
+	}
+	if (r < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+		if (r > 0 && WIFSIGNALED(st))
+			fail(b, BUILD_ERROR, "making the scratch disk: "
+			     "mkfs.ext4 died of signal %d", WTERMSIG(st));
+		else
+			fail(b, BUILD_ERROR, "making the scratch disk: "
+			     "mkfs.ext4 exited with status %d (its messages "
+			     "are in build.log)", r > 0 ? WEXITSTATUS(st) : -1);
+		return;
+	}
+	say(b, 2, "scratch disk of %llu MiB ready after %lld ms",
+	    (unsigned long long)(b->recipe->limits.disk >> 20),
+	    (long long)(now_ms() - b->vm_t0));
+	if (boot_qemu(b, &err) < 0)
+		fail(b, BUILD_ERROR, "%s", err.msg);
+}
+
+static void
+on_mkfs_deadline(struct loop *l, void *opaque)
+{
+	struct build *b = opaque;
+
+	(void)l;
+	b->t_phase = NULL;
+	/* teardown kills it and waits for its pidfd */
+	fail(b, BUILD_ERROR, "making the scratch disk: mkfs.ext4 did not "
+	     "finish within %.0fs (the boot timeout)",
+	     b->recipe->limits.boot_timeout_ms / 1000.0);
+}
+
 /*
  * A fresh raw file of exactly the `disk` size with an empty ext4 made on
  * the host (never mounted here): the guest can allocate no more than that,
- * and nothing of an earlier build survives.
+ * and nothing of an earlier build survives.  mkfs.ext4 is a child watched
+ * by the loop, never waited for; the boot timeout is its deadline too.
+ * The boot goes on (boot_qemu) when it exits 0.
  */
 static int
-make_disk(struct build *b, struct error *err)
+disk_start(struct build *b, struct error *err)
 {
 	char size[32];
+	/* The disk goes in as fd 3: mkfs looks up no path of ours. */
 	char *argv[] = { (char *)"mkfs.ext4", (char *)"-q", (char *)"-F",
 			 (char *)"-m", (char *)"0", (char *)"-O",
 			 (char *)"^has_journal,^resize_inode", (char *)"-E",
 			 (char *)"lazy_itable_init=1,nodiscard", (char *)"-L",
-			 (char *)"scratch", b->disk_path, size, NULL };
+			 (char *)"scratch", (char *)"/dev/fd/3", size, NULL };
 	posix_spawn_file_actions_t fa;
-	pid_t pid;
-	int st, r;
+	posix_spawnattr_t at;
+	sigset_t none, all;
+	int r;
 
 	if (b->disk_fd >= 0)
 		close(b->disk_fd);
-	unlink(b->disk_path);
-	b->disk_fd = open(b->disk_path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC |
-						O_NOFOLLOW, 0600);
-	if (b->disk_fd < 0)
-		return error_sys(err, errno, "create %s", b->disk_path);
+	b->disk_fd = -1;
+	/* a retry's fresh VM gets a fresh disk */
+	if (unlinkat(b->dir_fd, "disk.img", 0) < 0 && errno != ENOENT)
+		return error_sys(err, errno, "remove %s", b->disk_path);
+	r = rundir_open_file(b->dir_fd, "disk.img", O_RDWR, &b->disk_fd, err);
+	if (r < 0)
+		return r;
 	if (ftruncate(b->disk_fd, b->recipe->limits.disk) < 0)
 		return error_sys(err, errno, "size %s", b->disk_path);
 	snprintf(size, sizeof(size), "%lluk",
@@ -1536,15 +1645,47 @@ make_disk(struct build *b, struct error *err)
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
 	posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-	r = posix_spawnp(&pid, "mkfs.ext4", &fa, NULL, argv, environ);
+	/* its complaints go to build.log, where the reason points */
+	if (b->log_fd >= 0)
+		posix_spawn_file_actions_adddup2(&fa, b->log_fd, 2);
+	posix_spawn_file_actions_adddup2(&fa, b->disk_fd, 3);
+	/* Signals as a fresh process has them (the manager blocks some for
+	 * its signalfd and ignores SIGPIPE); a group of its own, so that a
+	 * ^C is the manager's to handle and one kill reaches all of it. */
+	sigemptyset(&none);
+	sigfillset(&all);
+	posix_spawnattr_init(&at);
+	posix_spawnattr_setsigmask(&at, &none);
+	posix_spawnattr_setsigdefault(&at, &all);
+	posix_spawnattr_setpgroup(&at, 0);
+	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK |
+					      POSIX_SPAWN_SETSIGDEF |
+					      POSIX_SPAWN_SETPGROUP);
+	r = posix_spawnp(&b->mkfs_pid, "mkfs.ext4", &fa, &at, argv, environ);
 	posix_spawn_file_actions_destroy(&fa);
-	if (r != 0)
+	posix_spawnattr_destroy(&at);
+	if (r != 0) {
+		b->mkfs_pid = -1;
 		return error_sys(err, r, "cannot run mkfs.ext4");
-	while (waitpid(pid, &st, 0) < 0)
-		if (errno != EINTR)
-			return error_sys(err, errno, "waitpid mkfs.ext4");
-	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-		return error_set(err, EIO, "mkfs.ext4 %s failed", b->disk_path);
+	}
+	state_note_pid(b->state, "mkfs", b->mkfs_pid);
+	/* our child, not reaped yet: the pid cannot name another process */
+	b->mkfs_pidfd = syscall(SYS_pidfd_open, b->mkfs_pid, 0);
+	if (b->mkfs_pidfd < 0) {
+		r = error_sys(err, errno, "pidfd_open mkfs.ext4");
+		mkfs_stop(b);
+		return r;
+	}
+	b->w_mkfs = loop_watch_fd(b->loop, b->mkfs_pidfd, EPOLLIN, on_mkfs_exit,
+				  b);
+	if (!b->w_mkfs) {
+		r = error_sys(err, errno, "epoll");
+		mkfs_stop(b);
+		return r;
+	}
+	b->t_phase = loop_timer_at(b->loop,
+				   now_ms() + b->recipe->limits.boot_timeout_ms,
+				   on_mkfs_deadline, b);
 	return 0;
 }
 
@@ -1573,8 +1714,18 @@ on_boot_timeout(struct loop *l, void *opaque)
 	     b->boot_attempt);
 }
 
+/* Boot a fresh VM: first its scratch disk, then (boot_qemu) QEMU. */
 static int
 boot_vm(struct build *b, struct error *err)
+{
+	b->boot_attempt++;
+	b->phase = PH_BOOT;
+	b->vm_t0 = now_ms();
+	return disk_start(b, err);
+}
+
+static int
+boot_qemu(struct build *b, struct error *err)
 {
 	struct qemu_config cfg = {
 		.binary = b->opts.qemu_binary,
@@ -1591,7 +1742,6 @@ boot_vm(struct build *b, struct error *err)
 		.sandbox = true,
 	};
 	struct vm_confine confine;
-	_cleanup_free_ char *qlog = xasprintf("%s/qemu.log", b->run_dir);
 	bool microvm = b->opts.machine && !strcmp(b->opts.machine, "microvm");
 	/* Modules for devices this VM lacks only cost boot time. */
 	_cleanup_free_ char *cmdline = xasprintf(
@@ -1607,22 +1757,13 @@ boot_vm(struct build *b, struct error *err)
 
 	cfg.name = name;
 	cfg.cmdline = cmdline;
-	b->boot_attempt++;
-	b->phase = PH_BOOT;
-	b->vm_t0 = now_ms();
-	r = make_disk(b, err);
-	if (r < 0)
-		return r;
-	say(b, 2, "scratch disk of %llu MiB ready after %lld ms",
-	    (unsigned long long)(b->recipe->limits.disk >> 20),
-	    (long long)(now_ms() - b->vm_t0));
 	r = vm_confine_default(&confine, err);
 	if (r < 0)
 		return r;
 	res_prepare(b, &confine);
 	cfg.tb_size_mib = LIMIT_TCG_TB_MIB;
-	r = vm_spawn(&cfg, b->net ? b->ns.tap_fd : -1, b->disk_fd, qlog,
-		     &confine, &b->vm, err);
+	r = vm_spawn(&cfg, b->net ? b->ns.tap_fd : -1, b->disk_fd,
+		     b->qemu_log_fd, &confine, &b->vm, err);
 	if (confine.cgroup_procs_fd >= 0)
 		close(confine.cgroup_procs_fd);
 	if (r == 0)
@@ -1709,7 +1850,10 @@ build_new(struct loop *loop, const struct recipe *recipe,
 	b->done = done;
 	b->opaque = opaque;
 	b->log_fd = b->console_log_fd = b->upload_fd = b->art_fd = -1;
+	b->root_fd = b->dir_fd = b->qemu_log_fd = -1;
 	b->disk_fd = -1;
+	b->mkfs_pid = -1;
+	b->mkfs_pidfd = -1;
 	b->net_log_fd = -1;
 	b->ns.fd = b->ns.tap_fd = b->ns.listen_fd = -1;
 	b->img.kernel_fd = b->img.initrd_fd = -1;
@@ -1751,19 +1895,35 @@ build_start(struct build *b, struct error *err)
 static int
 build_start_inner(struct build *b, struct error *err)
 {
+	const struct {
+		const char *name;
+		int flags;
+		int *fd;
+	} files[] = {
+		{ "build.log", O_WRONLY, &b->log_fd },
+		{ "console.log", O_WRONLY, &b->console_log_fd },
+		/* both attempts of a boot retry */
+		{ "qemu.log", O_WRONLY | O_APPEND, &b->qemu_log_fd },
+	};
 	const char *root = b->opts.run_root ? b->opts.run_root
-					    : "/var/tmp/qctl";
-	_cleanup_free_ char *tmpl = NULL, *p = NULL;
+					    : RUN_ROOT_DEFAULT;
+	_cleanup_free_ char *canon = NULL, *name = NULL;
 	int r;
 
 	b->t0 = now_ms();
-	if (mkdir(root, 0700) < 0 && errno != EEXIST)
-		return error_sys(err, errno, "mkdir %s", root);
-	tmpl = xasprintf("%s/run-XXXXXX", root);
+	/* Root writes there: a run root someone else made, or may write,
+	 * or that is a symlink, could send its writes anywhere. */
+	r = rundir_root_check(root, "run root", RUNDIR_CREATE, &b->root_fd,
+			      &canon, err);
+	if (r < 0)
+		return r;
 	/* 0700: the run directory holds the build's log and transfers. */
-	if (!mkdtemp(tmpl))
-		return error_sys(err, errno, "mkdtemp %s", tmpl);
-	b->run_dir = steal_pointer(&tmpl);
+	r = rundir_create(b->root_fd, &name, &b->dir_fd, err);
+	if (r < 0) {
+		error_prefix(err, "run root %s", canon);
+		return r;
+	}
+	b->run_dir = xasprintf("%s/%s", strcmp(canon, "/") ? canon : "", name);
 	b->res.run_dir = xstrdup(b->run_dir);
 	/* The record exists before any resource does (see state.h). */
 	if (b->opts.state_dir) {
@@ -1777,16 +1937,14 @@ build_start_inner(struct build *b, struct error *err)
 	b->artifacts_dir = b->opts.artifacts_dir
 				   ? xstrdup(b->opts.artifacts_dir)
 				   : xasprintf("%s/artifacts", b->run_dir);
-	p = xasprintf("%s/build.log", b->run_dir);
-	b->log_fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (b->log_fd < 0)
-		return error_sys(err, errno, "create %s", p);
-	free(p);
-	p = xasprintf("%s/console.log", b->run_dir);
-	b->console_log_fd =
-		open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (b->console_log_fd < 0)
-		return error_sys(err, errno, "create %s", p);
+	for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
+		r = rundir_open_file(b->dir_fd, files[i].name, files[i].flags,
+				     files[i].fd, err);
+		if (r < 0) {
+			error_prefix(err, "%s", b->run_dir);
+			return r;
+		}
+	}
 	/* a client's image was opened with its rights when submitted */
 	if (b->opts.image_pre)
 		r = image_dup(b->opts.image_pre, &b->img, err);
@@ -1896,10 +2054,17 @@ build_free(struct build *b)
 		close(b->disk_fd);
 	if (b->console_log_fd >= 0)
 		close(b->console_log_fd);
+	if (b->qemu_log_fd >= 0)
+		close(b->qemu_log_fd);
 	for (int s = 0; s < 2; s++)
 		buf_free(&b->line[s]);
+	if (b->dir_fd >= 0)
+		close(b->dir_fd);
+	/* by name under the run root's fd, as it was made */
 	if (b->run_dir && !b->opts.keep)
-		rm_rf(b->run_dir);
+		rundir_remove(b->root_fd, strrchr(b->run_dir, '/') + 1, NULL);
+	if (b->root_fd >= 0)
+		close(b->root_fd);
 	/* everything the record named is gone now */
 	state_close(b->state);
 	image_close(&b->img);

@@ -5,6 +5,7 @@
 
 #include "cmd.h"
 #include "result.h"
+#include "rundir.h"
 #include "state.h"
 
 int
@@ -12,10 +13,12 @@ cmd_gc(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "state-dir", required_argument, NULL, 's' },
+		{ "run-root", required_argument, NULL, 'r' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *dir = getenv("QCTL_STATE_DIR");
+	const char *run_root = getenv("QCTL_RUN_ROOT");
 	struct error err = { 0 };
 	int opt, n;
 
@@ -28,11 +31,21 @@ cmd_gc(int argc, char **argv)
 		case 's':
 			dir = optarg;
 			break;
+		case 'r':
+			run_root = optarg;
+			break;
 		case 'h':
-			puts("usage: qctl gc [--state-dir DIR]  (default "
-			     STATE_DIR_DEFAULT ")\n\nRemoves the VMs, helpers, "
-			     "namespaces, cgroups and run directories of\n"
-			     "builds whose manager is gone, printing each.");
+			puts("usage: qctl gc [--state-dir DIR] [--run-root DIR]"
+			     "\n\n  --state-dir DIR  records (default "
+			     "$QCTL_STATE_DIR or " STATE_DIR_DEFAULT ")\n"
+			     "  --run-root DIR   where run directories are "
+			     "(default $QCTL_RUN_ROOT\n"
+			     "                   or " RUN_ROOT_DEFAULT ")\n\n"
+			     "Removes the VMs, helpers, namespaces, cgroups "
+			     "and run directories of\nbuilds whose manager is "
+			     "gone, printing each.  Only run-XXXXXX\n"
+			     "directories directly under the run root are "
+			     "removed.");
 			return 0;
 		default:
 			fprintf(stderr, "qctl gc: bad option \"%s\"\n",
@@ -40,7 +53,7 @@ cmd_gc(int argc, char **argv)
 			return EXIT_USAGE;
 		}
 	}
-	n = state_gc(dir, stdout, &err);
+	n = state_gc(dir, run_root, stdout, &err);
 	if (n < 0) {
 		fprintf(stderr, "qctl gc: %s\n", err.msg);
 		return EXIT_INFRA;

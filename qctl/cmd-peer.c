@@ -227,7 +227,7 @@ cmd_peer(int argc, char **argv)
 		return peer_access(argc, argv);
 	if (argc == 3 && !strcmp(argv[1], "pack")) {
 		/* the tar stream of the client's tree, as the client */
-		if (transfer_pack_source_fd(argv[2], CHAN_FD, NULL, &err) < 0)
+		if (transfer_pack_source_fd(argv[2], CHAN_FD, &err) < 0)
 			peer_fail(&err);
 		return 0;
 	}

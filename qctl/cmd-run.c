@@ -12,6 +12,7 @@
 #include "cmd.h"
 #include "json-util.h"
 #include "recipe.h"
+#include "rundir.h"
 #include "state.h"
 
 static void
@@ -28,6 +29,8 @@ run_usage(FILE *f)
 	      "  --artifacts DIR     where artifacts go (default "
 	      "RUNDIR/artifacts)\n"
 	      "  --keep              keep the run directory\n"
+	      "  --run-root DIR      parent of run directories (default\n"
+	      "                      $QCTL_RUN_ROOT or " RUN_ROOT_DEFAULT ")\n"
 	      "  -q, --quiet         only errors and the result\n"
 	      "  -v, --verbose       more detail\n"
 	      "\n"
@@ -80,6 +83,34 @@ abs_path(const char *p)
 	return xasprintf("%s/%s", cwd, p);
 }
 
+/*
+ * The state directory or run root was refused before the build began:
+ * an infrastructure error, with the result where --json wants it.
+ */
+static int
+run_refused(bool json, const char *result, const struct build_opts *o,
+	    struct recipe *recipe, const struct error *err)
+{
+	struct build_result res = { .status = BUILD_RUNNING };
+	struct error werr = { 0 };
+
+	fprintf(stderr, "qctl run: %s\n", err->msg);
+	result_finish(&res, BUILD_ERROR, "%s", err->msg);
+	res.accel = accel_name(o->accel);
+	if (json) {
+		_cleanup_json_ json_t *j = result_to_json(&res);
+
+		json_dumpf(j, stdout, JSON_INDENT(2));
+		fputc('\n', stdout);
+		fflush(stdout);
+	}
+	if (result && result_write_file(&res, result, &werr) < 0)
+		fprintf(stderr, "qctl run: %s\n", werr.msg);
+	result_clear(&res);
+	recipe_free(recipe);
+	return EXIT_INFRA;
+}
+
 int
 cmd_run(int argc, char **argv)
 {
@@ -91,6 +122,7 @@ cmd_run(int argc, char **argv)
 		{ "accel", required_argument, NULL, 'a' },
 		{ "artifacts", required_argument, NULL, 'A' },
 		{ "keep", no_argument, NULL, 'k' },
+		{ "run-root", required_argument, NULL, 'R' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -98,11 +130,13 @@ cmd_run(int argc, char **argv)
 	};
 	struct build_opts o = { .verbosity = 1, .out = stdout };
 	_cleanup_free_ char *source = NULL, *artifacts = NULL, *result = NULL;
+	_cleanup_free_ char *run_root = NULL;
 	const char *recipe_path = "qctl.yaml", *accel_s = "auto";
 	struct recipe *recipe = NULL;
 	struct run_ctx ctx = { .sigfd = -1 };
 	struct error err = { 0 };
 	struct build_result *res;
+	const char *rd;
 	bool json = false;
 	char why[256];
 	sigset_t mask;
@@ -145,6 +179,10 @@ cmd_run(int argc, char **argv)
 		case 'k':
 			o.keep = true;
 			break;
+		case 'R':
+			free(run_root);
+			run_root = abs_path(optarg);
+			break;
 		case 'q':
 			o.verbosity = 0;
 			break;
@@ -186,13 +224,18 @@ cmd_run(int argc, char **argv)
 	o.artifacts_dir = artifacts;
 	o.machine = getenv("QCTL_MACHINE");
 	o.qemu_binary = getenv("QCTL_QEMU");
-	o.run_root = getenv("QCTL_RUN_ROOT");
+	o.run_root = run_root ? run_root : getenv("QCTL_RUN_ROOT");
+	if (!o.run_root || !*o.run_root)
+		o.run_root = RUN_ROOT_DEFAULT;
 	o.state_dir = getenv("QCTL_STATE_DIR");
 	if (!o.state_dir || !*o.state_dir)
 		o.state_dir = STATE_DIR_DEFAULT;
-	/* What a killed manager left behind goes first (only dead owners'). */
-	if (state_gc(o.state_dir, o.verbosity >= 1 ? o.out : NULL, &err) < 0)
-		fprintf(stderr, "qctl run: warning: %s\n", err.msg);
+	/* What a killed manager left behind goes first (only dead owners').
+	 * It checks the state directory and the run root as the build
+	 * will: a refused one ends the run before anything is written. */
+	if (state_gc(o.state_dir, o.run_root, o.verbosity >= 1 ? o.out : NULL,
+		     &err) < 0)
+		return run_refused(json, result, &o, recipe, &err);
 
 	signal(SIGPIPE, SIG_IGN);
 	sigemptyset(&mask);
@@ -217,16 +260,27 @@ cmd_run(int argc, char **argv)
 		loop_run(ctx.loop);
 	}
 	res = build_result(ctx.build);
-	if (!result && build_run_dir(ctx.build))
-		result = xasprintf("%s/result.json", build_run_dir(ctx.build));
-	if (!o.keep && result && build_run_dir(ctx.build) &&
-	    !strncmp(result, build_run_dir(ctx.build),
-		     strlen(build_run_dir(ctx.build)))) {
+	rd = build_run_dir(ctx.build);
+	if (!o.keep && rd &&
+	    (!result || !strncmp(result, rd, strlen(rd)))) {
 		/* The default places go with the run directory. */
 		if (!json && o.verbosity >= 1)
 			fprintf(o.out, "qctl: run directory removed (use "
 				"--keep, --result or --json to keep the "
 				"result)\n");
+		free(result);
+		result = NULL;
+	} else if (!result && rd) {
+		/* in the run directory: created there, never through a
+		 * link (see rundir.h) */
+		_cleanup_close_ int dfd = -1;
+
+		result = xasprintf("%s/result.json", rd);
+		if (rundir_open_dir(rd, &dfd, &err) < 0 ||
+		    result_write_file_at(res, dfd, "result.json", &err) < 0)
+			fprintf(stderr, "qctl run: %s\n", err.msg);
+		else if (o.verbosity >= 1)
+			fprintf(o.out, "qctl: result in %s\n", result);
 		free(result);
 		result = NULL;
 	}

@@ -10,6 +10,7 @@
 #include <sys/signalfd.h>
 
 #include "cmd.h"
+#include "rundir.h"
 #include "serve.h"
 #include "state.h"
 
@@ -34,7 +35,7 @@ serve_usage(FILE *f)
 	      "                       what a dead server left is reaped at\n"
 	      "                       start\n"
 	      "  --run-root DIR       parent of run directories (default\n"
-	      "                       $QCTL_RUN_ROOT or /var/tmp/qctl)\n"
+	      "                       $QCTL_RUN_ROOT or " RUN_ROOT_DEFAULT ")\n"
 	      "  --accel auto|kvm|tcg accelerator (default auto)\n"
 	      "  --max-cpus N         most vCPUs a recipe may ask for\n"
 	      "                       (default: online CPUs)\n"
@@ -52,6 +53,17 @@ serve_usage(FILE *f)
 	      "SIGINT or SIGTERM cancels every build, removes the socket and\n"
 	      "exits 0.\n",
 	      f);
+}
+
+static int
+serve_dir_check(const char *path, const char *what, struct error *err)
+{
+	int fd = -1;
+	int r = rundir_root_check(path, what, RUNDIR_CREATE, &fd, NULL, err);
+
+	if (fd >= 0)
+		close(fd);
+	return r;
 }
 
 struct serve_ctx {
@@ -298,6 +310,8 @@ cmd_serve(int argc, char **argv)
 	env = getenv("QCTL_RUN_ROOT");
 	if (!run_root && env && *env)
 		run_root = abs_path(env);
+	if (!run_root)
+		run_root = xstrdup(RUN_ROOT_DEFAULT);
 	o.build.state_dir = state_dir;
 	o.build.run_root = run_root;
 	o.build.machine = getenv("QCTL_MACHINE");
@@ -305,8 +319,15 @@ cmd_serve(int argc, char **argv)
 	o.build.verbosity = verbose >= 2 ? 2 : 1;
 	o.progress = verbose > 0;
 
+	/* Both are root's alone (see rundir.h): made or refused now, not
+	 * at the first build. */
+	if (serve_dir_check(state_dir, "state directory", &err) < 0 ||
+	    serve_dir_check(run_root, "run root", &err) < 0) {
+		fprintf(stderr, "qctl serve: %s\n", err.msg);
+		return EXIT_INFRA;
+	}
 	/* What a dead server (or qctl run) left behind goes first. */
-	n = state_gc(state_dir, stdout, &err);
+	n = state_gc(state_dir, run_root, stdout, &err);
 	fflush(stdout);
 	if (n < 0) {
 		fprintf(stderr, "qctl serve: %s\n", err.msg);
@@ -341,7 +362,7 @@ cmd_serve(int argc, char **argv)
 		o.max_parallel > 0 ? o.max_parallel
 				   : (int)sysconf(_SC_NPROCESSORS_ONLN),
 		o.max_parallel == 1 ? "" : "s", accel_name(o.build.accel),
-		run_root ? run_root : "/var/tmp/qctl", state_dir);
+		run_root, state_dir);
 	loop_run(ctx.loop);
 	serve_free(ctx.serve);
 	loop_free(ctx.loop);

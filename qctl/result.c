@@ -151,35 +151,65 @@ result_to_json(const struct build_result *r)
 }
 
 int
-result_write_file(const struct build_result *r, const char *path,
-		  struct error *err)
+result_write_file_at(const struct build_result *r, int dirfd,
+		     const char *name, struct error *err)
 {
 	_cleanup_json_ json_t *j = result_to_json(r);
-	_cleanup_free_ char *tmp = xasprintf("%s.tmp.%d", path, getpid());
+	_cleanup_free_ char *tmp = xasprintf("%s.tmp.%d", name, getpid());
 	_cleanup_free_ char *text = json_dumps(j, JSON_INDENT(2));
 	int fd;
 	ssize_t w;
 
 	if (!text)
 		return error_set(err, ENOMEM, "cannot encode result");
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
-		  0644);
+	/* O_EXCL | O_NOFOLLOW: a name planted in the directory beforehand
+	 * is never written through; rename then replaces a link itself. */
+	fd = openat(dirfd, tmp,
+		    O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+		    0644);
 	if (fd < 0)
 		return error_sys(err, errno, "create %s", tmp);
 	w = write_in_full(fd, text, strlen(text));
 	if (w >= 0)
 		w = write_in_full(fd, "\n", 1);
 	if (w < 0 || close(fd) < 0) {
-		unlink(tmp);
-		return error_sys(err, w < 0 ? -w : errno, "write %s", tmp);
+		int e = w < 0 ? -w : errno;
+
+		unlinkat(dirfd, tmp, 0);
+		return error_sys(err, e, "write %s", tmp);
 	}
-	if (rename(tmp, path) < 0) {
+	if (renameat(dirfd, tmp, dirfd, name) < 0) {
 		int e = errno;
 
-		unlink(tmp);
-		return error_sys(err, e, "rename to %s", path);
+		unlinkat(dirfd, tmp, 0);
+		return error_sys(err, e, "rename to %s", name);
 	}
 	return 0;
+}
+
+int
+result_write_file(const struct build_result *r, const char *path,
+		  struct error *err)
+{
+	_cleanup_free_ char *dir = xstrdup(path);
+	char *slash = strrchr(dir, '/');
+	const char *name = path;
+	_cleanup_close_ int dfd = -1;
+	int rc;
+
+	/* the user's own choice of place: its directory is taken as is */
+	if (slash) {
+		*slash = '\0';
+		name = slash + 1;
+		dfd = open(slash == dir ? "/" : dir,
+			   O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (dfd < 0)
+			return error_sys(err, errno, "open %s", dir);
+	}
+	rc = result_write_file_at(r, slash ? dfd : AT_FDCWD, name, err);
+	if (rc < 0)
+		error_prefix(err, "%s", path);
+	return rc;
 }
 
 void

@@ -87,6 +87,10 @@ json_t *result_to_json(const struct build_result *r);
 /* Write the JSON atomically (temp file + rename), mode 0644. */
 int result_write_file(const struct build_result *r, const char *path,
 		      struct error *err);
+/* The same as name in directory dirfd; the temp file is created with
+ * O_EXCL | O_NOFOLLOW. */
+int result_write_file_at(const struct build_result *r, int dirfd,
+			 const char *name, struct error *err);
 void result_clear(struct build_result *r);
 
 #endif

@@ -21,6 +21,7 @@
 #include "image.h"
 #include "json-util.h"
 #include "peer.h"
+#include "rundir.h"
 #include "state.h"
 
 /* build-log: default and largest chunk (a qemu.qmp reader takes 64 KiB) */
@@ -234,10 +235,11 @@ sb_finish(struct sbuild *sb)
 		sb->run_dir = xstrdup(rd);
 	sb->result = result_to_json(res);
 	if (sb->run_dir) {
-		_cleanup_free_ char *p = xasprintf("%s/result.json",
-						   sb->run_dir);
+		/* root's file in the run directory: never through a link */
+		_cleanup_close_ int dfd = -1;
 
-		if (result_write_file(res, p, &err) < 0)
+		if (rundir_open_dir(sb->run_dir, &dfd, &err) < 0 ||
+		    result_write_file_at(res, dfd, "result.json", &err) < 0)
 			slog(s, "%s: %s", sb->id, err.msg);
 	}
 	slog(s, "%s: %s after %.1fs (uid %d): %s", sb->id,

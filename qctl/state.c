@@ -12,9 +12,14 @@
 #include "json-util.h"
 #include "netns.h"
 #include "procstat.h"
+#include "rundir.h"
+
+/* A record is a few hundred bytes; anything much larger is not one. */
+#define STATE_REC_MAX 65536
 
 struct state_rec {
-	char *path;
+	char *dir;		/* the state directory, checked at each use */
+	char *name;		/* "<id>.json" */
 	json_t *j;
 };
 
@@ -41,18 +46,51 @@ pid_json(pid_t pid)
 			 (json_int_t)proc_start(pid));
 }
 
+/*
+ * Replace the record atomically: a fresh temp file, then rename.  The
+ * directory is walked and checked each time (a few system calls): no fd
+ * is held for the life of a build.
+ */
 static int
-state_write(struct state_rec *s)
+state_write(struct state_rec *s, struct error *err)
 {
-	_cleanup_free_ char *tmp = xasprintf("%s.tmp", s->path);
+	_cleanup_free_ char *tmp = xasprintf("%s.tmp", s->name);
+	_cleanup_free_ char *text = json_dumps(s->j, JSON_COMPACT);
+	_cleanup_close_ int dfd = -1, fd = -1;
+	int r;
 
-	if (json_dump_file(s->j, tmp, JSON_COMPACT) < 0)
-		return -EIO;
-	if (rename(tmp, s->path) < 0) {
-		unlink(tmp);
-		return -errno;
+	if (!text)
+		return error_set(err, ENOMEM, "cannot encode %s", s->name);
+	r = rundir_root_check(s->dir, "state directory", RUNDIR_CREATE, &dfd,
+			      NULL, err);
+	if (r < 0)
+		return r;
+	/* what a manager killed between write and rename left */
+	unlinkat(dfd, tmp, 0);
+	r = rundir_open_file(dfd, tmp, O_WRONLY, &fd, err);
+	if (r < 0) {
+		error_prefix(err, "state directory %s", s->dir);
+		return r;
+	}
+	r = write_in_full(fd, text, strlen(text));
+	if (r >= 0 && close(steal_fd(&fd)) < 0)
+		r = -errno;
+	if (r >= 0 && renameat(dfd, tmp, dfd, s->name) < 0)
+		r = -errno;
+	if (r < 0) {
+		unlinkat(dfd, tmp, 0);
+		return error_sys(err, -r, "write %s/%s", s->dir, s->name);
 	}
 	return 0;
+}
+
+static void
+state_free(struct state_rec *s)
+{
+	json_decref(s->j);
+	free(s->dir);
+	free(s->name);
+	free(s);
 }
 
 struct state_rec *
@@ -67,20 +105,15 @@ state_open(const char *dir, const char *id, const char *run_dir,
 		error_set(err, EINVAL, "bad build id for state record");
 		return NULL;
 	}
-	/* 0700: the records name processes and paths of every build. */
-	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
-		error_sys(err, errno, "mkdir %s", dir);
-		return NULL;
-	}
 	s = xcalloc(1, sizeof(*s));
-	s->path = xasprintf("%s/%s.json", dir, id);
+	/* 0700 and root's alone (state_write): the records name processes
+	 * that gc kills and directories that it removes. */
+	s->dir = xstrdup(dir);
+	s->name = xasprintf("%s.json", id);
 	s->j = json_pack("{s:s, s:o, s:s}", "id", id, "manager",
 			 pid_json(getpid()), "run_dir", run_dir);
-	if (state_write(s) < 0) {
-		error_sys(err, errno, "write %s", s->path);
-		json_decref(s->j);
-		free(s->path);
-		free(s);
+	if (state_write(s, err) < 0) {
+		state_free(s);
 		return NULL;
 	}
 	return s;
@@ -92,7 +125,7 @@ state_note_str(struct state_rec *s, const char *key, const char *val)
 	if (!s)
 		return 0;
 	json_object_set_new(s->j, key, json_string(val));
-	return state_write(s);
+	return state_write(s, NULL);
 }
 
 int
@@ -101,18 +134,20 @@ state_note_pid(struct state_rec *s, const char *key, pid_t pid)
 	if (!s)
 		return 0;
 	json_object_set_new(s->j, key, pid_json(pid));
-	return state_write(s);
+	return state_write(s, NULL);
 }
 
 void
 state_close(struct state_rec *s)
 {
+	_cleanup_close_ int dfd = -1;
+
 	if (!s)
 		return;
-	unlink(s->path);
-	json_decref(s->j);
-	free(s->path);
-	free(s);
+	if (rundir_root_check(s->dir, "state directory", 0, &dfd, NULL,
+			      NULL) == 0)
+		unlinkat(dfd, s->name, 0);
+	state_free(s);
 }
 
 /* Is the process recorded as {pid, start} still that process? */
@@ -156,11 +191,52 @@ kill_rec(json_t *j, const char *key, const char *id, FILE *out)
 	say(out, id, msg);
 }
 
-/* Reap one record of a dead manager. */
-static void
-reap(json_t *j, const char *id, FILE *out)
+/* The run root as gc found it: only its direct children are removed. */
+struct gc_root {
+	int fd;			/* -1: it does not exist */
+	const char *path;	/* canonical */
+};
+
+/* Remove the record's run directory; false if it had to be left. */
+static bool
+reap_run_dir(const char *run_dir, const char *id, const struct gc_root *gr,
+	     FILE *out)
 {
-	static const char *const procs[] = { "qemu", "helper", "proxy" };
+	struct error e = { 0 };
+	const char *name;
+	char msg[4200];
+
+	/* By name under the checked run root's fd: a record that names
+	 * "<root>/run-x/../../etc", or any other place, is not obeyed. */
+	if (rundir_child_name(gr->path, run_dir, &name, &e) < 0) {
+		snprintf(msg, sizeof(msg), "not removed: %.4000s", e.msg);
+		say(out, id, msg);
+		return false;
+	}
+	if (gr->fd < 0 ||
+	    faccessat(gr->fd, name, F_OK, AT_SYMLINK_NOFOLLOW) < 0)
+		return true;
+	if (rundir_remove(gr->fd, name, &e) < 0) {
+		snprintf(msg, sizeof(msg), "not removed: %.1000s: %.3000s",
+			 run_dir, e.msg);
+		say(out, id, msg);
+		return false;
+	}
+	snprintf(msg, sizeof(msg), "removed run directory %.4000s", run_dir);
+	say(out, id, msg);
+	return true;
+}
+
+/*
+ * Reap one record of a dead manager; false if its run directory had to be
+ * left: the record then stays, so that a gc told the run root that the
+ * build used (--run-root) can finish, and the operator hears of it again.
+ */
+static bool
+reap(json_t *j, const char *id, const struct gc_root *gr, FILE *out)
+{
+	static const char *const procs[] = { "mkfs", "qemu", "helper",
+					     "proxy" };
 	json_t *v;
 	char msg[4200];
 
@@ -195,42 +271,71 @@ reap(json_t *j, const char *id, FILE *out)
 		}
 	}
 	v = json_object_get(j, "run_dir");
-	/* only what looks like one of ours: .../run-XXXXXX */
-	if (json_is_string(v) && strstr(json_string_value(v), "/run-") &&
-	    access(json_string_value(v), F_OK) == 0 &&
-	    rm_rf(json_string_value(v)) == 0) {
-		snprintf(msg, sizeof(msg), "removed run directory %s",
-			 json_string_value(v));
-		say(out, id, msg);
+	if (json_is_string(v) &&
+	    !reap_run_dir(json_string_value(v), id, gr, out)) {
+		say(out, id, "record kept");
+		return false;
 	}
+	return true;
 }
 
-static int state_gc_records(const char *dir, FILE *out, struct error *err);
-static void gc_cgroups(FILE *out);
-
-int
-state_gc(const char *dir, FILE *out, struct error *err)
+/*
+ * Load record name.  Records are root's own regular files in root's own
+ * directory: anything else was put there by someone else, and gc acts on
+ * nothing it says (-EPERM, left in place).  0 with *j NULL: junk.
+ */
+static int
+record_load(int dfd, const char *name, const char *id, json_t **j,
+	    FILE *out)
 {
-	int n = state_gc_records(dir, out, err);
+	_cleanup_close_ int fd = -1;
+	json_error_t je;
+	struct stat st;
+	char msg[512];
 
-	gc_cgroups(out);
-	return n;
+	*j = NULL;
+	fd = openat(dfd, name,
+		    O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0)
+		snprintf(msg, sizeof(msg), "record %s %s: left alone", name,
+			 errno == ELOOP ? "is not a regular file (a symlink)"
+					: strerror(errno));
+	else if (!S_ISREG(st.st_mode))
+		snprintf(msg, sizeof(msg), "record %s is not a regular file: "
+			 "left alone", name);
+	else if (st.st_uid != geteuid())
+		snprintf(msg, sizeof(msg), "record %s is owned by uid %u, not "
+			 "by uid %u: left alone", name, (unsigned)st.st_uid,
+			 (unsigned)geteuid());
+	else if (st.st_size > STATE_REC_MAX)
+		snprintf(msg, sizeof(msg), "record %s is larger than %d bytes: "
+			 "left alone", name, STATE_REC_MAX);
+	else {
+		*j = json_loadfd(fd, 0, &je);
+		return 0;
+	}
+	say(out, id, msg);
+	return -EPERM;
 }
 
 static int
-state_gc_records(const char *dir, FILE *out, struct error *err)
+state_gc_records(int dfd, const struct gc_root *gr, FILE *out,
+		 struct error *err)
 {
-	DIR *d = opendir(dir);
+	DIR *d;
 	struct dirent *de;
-	int n = 0;
+	int n = 0, fd = dup(dfd);
 
-	if (!d)
-		return errno == ENOENT ? 0 : error_sys(err, errno, "%s", dir);
+	if (fd < 0)
+		return error_sys(err, errno, "dup");
+	d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return error_sys(err, errno, "fdopendir");
+	}
 	while ((de = readdir(d))) {
 		size_t len = strlen(de->d_name);
-		_cleanup_free_ char *p = NULL;
 		_cleanup_json_ json_t *j = NULL;
-		json_error_t je;
 		pid_t pid;
 		char id[256];
 
@@ -239,21 +344,55 @@ state_gc_records(const char *dir, FILE *out, struct error *err)
 			continue;
 		memcpy(id, de->d_name, len - 5);
 		id[len - 5] = '\0';
-		p = xasprintf("%s/%s", dir, de->d_name);
-		j = json_load_file(p, 0, &je);
+		if (record_load(dfd, de->d_name, id, &j, out) < 0)
+			continue;
 		if (!j || !json_is_object(j)) {
 			/* a torn write cannot happen (rename), so this is
 			 * junk: drop it */
-			unlink(p);
+			unlinkat(dfd, de->d_name, 0);
 			continue;
 		}
 		if (rec_alive(json_object_get(j, "manager"), &pid))
 			continue;	/* its manager lives: not ours */
-		reap(j, id, out);
-		unlink(p);
+		if (!reap(j, id, gr, out))
+			continue;
+		unlinkat(dfd, de->d_name, 0);
 		n++;
 	}
 	closedir(d);
+	return n;
+}
+
+static void gc_cgroups(FILE *out);
+
+int
+state_gc(const char *dir, const char *run_root, FILE *out, struct error *err)
+{
+	_cleanup_close_ int dfd = -1, rfd = -1;
+	_cleanup_free_ char *canon = NULL;
+	struct gc_root gr = { .fd = -1, .path = NULL };
+	int n = 0, r;
+
+	if (!run_root || !*run_root)
+		run_root = RUN_ROOT_DEFAULT;
+	/* The checks of their making, again: gc kills what the records
+	 * name and removes directories, so both must be root's alone. */
+	r = rundir_root_check(dir, "state directory", 0, &dfd, NULL, err);
+	if (r < 0 && r != -ENOENT)
+		return r;
+	if (r == 0) {
+		r = rundir_root_check(run_root, "run root", 0, &rfd, &canon,
+				      err);
+		if (r < 0 && r != -ENOENT)
+			return r;
+		gr.fd = rfd;
+		gr.path = canon ? canon : run_root;
+		n = state_gc_records(dfd, &gr, out, err);
+		if (n < 0)
+			return n;
+	}
+	error_clear(err);
+	gc_cgroups(out);
 	return n;
 }
 

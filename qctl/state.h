@@ -18,7 +18,10 @@
  */
 struct state_rec;
 
-/* Start a record for run id (e.g. "run-AbC123") in dir; NULL dir: none. */
+/*
+ * Start a record for run id (e.g. "run-AbC123") in dir (NULL: none),
+ * which is made if missing and refused unless rundir_root_check passes.
+ */
 struct state_rec *state_open(const char *dir, const char *id,
 			     const char *run_dir, struct error *err);
 /* Note a resource; the record is rewritten (atomically) at once. */
@@ -31,9 +34,13 @@ void state_close(struct state_rec *s);
  * Reap what dead managers left in dir: for each record whose manager is
  * gone, kill its processes (only if pid and start time still match),
  * remove its namespace pin, cgroup and run directory, then the record.
- * Prints one line per removed thing to out (may be NULL).  Returns the
+ * dir and run_root (NULL: RUN_ROOT_DEFAULT) must pass rundir_root_check
+ * (missing is fine); records must be our own regular files, and only
+ * run-XXXXXX directories directly under run_root are removed.  Prints one
+ * line per removed or refused thing to out (may be NULL).  Returns the
  * number of records reaped, or negative on error.
  */
-int state_gc(const char *dir, FILE *out, struct error *err);
+int state_gc(const char *dir, const char *run_root, FILE *out,
+	     struct error *err);
 
 #endif

@@ -16,12 +16,17 @@ int
 transfer_pack_source(const char *srcdir, const char *tarpath,
 		     struct error *err)
 {
-	return transfer_pack_source_fd(srcdir, -1, tarpath, err);
+	_cleanup_close_ int fd = open(tarpath, O_WRONLY | O_CREAT | O_TRUNC |
+						       O_CLOEXEC,
+				      0600);
+
+	if (fd < 0)
+		return error_sys(err, errno, "create %s", tarpath);
+	return transfer_pack_source_fd(srcdir, fd, err);
 }
 
 int
-transfer_pack_source_fd(const char *srcdir, int out_fd, const char *tarpath,
-			struct error *err)
+transfer_pack_source_fd(const char *srcdir, int tarfd, struct error *err)
 {
 	struct archive *w = archive_write_new();
 	struct archive *d = NULL;
@@ -29,13 +34,10 @@ transfer_pack_source_fd(const char *srcdir, int out_fd, const char *tarpath,
 	size_t plen = srcdir ? strlen(srcdir) : 0;
 	int r = 0;
 
-	if (!tarpath)
-		tarpath = "the source stream";
 	/* GNU format: long names that busybox tar understands. */
 	archive_write_set_format_gnutar(w);
-	if ((out_fd >= 0 ? archive_write_open_fd(w, out_fd)
-		     : archive_write_open_filename(w, tarpath)) != ARCHIVE_OK) {
-		r = error_set(err, EIO, "create %s: %s", tarpath,
+	if (archive_write_open_fd(w, tarfd) != ARCHIVE_OK) {
+		r = error_set(err, EIO, "source tar: %s",
 			      archive_error_string(w));
 		goto out;
 	}
@@ -64,8 +66,8 @@ transfer_pack_source_fd(const char *srcdir, int out_fd, const char *tarpath,
 			/* libarchive's text lacks the reason: add it */
 			r = error_set(err, ae > 0 ? ae : EIO, "source %s: %s%s%s",
 				      srcdir, archive_error_string(d),
-				      ae > 0 ? ": " : "", ae > 0 ? strerror(ae)
-							       : "");
+				      ae > 0 ? ": " : "",
+				      ae > 0 ? strerror(ae) : "");
 			goto out;
 		}
 		archive_read_disk_descend(d);
@@ -135,7 +137,7 @@ transfer_pack_source_fd(const char *srcdir, int out_fd, const char *tarpath,
 	}
 close:
 	if (archive_write_close(w) != ARCHIVE_OK)
-		r = error_set(err, EIO, "write %s: %s", tarpath,
+		r = error_set(err, EIO, "writing the source tar: %s",
 			      archive_error_string(w));
 out:
 	if (e)
@@ -208,9 +210,27 @@ transfer_unpack_artifacts(const char *tarpath, const char *destdir,
 			  uint64_t max_bytes, struct artifact_result **out,
 			  size_t *n, struct error *err)
 {
+	_cleanup_close_ int dfd = -1;
+
+	*out = NULL;
+	*n = 0;
+	/* the user's own choice of place: taken as it is */
+	if (mkdir(destdir, 0755) < 0 && errno != EEXIST)
+		return error_sys(err, errno, "mkdir %s", destdir);
+	dfd = open(destdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return error_sys(err, errno, "open %s", destdir);
+	return transfer_unpack_artifacts_at(tarpath, dfd, max_bytes, out, n,
+					    err);
+}
+
+int
+transfer_unpack_artifacts_at(const char *tarpath, int dfd,
+			     uint64_t max_bytes, struct artifact_result **out,
+			     size_t *n, struct error *err)
+{
 	struct archive *a = archive_read_new();
 	struct archive_entry *e;
-	_cleanup_close_ int dfd = -1;
 	EVP_MD_CTX *md = EVP_MD_CTX_new();
 	uint64_t total = 0;
 	size_t count = 0;
@@ -220,15 +240,6 @@ transfer_unpack_artifacts(const char *tarpath, const char *destdir,
 	*n = 0;
 	archive_read_support_format_tar(a);
 	archive_read_support_format_gnutar(a);
-	if (mkdir(destdir, 0755) < 0 && errno != EEXIST) {
-		r = error_sys(err, errno, "mkdir %s", destdir);
-		goto out;
-	}
-	dfd = open(destdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0) {
-		r = error_sys(err, errno, "open %s", destdir);
-		goto out;
-	}
 	if (archive_read_open_filename(a, tarpath, 65536) != ARCHIVE_OK) {
 		r = error_set(err, EIO, "artifacts: %s",
 			      archive_error_string(a));

@@ -13,9 +13,8 @@
  */
 int transfer_pack_source(const char *srcdir, const char *tarpath,
 			 struct error *err);
-/* The same onto an open fd (a pipe or socket; tarpath names it in errors). */
-int transfer_pack_source_fd(const char *srcdir, int fd, const char *tarpath,
-			    struct error *err);
+/* The same into tarfd (a fresh file, open for writing; not closed). */
+int transfer_pack_source_fd(const char *srcdir, int tarfd, struct error *err);
 
 /*
  * Unpack a tar stream that came from the guest into destdir.  The guest is
@@ -27,6 +26,11 @@ int transfer_unpack_artifacts(const char *tarpath, const char *destdir,
 			      uint64_t max_bytes,
 			      struct artifact_result **out, size_t *n,
 			      struct error *err);
+/* The same into the directory open at destfd (e.g. made by rundir_mkdir). */
+int transfer_unpack_artifacts_at(const char *tarpath, int destfd,
+				 uint64_t max_bytes,
+				 struct artifact_result **out, size_t *n,
+				 struct error *err);
 
 /* Check a relative path from an archive; 0 if acceptable. */
 int transfer_check_name(const char *name);

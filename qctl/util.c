@@ -269,7 +269,7 @@ fd_set_nonblock(int fd)
 	return 0;
 }
 
-static int
+int
 rm_rf_at(int dfd, const char *name)
 {
 	struct stat st;

@@ -90,6 +90,8 @@ int fd_set_nonblock(int fd);
 
 /* Remove a directory tree without following symlinks; 0 or -errno. */
 int rm_rf(const char *path);
+/* The same for name in directory dfd. */
+int rm_rf_at(int dfd, const char *name);
 
 /* Append src to a growable buffer. */
 struct buf {

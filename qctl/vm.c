@@ -159,16 +159,14 @@ find_binary(const char *name)
 }
 
 int
-vm_spawn(struct qemu_config *cfg, int tap_fd, int disk_fd,
-	 const char *logpath, const struct vm_confine *confine, struct vm *vm,
-	 struct error *err)
+vm_spawn(struct qemu_config *cfg, int tap_fd, int disk_fd, int log_fd,
+	 const struct vm_confine *confine, struct vm *vm, struct error *err)
 {
 	_cleanup_close_ int kfd = -1, ifd = -1, rofd = -1;
 	_cleanup_free_ char *binary = NULL;
 	struct qemu_config c2;
 	int qmp[2] = { -1, -1 }, agent[2] = { -1, -1 }, con[2] = { -1, -1 };
 	int ep[2] = { -1, -1 };
-	_cleanup_close_ int logfd = -1;
 	char **argv = NULL;
 	int fds[CHILD_NFDS], r = 0, e = 0;
 	pid_t pid;
@@ -191,9 +189,6 @@ vm_spawn(struct qemu_config *cfg, int tap_fd, int disk_fd,
 	ifd = fcntl(cfg->initrd_file, F_DUPFD_CLOEXEC, 3);
 	if (ifd < 0)
 		return error_sys(err, errno, "initrd %s", cfg->initrd);
-	logfd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (logfd < 0)
-		return error_sys(err, errno, "open %s", logpath);
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, qmp) < 0 ||
 	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, agent) < 0 ||
 	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, con) < 0 ||
@@ -242,7 +237,7 @@ vm_spawn(struct qemu_config *cfg, int tap_fd, int disk_fd,
 		goto out;
 	}
 	if (pid == 0)
-		vm_child(argv, fds, logfd, ep[1], confine);
+		vm_child(argv, fds, log_fd, ep[1], confine);
 
 	close(ep[1]);
 	ep[1] = -1;

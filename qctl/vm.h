@@ -41,11 +41,12 @@ struct vm {
  * drops to an unprivileged uid with no capabilities (bounding set too),
  * no_new_privs, no core dumps, and a minimal environment; each change is
  * read back, and QEMU is not run if any did not take.  QEMU's stdout/stderr go to
- * logpath.  QEMU is our direct child and dies with us (PDEATHSIG).
+ * log_fd (borrowed: the caller made it, see rundir_open_file).  QEMU is our
+ * direct child and dies with us (PDEATHSIG).
  */
-int vm_spawn(struct qemu_config *cfg, int tap_fd, int disk_fd,
-	     const char *logpath, const struct vm_confine *confine,
-	     struct vm *vm, struct error *err);
+int vm_spawn(struct qemu_config *cfg, int tap_fd, int disk_fd, int log_fd,
+	     const struct vm_confine *confine, struct vm *vm,
+	     struct error *err);
 /* SIGKILL QEMU if it still runs (no-op once reaped). */
 void vm_kill(struct vm *vm);
 /* Reap QEMU if it has exited: 1 reaped, 0 still running, <0 error. */
