@@ -84,8 +84,8 @@ result_to_json(const struct build_result *r)
 			    json_string(result_status_name(r->status)));
 	json_object_set_new(o, "exit_code",
 			    json_integer(result_exit_code(r->status)));
-	json_object_set_new(o, "reason", json_string(r->reason ? r->reason
-								: ""));
+	/* reasons quote guest and client text: always valid JSON */
+	json_object_set_new(o, "reason", json_string_lossy(r->reason));
 	if (r->status == BUILD_LIMIT && r->has_limit)
 		json_object_set_new(o, "limit",
 				    json_pack("{s:s, s:I, s:I, s:s}", "name",
@@ -98,12 +98,13 @@ result_to_json(const struct build_result *r)
 	json_object_set_new(o, "accel", json_string(r->accel ? r->accel : ""));
 	json_object_set_new(o, "qctl_version", json_string(QCTL_VERSION));
 	json_object_set_new(o, "run_dir",
-			    r->run_dir ? json_string(r->run_dir) : json_null());
+			    r->run_dir ? json_string_lossy(r->run_dir)
+				       : json_null());
 	for (size_t i = 0; i < r->n_steps; i++) {
 		const struct step_result *s = &r->steps[i];
 		json_t *j = json_object();
 
-		json_object_set_new(j, "name", json_string(s->name));
+		json_object_set_new(j, "name", json_string_lossy(s->name));
 		json_object_set_new(j, "network",
 				    json_string(s->fetch ? "fetch" : "none"));
 		json_object_set_new(j, "exit_code",
@@ -139,10 +140,10 @@ result_to_json(const struct build_result *r)
 		const struct artifact_result *a = &r->artifacts[i];
 
 		json_array_append_new(arts,
-				      json_pack("{s:s, s:I, s:s}", "path",
-						a->path, "bytes",
-						(json_int_t)a->bytes, "sha256",
-						a->sha256));
+				      json_pack("{s:o, s:I, s:s}", "path",
+						json_string_lossy(a->path),
+						"bytes", (json_int_t)a->bytes,
+						"sha256", a->sha256));
 	}
 	json_object_set_new(o, "artifacts", arts);
 	if (r->enforcement)

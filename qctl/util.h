@@ -103,4 +103,7 @@ void buf_append(struct buf *b, const void *src, size_t n);
 void buf_consume(struct buf *b, size_t n);
 void buf_free(struct buf *b);
 
+/* Length of a valid UTF-8 sequence at p[0..n) (JSON's rules), or 0. */
+size_t utf8_seq(const unsigned char *p, size_t n);
+
 #endif
