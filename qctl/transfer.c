@@ -446,7 +446,9 @@ unpack_file(struct unpack *u, struct archive_entry *e, struct error *err)
 		for (size_t i = 0; i < u->n_res && !res; i++)
 			if (!strcmp(u->res[i].path, name))
 				res = &u->res[i];
-		fd = openat(pfd, base, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+		/* emptied: a hole in the new copy must read as zeros */
+		fd = openat(pfd, base,
+			    O_WRONLY | O_TRUNC | O_NOFOLLOW | O_CLOEXEC);
 	}
 	close(pfd);
 	if (fd < 0)

@@ -273,6 +273,32 @@ Test(unpack, duplicate_names_give_one_result_matching_the_file)
 	free(tar);
 }
 
+static void
+dense_then_sparse(struct archive *w)
+{
+	static char dense[70000];
+
+	memset(dense, 'A', sizeof(dense) - 1);
+	add(w, "img", AE_IFREG, dense, NULL);
+	add_sparse(w, "img", sizeof(dense) - 1);
+}
+
+/* The second copy's holes are zeros on disk too, not the first's bytes. */
+Test(unpack, duplicate_sparse_copy_reads_back_as_hashed)
+{
+	struct artifact_result *a;
+	size_t n;
+	char *tar = make_tar(dense_then_sparse, true);
+
+	cr_assert_eq(transfer_unpack_artifacts(tar, at("dest"), 1 << 20, &a,
+					       &n, NULL, NULL),
+		     0);
+	cr_assert_eq(n, 1);
+	check_results(at("dest"), a, n);
+	free_results(a, n);
+	free(tar);
+}
+
 /* ---- refusals leave nothing ------------------------------------------ */
 
 static void
