@@ -348,8 +348,8 @@ rm_scan(int fd, dev_t dev, struct rm_frame *f, int *r)
 			continue;
 		}
 		if (!(f->n % 64))
-			f->subdirs = xrealloc(f->subdirs,
-					      (f->n + 64) * sizeof(*f->subdirs));
+			f->subdirs = xrealloc(
+				f->subdirs, (f->n + 64) * sizeof(*f->subdirs));
 		f->subdirs[f->n++] = xstrdup(de->d_name);
 	}
 	if (errno)

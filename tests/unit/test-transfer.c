@@ -185,8 +185,8 @@ check_results(const char *dest, struct artifact_result *a, size_t n)
 		snprintf(p, sizeof(p), "%s/%s", dest, a[i].path);
 		cr_assert_eq(lstat(p, &st), 0, "%s", p);
 		cr_assert(S_ISREG(st.st_mode));
-		cr_assert_eq((uint64_t)st.st_size, a[i].bytes, "%s: %lld vs %llu",
-			     a[i].path, (long long)st.st_size,
+		cr_assert_eq((uint64_t)st.st_size, a[i].bytes,
+			     "%s: %lld vs %llu", a[i].path, (long long)st.st_size,
 			     (unsigned long long)a[i].bytes);
 		sha256_file(p, hex);
 		cr_assert_str_eq(a[i].sha256, hex, "sha256 of %s", a[i].path);
