@@ -170,9 +170,15 @@ say(struct build *b, int level, const char *fmt, ...)
 	msg[n++] = '\n';
 	msg[n] = '\0';
 	if (b->opts.verbosity >= level && b->opts.out) {
+		struct buf vis = { 0 };
+
+		/* messages carry guest-chosen text (artifact names, agent
+		 * errors): the terminal gets it with controls made visible */
+		term_sanitize(msg, n - 1, &vis);
 		status_clear(b);
-		fprintf(b->opts.out, "qctl: %s", msg);
+		fprintf(b->opts.out, "qctl: %s\n", vis.data);
 		fflush(b->opts.out);
+		buf_free(&vis);
 	}
 	if (b->log_fd >= 0 && write_in_full(b->log_fd, msg, n) < 0)
 		(void)0;
@@ -281,25 +287,24 @@ static void
 emit_line(struct build *b, int stream, const char *s, size_t n)
 {
 	const char *name = b->recipe->steps[b->step].name;
-	struct buf out = { 0 };
+	struct buf out = { 0 }, vis = { 0 };
 
 	buf_append(&out, name, strlen(name));
 	buf_append(&out, "| ", 2);
-	/* Guest bytes never reach a terminal raw: escape sequences could
-	 * rewrite the screen or worse.  Tabs pass, the rest becomes '?'. */
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = s[i];
-		char q = (c < 0x20 && c != '\t') || c == 0x7f ? '?' : c;
-
-		buf_append(&out, &q, 1);
-	}
-	buf_append(&out, "\n", 1);
+	buf_append(&out, s, n);
 	(void)stream;
 	if (b->opts.verbosity >= 1 && b->opts.out) {
+		/* Guest bytes never reach a terminal raw: ESC and C1 (raw or
+		 * UTF-8 encoded) sequences could rewrite the screen or worse.
+		 * build.log keeps them as they were: it is the record. */
+		term_sanitize(out.data, out.len, &vis);
+		buf_append(&vis, "\n", 1);
 		status_clear(b);
-		fwrite(out.data, 1, out.len, b->opts.out);
+		fwrite(vis.data, 1, vis.len, b->opts.out);
 		fflush(b->opts.out);
+		buf_free(&vis);
 	}
+	buf_append(&out, "\n", 1);
 	if (b->log_fd >= 0 && write_in_full(b->log_fd, out.data, out.len) < 0)
 		(void)0;
 	buf_free(&out);
@@ -1331,6 +1336,7 @@ static void
 artifacts_done(struct build *b, int32_t status, const char *msg)
 {
 	_cleanup_free_ char *tar = xasprintf("%s/artifacts.tar", b->run_dir);
+	struct transfer_limit lim = { 0 };
 	struct error err = { 0 };
 	int r;
 
@@ -1350,28 +1356,22 @@ artifacts_done(struct build *b, int32_t status, const char *msg)
 		build_shutdown(b);
 		return;
 	}
-	if (b->opts.artifacts_dir) {
+	if (b->opts.artifacts_dir)
 		r = transfer_unpack_artifacts(tar, b->artifacts_dir,
 					      b->recipe->limits.artifacts_bytes,
 					      &b->res.artifacts,
-					      &b->res.n_artifacts, &err);
-	} else {
-		/* the run directory's own: made there, never followed */
-		_cleanup_close_ int afd = -1;
-
-		r = rundir_mkdir(b->dir_fd, "artifacts", &afd, &err);
-		if (r == 0)
-			r = transfer_unpack_artifacts_at(
-				tar, afd, b->recipe->limits.artifacts_bytes,
-				&b->res.artifacts, &b->res.n_artifacts, &err);
-	}
+					      &b->res.n_artifacts, &lim, &err);
+	else	/* the run directory's own: made there, never followed */
+		r = transfer_unpack_artifacts_at(
+			tar, b->dir_fd, "artifacts",
+			b->recipe->limits.artifacts_bytes, &b->res.artifacts,
+			&b->res.n_artifacts, &lim, &err);
 	unlinkat(b->dir_fd, "artifacts.tar", 0);
 	if (r == -EFBIG) {
 		if (b->res.status == BUILD_PASSED)
 			b->res.status = BUILD_RUNNING;
-		limit_exceeded(b, "artifacts_bytes", b->art_bytes,
-			       b->recipe->limits.artifacts_bytes, "bytes",
-			       "%s", err.msg);
+		limit_exceeded(b, lim.name, lim.value, lim.max, lim.unit, "%s",
+			       err.msg);
 		return;
 	}
 	if (r < 0) {

@@ -88,10 +88,14 @@ int64_t now_ms(void);
 /* Set O_NONBLOCK on fd; 0 or -errno. */
 int fd_set_nonblock(int fd);
 
-/* Remove a directory tree without following symlinks; 0 or -errno. */
+/*
+ * Remove a directory tree without following symlinks or entering another
+ * mount, with a bounded number of fds whatever its depth; 0 or the first
+ * -errno (what could be removed is removed).
+ */
 int rm_rf(const char *path);
-/* The same for name in directory dfd. */
-int rm_rf_at(int dfd, const char *name);
+/* The same for name under dirfd. */
+int rm_rf_at(int dirfd, const char *name);
 
 /* Append src to a growable buffer. */
 struct buf {
@@ -105,5 +109,18 @@ void buf_free(struct buf *b);
 
 /* Length of a valid UTF-8 sequence at p[0..n) (JSON's rules), or 0. */
 size_t utf8_seq(const unsigned char *p, size_t n);
+/* Length of the valid UTF-8 sequence at p (n > 0) and its code point; 0 if
+ * invalid. */
+size_t utf8_decode(const unsigned char *p, size_t n, uint32_t *cp);
+/* Whether a terminal shows code point cp as text (no C0 but tab, no DEL,
+ * no C1). */
+bool term_char_ok(uint32_t cp);
+/*
+ * Append in[0..n) to out as text that is safe on a terminal or in a log
+ * viewer: valid UTF-8 passes, but every C0 control (tab excepted), DEL, C1
+ * control (raw or UTF-8 encoded, like "\xc2\x9b") and invalid byte becomes
+ * '?'.  out->data is NUL-terminated afterwards.
+ */
+void term_sanitize(const char *in, size_t n, struct buf *out);
 
 #endif
