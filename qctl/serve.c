@@ -90,16 +90,24 @@ slog(struct serve *s, const char *fmt, ...)
 static void
 slog(struct serve *s, const char *fmt, ...)
 {
+	struct buf safe = { 0 };
+	char line[2048];
 	va_list ap;
+	int n;
 
 	if (!s->o.log)
 		return;
-	fputs("qctl serve: ", s->o.log);
 	va_start(ap, fmt);
-	vfprintf(s->o.log, fmt, ap);
+	n = vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
-	fputc('\n', s->o.log);
+	if (n < 0)
+		return;
+	/* Lines quote clients' paths and errors: no escape sequence of
+	 * theirs reaches an operator's terminal. */
+	term_sanitize(line, strlen(line), &safe);
+	fprintf(s->o.log, "qctl serve: %s\n", safe.data ? safe.data : "");
 	fflush(s->o.log);
+	buf_free(&safe);
 }
 
 static void on_work(struct loop *l, void *opaque);

@@ -1147,6 +1147,7 @@ static const struct serve_backend fake = {
 static struct serve *S;
 static char run_root[] = "/tmp/qctl-test-serve-XXXXXX";
 static uint64_t ceiling_memory;	/* serve_up's --max-memory */
+static FILE *serve_log;		/* serve_up's log */
 
 static void
 serve_up(int max_parallel, int keep, bool allow_quit)
@@ -1156,6 +1157,7 @@ serve_up(int max_parallel, int keep, bool allow_quit)
 		.keep_finished = keep,
 		.allow_quit = allow_quit,
 		.max_memory = ceiling_memory,
+		.log = serve_log,
 		.backend = &fake,
 		.ctl = { .package = "qctl test" },
 	};
@@ -1677,4 +1679,31 @@ Test(serve, ceilings)
 	peer_free(p);
 	serve_down();
 	ceiling_memory = 0;
+}
+
+/* A client's path with escape sequences reaches the server log inert. */
+Test(serve, log_has_no_client_escapes)
+{
+	struct peer *p;
+	json_t *r;
+	char *text = NULL;
+	size_t len = 0;
+
+	serve_log = open_memstream(&text, &len);
+	serve_up(1, 0, false);
+	p = peer_new();
+	negotiate(p);
+	r = call(p, "{\"execute\": \"build-submit\", \"arguments\": "
+		    "{\"path\": \"/nonexistent/\\u001b]0;pwned\\u0007"
+		    "\\u001b[2J\\u00c2\\u009b31m.yaml\"}}", true);
+	json_decref(r);
+	peer_free(p);
+	serve_down();
+	fclose(serve_log);
+	serve_log = NULL;
+	cr_assert(strstr(text, "refused"), "%s", text);
+	cr_assert_null(memchr(text, 0x1b, len), "ESC in the log: %s", text);
+	cr_assert_null(memchr(text, 0x07, len), "BEL in the log");
+	cr_assert_null(strstr(text, "\xc2\x9b"), "C1 CSI in the log");
+	free(text);
 }
