@@ -1684,24 +1684,39 @@ Test(serve, ceilings)
 /* A client's path with escape sequences reaches the server log inert. */
 Test(serve, log_has_no_client_escapes)
 {
+	char dir[] = "/tmp/qctl-test-esc-XXXXXX", path[128], req[300];
 	struct peer *p;
 	json_t *r;
 	char *text = NULL;
 	size_t len = 0;
+	FILE *f;
 
+	cr_assert_not_null(mkdtemp(dir));
+	/* an existing recipe file, named with escapes, that does not parse:
+	 * its name comes back in the error that the server logs */
+	snprintf(path, sizeof(path), "%s/\x1b]0;pwned\x07\x1b[2J\xc2\x80"
+		 "\xc2\x9b" "1m",
+		 dir);
+	f = fopen(path, "w");
+	cr_assert_not_null(f);
+	fputs("steps: [\n", f);
+	fclose(f);
+	snprintf(req, sizeof(req), "{\"execute\": \"build-submit\", "
+		 "\"arguments\": {\"path\": \"%s/\\u001b]0;pwned\\u0007"
+		 "\\u001b[2J\\u0080\\u009b1m\"}}", dir);
 	serve_log = open_memstream(&text, &len);
 	serve_up(1, 0, false);
 	p = peer_new();
 	negotiate(p);
-	r = call(p, "{\"execute\": \"build-submit\", \"arguments\": "
-		    "{\"path\": \"/nonexistent/\\u001b]0;pwned\\u0007"
-		    "\\u001b[2J\\u00c2\\u009b31m.yaml\"}}", true);
+	r = call(p, req, true);
 	json_decref(r);
 	peer_free(p);
 	serve_down();
 	fclose(serve_log);
 	serve_log = NULL;
-	cr_assert(strstr(text, "refused"), "%s", text);
+	unlink(path);
+	rmdir(dir);
+	cr_assert(strstr(text, "refused") && strstr(text, "pwned"), "%s", text);
 	cr_assert_null(memchr(text, 0x1b, len), "ESC in the log: %s", text);
 	cr_assert_null(memchr(text, 0x07, len), "BEL in the log");
 	cr_assert_null(strstr(text, "\xc2\x9b"), "C1 CSI in the log");
