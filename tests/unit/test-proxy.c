@@ -1,8 +1,9 @@
 /* test-proxy.c - the proxy process end to end: each test unshares a fresh
  * network namespace (root only; skipped otherwise), starts python3
- * http.server upstreams on 127.0.0.1 in it, runs proxy_start on a listener
- * there and talks to it.  No packet leaves the namespace; "example.com"
- * appears only as a name that is refused. */
+ * http.server upstreams on 127.0.0.1 in it, runs proxy_start (which execs
+ * build/qctl-proxy, or $QCTL_PROXY) on a listener there and talks to it.
+ * No packet leaves the namespace; "example.com" appears only as a name
+ * that is refused. */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <fcntl.h>
@@ -152,6 +153,41 @@ listener(void)
 	return fd;
 }
 
+/* $QCTL_PROXY, else build/qctl-proxy (we are build/tests/test-proxy). */
+static const char *
+proxy_path(void)
+{
+	static char path[4096];
+	const char *env = getenv("QCTL_PROXY");
+	ssize_t n;
+
+	if (env && *env)
+		return env;
+	n = readlink("/proc/self/exe", path, sizeof(path) - 32);
+	cr_assert_gt(n, 0);
+	path[n] = '\0';
+	*strrchr(path, '/') = '\0';
+	strcat(path, "/../qctl-proxy");
+	return path;
+}
+
+/* Read the proxy's messages until it says ready (bounded). */
+static void
+wait_ready(void)
+{
+	int64_t deadline = now_ms() + 10000;
+	struct error err = { 0 };
+
+	while (!proxy_ready(px)) {
+		struct pollfd pfd = { proxy_fd(px), POLLIN, 0 };
+
+		cr_assert_lt(now_ms(), deadline, "proxy not ready in 10 s");
+		poll(&pfd, 1, 100);
+		cr_assert_geq(proxy_handle_io(px, on_record, NULL, &err), 0,
+			      "proxy: %s", err.msg);
+	}
+}
+
 static void
 start_proxy_with(const char *const *allow, size_t n, uint64_t max_bytes,
 		 int64_t idle_ms)
@@ -162,6 +198,7 @@ start_proxy_with(const char *const *allow, size_t n, uint64_t max_bytes,
 
 	for (size_t i = 0; i < n; i++)
 		copy[i] = strdup(allow[i]);
+	cfg.path = proxy_path();
 	cfg.listen_fd = listener();
 	cfg.allow = copy;
 	cfg.n_allow = n;
@@ -173,6 +210,11 @@ start_proxy_with(const char *const *allow, size_t n, uint64_t max_bytes,
 	close(cfg.listen_fd);
 	for (size_t i = 0; i < n; i++)
 		free(copy[i]);
+	/* Not before it is ready: start-up does not wait for the proxy,
+	 * and a window must not open ahead of it. */
+	cr_assert_lt(proxy_set_window(px, true, "fetch", &err), 0);
+	cr_assert_eq(err.code, EAGAIN);
+	wait_ready();
 	cr_assert_eq(proxy_set_window(px, true, "fetch", &err), 0, "%s",
 		     err.msg);
 }
