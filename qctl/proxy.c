@@ -95,6 +95,16 @@ recv_packet(int fd, char *buf, size_t cap, size_t *len)
 	do {
 		n = recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
 	} while (n < 0 && errno == EINTR);
+	/* A peer that exits with unread packets (say, its configuration)
+	 * leaves a reset, reported ahead of what it sent last (a "fail"):
+	 * the error is consumed now, so look once more. */
+	if (n < 0 && errno == ECONNRESET) {
+		do {
+			n = recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+		} while (n < 0 && errno == EINTR);
+		if (n < 0 && errno == EAGAIN)
+			return -EPIPE;
+	}
 	if (n < 0 && errno == EAGAIN)
 		return 0;
 	/* A peer that died may show as a reset rather than an EOF. */
