@@ -90,7 +90,8 @@ fds_check(struct error *err)
 				 PROXY_FD_LISTEN);
 	if (sock_is(PROXY_FD_CTL, AF_UNIX, SOCK_SEQPACKET, false) < 0)
 		return error_set(err, EBADF,
-				 "fd %d is not an AF_UNIX SOCK_SEQPACKET socket",
+				 "fd %d is not an AF_UNIX SOCK_SEQPACKET "
+				 "socket",
 				 PROXY_FD_CTL);
 	if (fcntl(PROXY_FD_LISTEN, F_SETFD, FD_CLOEXEC) < 0 ||
 	    fcntl(PROXY_FD_CTL, F_SETFD, FD_CLOEXEC) < 0)
@@ -119,7 +120,8 @@ config_read(struct proxy_conf *conf, struct error *err)
 	if (r < 0)
 		return error_sys(err, errno, "poll");
 	if (r == 0)
-		return error_set(err, ETIMEDOUT, "no configuration within %d ms",
+		return error_set(err, ETIMEDOUT,
+				 "no configuration within %d ms",
 				 CONFIG_WAIT_MS);
 	do
 		n = recvmsg(PROXY_FD_CTL, &mh, MSG_DONTWAIT);

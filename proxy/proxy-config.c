@@ -29,8 +29,7 @@ parse_allow(json_t *arr, struct proxy_conf *out, struct error *err)
 				 "config: %zu allow entries, at most %d", n,
 				 PROXY_ALLOW_MAX);
 	list = xcalloc(n ? n : 1, sizeof(*list));
-	json_array_foreach(arr, i, v)
-	{
+	json_array_foreach(arr, i, v) {
 		if (!json_is_string(v) ||
 		    json_string_length(v) != strlen(json_string_value(v))) {
 			free(list);

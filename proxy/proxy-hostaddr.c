@@ -31,18 +31,18 @@ proxy_hostaddr_collect(struct allow_addr **out, size_t *n, struct error *err)
 	if (getifaddrs(&ifa) < 0)
 		return error_sys(err, errno, "getifaddrs");
 	for (struct ifaddrs *i = ifa; i; i = i->ifa_next) {
+		const struct sockaddr *sa = i->ifa_addr;
 		struct allow_addr x = { 0 };
 
-		if (!i->ifa_addr)
+		if (!sa)
 			continue;
-		if (i->ifa_addr->sa_family == AF_INET) {
+		if (sa->sa_family == AF_INET) {
 			x.family = AF_INET;
-			memcpy(x.addr,
-			       &((struct sockaddr_in *)i->ifa_addr)->sin_addr, 4);
-		} else if (i->ifa_addr->sa_family == AF_INET6) {
+			memcpy(x.addr, &((struct sockaddr_in *)sa)->sin_addr,
+			       4);
+		} else if (sa->sa_family == AF_INET6) {
 			x.family = AF_INET6;
-			memcpy(x.addr,
-			       &((struct sockaddr_in6 *)i->ifa_addr)->sin6_addr,
+			memcpy(x.addr, &((struct sockaddr_in6 *)sa)->sin6_addr,
 			       16);
 		} else {
 			continue;

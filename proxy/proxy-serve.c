@@ -1458,8 +1458,7 @@ spawn_resolvers(struct srv *s, struct error *err)
 		/* Ready means sandboxed, resolvers included. */
 		if (recv(sv[0], &hello, sizeof(hello), 0) != sizeof(hello) ||
 		    hello.id != 0)
-			return error_set(err, EPERM,
-					 "resolver did not start");
+			return error_set(err, EPERM, "resolver did not start");
 		if (fd_set_nonblock(sv[0]) < 0)
 			return error_sys(err, errno, "resolver: fcntl");
 	}

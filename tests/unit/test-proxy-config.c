@@ -15,8 +15,25 @@ parse(const char *s, struct proxy_conf *c, struct error *err)
 }
 
 #define GOOD_HEAD                                                              \
-	"{\"t\":\"config\",\"v\":1,\"uid\":65534,\"gid\":65534,"                 \
+	"{\"t\":\"config\",\"v\":1,\"uid\":65534,\"gid\":65534,"               \
 	"\"connect_ms\":2000,\"idle_ms\":300000,\"max_bytes\":0,"
+
+/* A good configuration with key set to v (NULL: without the key). */
+static char *
+variant(const char *key, json_t *v)
+{
+	json_t *j = json_loads(GOOD_HEAD "\"allow\":[]}", 0, NULL);
+	char *txt;
+
+	cr_assert_not_null(j);
+	if (v)
+		json_object_set_new(j, key, v);
+	else
+		json_object_del(j, key);
+	txt = json_dumps(j, JSON_COMPACT);
+	json_decref(j);
+	return txt;
+}
 
 Test(proxy_config, good)
 {
@@ -44,54 +61,58 @@ Test(proxy_config, good)
 
 Test(proxy_config, bad)
 {
-	static const char *const bad[] = {
+	static const char *const raw[] = {
 		"",
 		"not json",
 		"[]",
 		"{\"t\":\"window\",\"open\":true,\"id\":1}",
-		/* version, ids, timeouts, budget out of range */
-		"{\"t\":\"config\",\"v\":2,\"uid\":1,\"gid\":1,\"connect_ms\":1,"
-		"\"idle_ms\":1,\"max_bytes\":0,\"allow\":[]}",
-		"{\"t\":\"config\",\"v\":1,\"uid\":-1,\"gid\":1,\"connect_ms\":1,"
-		"\"idle_ms\":1,\"max_bytes\":0,\"allow\":[]}",
-		"{\"t\":\"config\",\"v\":1,\"uid\":4294967295,\"gid\":1,"
-		"\"connect_ms\":1,\"idle_ms\":1,\"max_bytes\":0,\"allow\":[]}",
-		"{\"t\":\"config\",\"v\":1,\"uid\":1,\"gid\":1,\"connect_ms\":0,"
-		"\"idle_ms\":1,\"max_bytes\":0,\"allow\":[]}",
-		"{\"t\":\"config\",\"v\":1,\"uid\":1,\"gid\":1,"
-		"\"connect_ms\":600001,\"idle_ms\":1,\"max_bytes\":0,"
-		"\"allow\":[]}",
-		"{\"t\":\"config\",\"v\":1,\"uid\":1,\"gid\":1,\"connect_ms\":1,"
-		"\"idle_ms\":86400001,\"max_bytes\":0,\"allow\":[]}",
-		"{\"t\":\"config\",\"v\":1,\"uid\":1,\"gid\":1,\"connect_ms\":1,"
-		"\"idle_ms\":1,\"max_bytes\":-1,\"allow\":[]}",
-		/* wrong types, missing, extra and duplicate keys */
-		"{\"t\":\"config\",\"v\":1,\"uid\":\"0\",\"gid\":1,"
-		"\"connect_ms\":1,\"idle_ms\":1,\"max_bytes\":0,\"allow\":[]}",
-		"{\"t\":\"config\",\"v\":1,\"uid\":1.5,\"gid\":1,"
-		"\"connect_ms\":1,\"idle_ms\":1,\"max_bytes\":0,\"allow\":[]}",
-		"{\"t\":\"config\",\"v\":1,\"uid\":1,\"gid\":1,\"connect_ms\":1,"
-		"\"idle_ms\":1,\"max_bytes\":0,\"allow\":\"127.0.0.1:80\"}",
-		"{\"t\":\"config\",\"v\":1,\"uid\":1,\"gid\":1,\"connect_ms\":1,"
-		"\"idle_ms\":1,\"max_bytes\":0}",
-		"{\"t\":\"config\",\"v\":1,\"uid\":1,\"gid\":1,\"connect_ms\":1,"
-		"\"idle_ms\":1,\"max_bytes\":0,\"allow\":[],\"env\":{}}",
-		"{\"t\":\"config\",\"v\":1,\"uid\":1,\"uid\":0,\"gid\":1,"
-		"\"connect_ms\":1,\"idle_ms\":1,\"max_bytes\":0,\"allow\":[]}",
-		/* entries: not strings, bad, NUL inside */
-		GOOD_HEAD "\"allow\":[80]}",
-		GOOD_HEAD "\"allow\":[\"127.1:80\"]}",
-		GOOD_HEAD "\"allow\":[\"a b:80\"]}",
+		/* a duplicate key, a NUL inside an entry */
+		GOOD_HEAD "\"allow\":[],\"uid\":0}",
 		GOOD_HEAD "\"allow\":[\"ok.test:80\\u0000evil\"]}",
+	};
+	struct {
+		const char *key;
+		json_t *v;
+	} var[] = {
+		/* version, ids, timeouts, budget out of range */
+		{ "v", json_integer(2) },
+		{ "uid", json_integer(-1) },
+		{ "uid", json_integer(4294967295) },
+		{ "gid", json_integer(4294967295) },
+		{ "connect_ms", json_integer(0) },
+		{ "connect_ms", json_integer(600001) },
+		{ "idle_ms", json_integer(0) },
+		{ "idle_ms", json_integer(86400001) },
+		{ "max_bytes", json_integer(-1) },
+		/* wrong types, missing and extra keys */
+		{ "t", json_string("window") },
+		{ "uid", json_string("0") },
+		{ "uid", json_real(1.5) },
+		{ "allow", json_string("127.0.0.1:80") },
+		{ "allow", NULL },
+		{ "env", json_object() },
+		/* entries: not strings, or not valid */
+		{ "allow", json_pack("[i]", 80) },
+		{ "allow", json_pack("[s]", "127.1:80") },
+		{ "allow", json_pack("[s]", "a b:80") },
+		{ "allow", json_pack("[s, s]", "ok.test:80", "*.:80") },
 	};
 	struct proxy_conf c;
 	struct error err = { 0 };
 
-	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
-		cr_expect_lt(parse(bad[i], &c, &err), 0, "accepted: %s",
-			     bad[i]);
-		cr_expect_null(c.al, "%s", bad[i]);
+	for (size_t i = 0; i < ARRAY_SIZE(raw); i++) {
+		cr_expect_lt(parse(raw[i], &c, &err), 0, "accepted: %s",
+			     raw[i]);
+		cr_expect_null(c.al, "%s", raw[i]);
 		proxy_config_free(&c);
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(var); i++) {
+		char *txt = variant(var[i].key, var[i].v);
+
+		cr_expect_lt(parse(txt, &c, &err), 0, "accepted: %s", txt);
+		cr_expect_null(c.al, "%s", txt);
+		proxy_config_free(&c);
+		free(txt);
 	}
 }
 
