@@ -148,10 +148,9 @@ main(void)
 	if (fds_check(&err) < 0)
 		fail("fds", &err);
 	/* If the manager dies, the proxy dies: no orphan keeps relaying.
-	 * (qctl set this before the exec too; a parent already gone shows
-	 * as a changed ppid.) */
-	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || ppid == 1 ||
-	    getppid() != ppid)
+	 * (qctl set this before the exec too.  A manager gone before this
+	 * point has closed its end: the proxy exits at the EOF.) */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != ppid)
 		_exit(1);
 	/* A peer that closes mid-write must cost an EPIPE, not the
 	 * process. */
