@@ -42,7 +42,7 @@ if ! command -v tinyproxy >/dev/null; then
 		service tinyproxy stop 2>/dev/null || true
 fi
 
-make -C "$TOP" --no-print-directory build/libqctl.a >/dev/null
+make -C "$TOP" --no-print-directory build/libqctl.a build/qctl-proxy >/dev/null
 cc -D_GNU_SOURCE -I"$TOP/qctl" -O2 -o "$W/proxy-driver" \
 	"$TOP/tests/integration/proxy-driver.c" "$TOP/build/libqctl.a" \
 	$(pkg-config --libs jansson yaml-0.1 libarchive libcrypto libseccomp \
@@ -139,7 +139,8 @@ in_ns() { ip netns exec "$NS" "$@"; }
 # execs), so that $! is the process to kill.
 ip netns exec "$NS" python3 "$W/server.py" "$BLOB" 18080 & PIDS+=($!)
 mkfifo "$W/ctl"
-ip netns exec "$NS" "$W/proxy-driver" 3128 127.0.0.1:18080 \
+ip netns exec "$NS" "$W/proxy-driver" -P "$TOP/build/qctl-proxy" \
+	3128 127.0.0.1:18080 \
 	<"$W/ctl" >"$W/qctl.log" & PIDS+=($!)
 exec 3>"$W/ctl"		# keeps the driver's stdin open
 ip netns exec "$NS" tinyproxy -d -c "$W/tp/tinyproxy.conf" & PIDS+=($!)

@@ -290,6 +290,7 @@ allowlist_free(struct allowlist *al)
 	if (!al)
 		return;
 	free(al->e);
+	free(al->own);
 	free(al);
 }
 
@@ -398,15 +399,41 @@ classify_v4(const uint8_t *a)
 	return ADDR_PUBLIC;
 }
 
-/* The network class of an IPv4 (4 bytes) or IPv6 (16) address. */
+static bool
+is_own(int family, const uint8_t *a, const struct allow_addr *own,
+       size_t n_own)
+{
+	size_t len = family == AF_INET ? 4 : 16;
+
+	for (size_t i = 0; i < n_own; i++)
+		if (own[i].family == family && !memcmp(own[i].addr, a, len))
+			return true;
+	return false;
+}
+
+/* The table's class, or ADDR_HOST for a public address of this host: a
+ * build must not reach the manager's own services on its public (or
+ * unlisted test-net) addresses any more than on loopback. */
+static enum addr_class
+classify_v4_own(const uint8_t *a, const struct allow_addr *own, size_t n_own)
+{
+	enum addr_class c = classify_v4(a);
+
+	if (c == ADDR_PUBLIC && is_own(AF_INET, a, own, n_own))
+		return ADDR_HOST;
+	return c;
+}
+
+/* Class of an address, this host's own addresses (own[]) included. */
 enum addr_class
-allowlist_classify(int family, const uint8_t *a)
+allowlist_classify_own(int family, const uint8_t *a,
+		       const struct allow_addr *own, size_t n_own)
 {
 	static const uint8_t nat64[12] = { 0x00, 0x64, 0xff, 0x9b };
 	static const uint8_t six2four[2] = { 0x20, 0x02 };
 
 	if (family == AF_INET)
-		return classify_v4(a);
+		return classify_v4_own(a, own, n_own);
 	if (family != AF_INET6)
 		return ADDR_RESERVED;
 	for (size_t i = 0; i < ARRAY_SIZE(v6_table); i++)
@@ -415,10 +442,32 @@ allowlist_classify(int family, const uint8_t *a)
 	/* NAT64 (64:ff9b::/96) and 6to4 (2002::/16) carry an IPv4 address
 	 * that a translator or relay may reach for us: judge that one. */
 	if (!memcmp(a, nat64, sizeof(nat64)))
-		return classify_v4(a + 12);
+		return classify_v4_own(a + 12, own, n_own);
 	if (!memcmp(a, six2four, sizeof(six2four)))
-		return classify_v4(a + 2);
-	return ADDR_PUBLIC;
+		return classify_v4_own(a + 2, own, n_own);
+	return is_own(AF_INET6, a, own, n_own) ? ADDR_HOST : ADDR_PUBLIC;
+}
+
+/* The network class of an IPv4 (4 bytes) or IPv6 (16) address. */
+enum addr_class
+allowlist_classify(int family, const uint8_t *a)
+{
+	return allowlist_classify_own(family, a, NULL, 0);
+}
+
+/* Copy this host's addresses into al. */
+void
+allowlist_set_own(struct allowlist *al, const struct allow_addr *own,
+		  size_t n_own)
+{
+	free(al->own);
+	al->own = NULL;
+	al->n_own = 0;
+	if (!n_own)
+		return;
+	al->own = xcalloc(n_own, sizeof(*own));
+	memcpy(al->own, own, n_own * sizeof(*own));
+	al->n_own = n_own;
 }
 
 /* Short English name of an address class. */
@@ -432,6 +481,8 @@ allowlist_class_name(enum addr_class c)
 		return "unspecified";
 	case ADDR_LOOPBACK:
 		return "loopback";
+	case ADDR_HOST:
+		return "an address of this host";
 	case ADDR_LINK_LOCAL:
 		return "link-local";
 	case ADDR_PRIVATE:
@@ -455,7 +506,8 @@ bool
 allowlist_addr_ok(const struct allowlist *al, int family, const uint8_t *addr,
 		  uint16_t port, enum addr_class *cls)
 {
-	enum addr_class c = allowlist_classify(family, addr);
+	enum addr_class c =
+		allowlist_classify_own(family, addr, al->own, al->n_own);
 
 	if (cls)
 		*cls = c;

@@ -28,9 +28,18 @@ struct allow_entry {
 	uint16_t port;
 };
 
+/* An address of this host: of the interfaces of the network namespace
+ * the proxy connects upstream from (the manager's). */
+struct allow_addr {
+	int family;	  /* AF_INET or AF_INET6 */
+	uint8_t addr[16]; /* IPv4 in the first 4 bytes */
+};
+
 struct allowlist {
 	struct allow_entry *e;
 	size_t n;
+	struct allow_addr *own; /* this host's addresses (see above) */
+	size_t n_own;
 };
 
 /* A request's host after normalisation. */
@@ -73,6 +82,7 @@ enum addr_class {
 	ADDR_PUBLIC,
 	ADDR_UNSPECIFIED,
 	ADDR_LOOPBACK,
+	ADDR_HOST,	 /* an address of this host's interfaces */
 	ADDR_LINK_LOCAL, /* incl. 169.254.169.254, cloud metadata */
 	ADDR_PRIVATE,	 /* RFC 1918, fc00::/7, fec0::/10 */
 	ADDR_SHARED,	 /* 100.64.0.0/10, carrier-grade NAT */
@@ -84,11 +94,23 @@ enum addr_class {
 
 /* Classify an address; family is AF_INET (4 bytes) or AF_INET6 (16). */
 enum addr_class allowlist_classify(int family, const uint8_t *addr);
+/*
+ * The same, and an address that the table calls public but that is one of
+ * own[] (this host's, see struct allow_addr) is ADDR_HOST; so is a NAT64
+ * or 6to4 address that carries one of own[]'s IPv4 addresses.
+ */
+enum addr_class allowlist_classify_own(int family, const uint8_t *addr,
+				       const struct allow_addr *own,
+				       size_t n_own);
+/* Set the host's own addresses of al (a copy; replaces earlier ones). */
+void allowlist_set_own(struct allowlist *al, const struct allow_addr *own,
+		       size_t n_own);
 /* Short English name of a class ("loopback"). */
 const char *allowlist_class_name(enum addr_class c);
 /*
  * May the proxy connect to this resolved address for port?  Public
- * addresses yes; any other class only if that very IP:port is listed.
+ * addresses yes; any other class (this host's own addresses among them,
+ * see allowlist_set_own) only if that very IP:port is listed.
  */
 bool allowlist_addr_ok(const struct allowlist *al, int family,
 		       const uint8_t *addr, uint16_t port,

@@ -118,6 +118,7 @@ struct build {
 	struct nf_client *nf;
 	struct proxy *proxy;
 	struct loop_watch *w_nf, *w_proxy;
+	struct loop_timer *t_proxy;	/* deadline of the proxy's "ready" */
 	bool window_open;
 	int net_log_fd;
 	unsigned ticks;
@@ -776,11 +777,33 @@ on_proxy_record(const struct proxy_record *r, void *opaque)
 	json_decref(j);
 }
 
+/* A fetch step that started before the proxy was ready gets its window
+ * now (see net_window). */
+static void
+net_proxy_ready(struct build *b)
+{
+	const struct recipe_step *s;
+	struct error err = { 0 };
+
+	loop_timer_cancel(b->t_proxy);
+	b->t_proxy = NULL;
+	say(b, 2, "network: proxy ready");
+	if (b->phase != PH_STEP)
+		return;
+	s = &b->recipe->steps[b->step];
+	if (!s->fetch || b->window_open)
+		return;
+	if (net_window(b, true, s->name, &err) < 0)
+		fail(b, BUILD_ERROR, "opening the network for \"%s\": %s",
+		     s->name, err.msg);
+}
+
 static void
 on_proxy_io(struct loop *l, int fd, uint32_t events, void *opaque)
 {
 	struct build *b = opaque;
 	struct error err = { 0 };
+	bool was_ready = proxy_ready(b->proxy);
 
 	(void)l;
 	(void)fd;
@@ -788,12 +811,34 @@ on_proxy_io(struct loop *l, int fd, uint32_t events, void *opaque)
 	if (proxy_handle_io(b->proxy, on_proxy_record, b, &err) < 0) {
 		loop_unwatch(b->w_proxy);
 		b->w_proxy = NULL;
+		loop_timer_cancel(b->t_proxy);
+		b->t_proxy = NULL;
 		if (b->phase < PH_SHUTDOWN)
-			fail(b, BUILD_ERROR, "proxy lost: %s", err.msg);
+			fail(b, BUILD_ERROR, "%s%s",
+			     was_ready ? "proxy lost: " : "", err.msg);
 		return;
 	}
+	if (!was_ready && proxy_ready(b->proxy))
+		net_proxy_ready(b);
 	/* fresh byte counts: check the budget now, not at the next tick */
 	net_sample(b);
+}
+
+/* The proxy did not say "ready" in time: a stuck start fails the build
+ * rather than leaving its fetch steps waiting. */
+static void
+on_proxy_deadline(struct loop *l, void *opaque)
+{
+	struct build *b = opaque;
+
+	b->t_proxy = NULL;
+	if (!b->w_proxy)
+		return;
+	/* What is already queued counts. */
+	on_proxy_io(l, -1, 0, b);
+	if (b->w_proxy && !proxy_ready(b->proxy) && b->phase < PH_SHUTDOWN)
+		fail(b, BUILD_ERROR, "proxy: not ready after %d ms",
+		     PROXY_START_TIMEOUT_MS);
 }
 
 static void
@@ -853,6 +898,13 @@ net_window(struct build *b, bool open, const char *step, struct error *err)
 
 	if (!b->net || b->window_open == open)
 		return 0;
+	if (open && !proxy_ready(b->proxy)) {
+		/* No door opens before the proxy behind it is confined and
+		 * serving: net_proxy_ready opens it then.  Until then the
+		 * guest's connection attempts are dropped (and retried). */
+		say(b, 1, "network: waiting for the proxy to be ready");
+		return 0;
+	}
 	if (open) {
 		r = proxy_set_window(b->proxy, true, step, err);
 		if (r == 0)
@@ -879,10 +931,11 @@ net_window(struct build *b, bool open, const char *step, struct error *err)
 	return r;
 }
 
+/* A helper program: $env if set, else name beside our own binary. */
 static char *
-helper_path(void)
+helper_path(const char *env_name, const char *name)
 {
-	const char *env = getenv("QCTL_NETFILTER");
+	const char *env = getenv(env_name);
 	char exe[4096];
 	ssize_t n;
 
@@ -896,10 +949,10 @@ helper_path(void)
 		slash = strrchr(exe, '/');
 		if (slash) {
 			*slash = '\0';
-			return xasprintf("%s/qctl-netfilter", exe);
+			return xasprintf("%s/%s", exe, name);
 		}
 	}
-	return xstrdup("qctl-netfilter");
+	return xstrdup(name);
 }
 
 /*
@@ -911,7 +964,9 @@ net_start(struct build *b, struct error *err)
 {
 	_cleanup_free_ char *name = xasprintf("qctl-%s",
 					      strrchr(b->run_dir, '/') + 1);
-	_cleanup_free_ char *helper = helper_path();
+	_cleanup_free_ char *helper = helper_path("QCTL_NETFILTER",
+						  "qctl-netfilter");
+	_cleanup_free_ char *proxy = helper_path("QCTL_PROXY", "qctl-proxy");
 	_cleanup_free_ char *logp = xasprintf("%s/network.jsonl", b->run_dir);
 	struct proxy_config pc = { 0 };
 	int r;
@@ -931,14 +986,19 @@ net_start(struct build *b, struct error *err)
 		error_prefix(err, "network helper");
 		return r;
 	}
+	pc.path = proxy;
 	pc.listen_fd = b->ns.listen_fd;
 	pc.allow = b->recipe->allow;
 	pc.n_allow = b->recipe->n_allow;
 	pc.max_bytes = b->recipe->limits.net_bytes;
+	/* Returns at once: "ready" comes through on_proxy_io, within the
+	 * deadline, and no window opens before it. */
 	r = proxy_start(&pc, &b->proxy, err);
 	if (r < 0)
 		return r;
 	state_note_pid(b->state, "proxy", proxy_pid(b->proxy));
+	b->t_proxy = loop_timer_at(b->loop, now_ms() + PROXY_START_TIMEOUT_MS,
+				   on_proxy_deadline, b);
 	/* Only the proxy needs the listener. */
 	close(b->ns.listen_fd);
 	b->ns.listen_fd = -1;
@@ -965,6 +1025,8 @@ net_stop(struct build *b)
 	loop_unwatch(b->w_nf);
 	loop_unwatch(b->w_proxy);
 	b->w_nf = b->w_proxy = NULL;
+	loop_timer_cancel(b->t_proxy);
+	b->t_proxy = NULL;
 	if (b->proxy) {
 		/* a last look at what it counted */
 		proxy_handle_io(b->proxy, on_proxy_record, b, NULL);

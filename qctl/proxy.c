@@ -1,21 +1,22 @@
-/* proxy.c - manager side of the filtering proxy: fork it, drive its window,
- * read its records.  The proxy parses the build's bytes, so the manager
- * trusts it less than itself: every message is bounded and validated. */
+/* proxy.c - manager side of the filtering proxy: start qctl-proxy, drive
+ * its window, read its records.  The proxy parses the build's bytes, so
+ * the manager trusts it less than itself: every message is bounded and
+ * validated. */
 #include "proxy.h"
 #include "allowlist.h"
+#include "child.h"
 #include "json-util.h"
 #include "proxy-proto.h"
-#include "proxy-serve.h"
 
 #include <grp.h>
-#include <poll.h>
 #include <pwd.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 
-#define PROXY_START_TIMEOUT_MS 5000
 #define PROXY_DEFAULT_CONNECT_MS 10000
 #define PROXY_DEFAULT_IDLE_MS (5 * 60 * 1000)
 
@@ -23,6 +24,7 @@ struct proxy {
 	pid_t pid;
 	int fd;
 	bool open;
+	char *path;
 	struct proxy_msg_state st;
 };
 
@@ -93,6 +95,16 @@ recv_packet(int fd, char *buf, size_t cap, size_t *len)
 	do {
 		n = recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
 	} while (n < 0 && errno == EINTR);
+	/* A peer that exits with unread packets (say, its configuration)
+	 * leaves a reset, reported ahead of what it sent last (a "fail"):
+	 * the error is consumed now, so look once more. */
+	if (n < 0 && errno == ECONNRESET) {
+		do {
+			n = recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+		} while (n < 0 && errno == EINTR);
+		if (n < 0 && errno == EAGAIN)
+			return -EPIPE;
+	}
 	if (n < 0 && errno == EAGAIN)
 		return 0;
 	/* A peer that died may show as a reset rather than an EOF. */
@@ -108,128 +120,169 @@ recv_packet(int fd, char *buf, size_t cap, size_t *len)
 	return 1;
 }
 
-/* Fork the sandboxed proxy; return once it says it is serving. */
+/* The configuration message, defaults filled in, within the bounds. */
+int
+proxy_config_encode(const struct proxy_config *cfg, uid_t uid, gid_t gid,
+		    char **out, struct error *err)
+{
+	_cleanup_json_ json_t *j = NULL;
+	json_t *allow;
+	char *txt;
+
+	*out = NULL;
+	if (cfg->n_allow > PROXY_ALLOW_MAX)
+		return error_set(err, EINVAL,
+				 "proxy: %zu allow entries, at most %d",
+				 cfg->n_allow, PROXY_ALLOW_MAX);
+	allow = json_array();
+	for (size_t i = 0; i < cfg->n_allow; i++) {
+		/* The proxy checks them again; a bad one is our error to
+		 * report, with the manager's words. */
+		if (allowlist_check_entry(cfg->allow[i], err) < 0) {
+			json_decref(allow);
+			error_prefix(err, "proxy: allow[%zu]", i);
+			return -EINVAL;
+		}
+		json_array_append_new(allow, json_string(cfg->allow[i]));
+	}
+	j = json_pack(
+		"{s:s, s:i, s:I, s:I, s:I, s:I, s:I, s:o}", "t", "config", "v",
+		PROXY_PROTO_VERSION, "uid", (json_int_t)uid, "gid",
+		(json_int_t)gid, "connect_ms",
+		(json_int_t)(cfg->connect_timeout_ms > 0
+				     ? cfg->connect_timeout_ms
+				     : PROXY_DEFAULT_CONNECT_MS),
+		"idle_ms",
+		(json_int_t)(cfg->idle_timeout_ms > 0 ? cfg->idle_timeout_ms
+						      : PROXY_DEFAULT_IDLE_MS),
+		"max_bytes", (json_int_t)cfg->max_bytes, "allow", allow);
+	if (!j || cfg->max_bytes > INT64_MAX)
+		return error_set(err, EINVAL, "proxy: bad configuration");
+	txt = json_dumps(j, JSON_COMPACT);
+	if (!txt)
+		return error_set(err, ENOMEM, "proxy: encoding configuration");
+	if (strlen(txt) > PROXY_CONFIG_MAX) {
+		free(txt);
+		return error_set(err, EINVAL,
+				 "proxy: allowlist too large (more than %d "
+				 "bytes)",
+				 PROXY_CONFIG_MAX);
+	}
+	*out = txt;
+	return 0;
+}
+
+/*
+ * Between fork and exec.  A failure goes to the manager as the proxy's
+ * "fail" message on the control socket, which it reads in its loop like
+ * any start-up failure of the program itself.
+ */
+static void __attribute__((noreturn))
+proxy_child(const char *path, int listen_fd, int ctl, pid_t ppid)
+{
+	char *const argv[] = { (char *)"qctl-proxy", NULL };
+	char *const envp[] = { NULL };
+	int fds[2] = { listen_fd, ctl };
+	struct child_fds cf = {
+		.in = -1, .out = -1, .err = -1,
+		.fds = fds, .n = 2, .first = PROXY_FD_LISTEN,
+		.errpipe = -1,
+	};
+	char msg[256];
+	int e;
+
+	if (child_setup(&cf, NULL) < 0)
+		_exit(127);
+	/* From here on the proxy dies with the manager (it sets this again
+	 * once it has changed its ids, which clears it). */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != ppid)
+		_exit(127);
+	/* An empty environment: nothing of the manager's (its variables,
+	 * other builds' secrets, LD_* or test hooks) reaches the process
+	 * that parses the build's bytes; exec also leaves the manager's heap
+	 * behind. */
+	execve(path, argv, envp);
+	e = errno;
+	snprintf(msg, sizeof(msg), "{\"t\":\"fail\",\"msg\":\"exec: %s\"}",
+		 strerror(e));
+	(void)!send(PROXY_FD_CTL, msg, strlen(msg), MSG_NOSIGNAL);
+	_exit(127);
+}
+
+/* Fork and exec the proxy; "ready" arrives later through proxy_handle_io. */
 int
 proxy_start(const struct proxy_config *cfg, struct proxy **out,
 	    struct error *err)
 {
-	struct proxy_child_args args = { 0 };
-	struct allowlist *al;
+	_cleanup_free_ char *conf = NULL;
 	struct proxy *p;
-	char msg[PROXY_MSG_MAX + 1];
-	size_t len = 0;
-	int sv[2], acc = 0, r;
+	int sv[2], acc = 0, r, sndbuf = 2 * PROXY_CONFIG_MAX;
 	socklen_t sl = sizeof(acc);
-	int64_t deadline;
-	pid_t pid;
+	uid_t uid = 0;
+	gid_t gid = 0;
+	pid_t self = getpid();
+	ssize_t n;
 
 	*out = NULL;
+	if (!cfg->path || !*cfg->path)
+		return error_set(err, EINVAL, "proxy: no program to run");
 	if (getsockopt(cfg->listen_fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &sl) <
 		    0 ||
 	    !acc)
 		return error_set(err, EINVAL,
 				 "proxy: fd %d is not a listening socket",
 				 cfg->listen_fd);
-	al = allowlist_new(cfg->allow, cfg->n_allow, err);
-	if (!al) {
-		error_prefix(err, "proxy");
-		return -EINVAL;
-	}
-	args.listen_fd = cfg->listen_fd;
-	args.al = al;
-	/* An unprivileged manager has nothing to give up but still gets
-	 * no_new_privs and seccomp. */
-	args.drop_ids = geteuid() == 0;
-	if (args.drop_ids && pick_ids(cfg, &args.uid, &args.gid, err) < 0) {
-		allowlist_free(al);
+	/* An unprivileged manager has nothing to give up; the proxy still
+	 * sets no_new_privs and seccomp. */
+	if (geteuid() == 0 && pick_ids(cfg, &uid, &gid, err) < 0)
 		return -ENOENT;
-	}
-	args.connect_timeout_ms = cfg->connect_timeout_ms > 0
-					  ? cfg->connect_timeout_ms
-					  : PROXY_DEFAULT_CONNECT_MS;
-	args.idle_timeout_ms = cfg->idle_timeout_ms > 0 ? cfg->idle_timeout_ms
-							: PROXY_DEFAULT_IDLE_MS;
-	args.max_bytes = cfg->max_bytes;
+	r = proxy_config_encode(cfg, uid, gid, &conf, err);
+	if (r < 0)
+		return r;
 
 	/* Packets, not a stream: a message is whole or absent, and a
 	 * proxy cannot make the manager buffer an endless line. */
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
-		allowlist_free(al);
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
 		return error_sys(err, errno, "proxy: socketpair");
-	}
-	pid = fork();
-	if (pid < 0) {
-		r = error_sys(err, errno, "proxy: fork");
+	/* The configuration is queued before the fork: the proxy finds it
+	 * waiting, and the manager never waits on the proxy to read. */
+	setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+	n = send(sv[0], conf, strlen(conf), MSG_DONTWAIT | MSG_NOSIGNAL);
+	if (n != (ssize_t)strlen(conf)) {
+		r = error_sys(err, n < 0 ? errno : EMSGSIZE,
+			      "proxy: queueing the configuration");
 		close(sv[0]);
 		close(sv[1]);
-		allowlist_free(al);
 		return r;
 	}
-	if (pid == 0) {
-		args.ctl_fd = sv[1];
-		proxy_child_main(&args);
-	}
-	close(sv[1]);
-	allowlist_free(al);
 	p = xcalloc(1, sizeof(*p));
-	p->pid = pid;
 	p->fd = sv[0];
-
-	/* Wait, bounded, for the child to say it is sandboxed. */
-	deadline = now_ms() + PROXY_START_TIMEOUT_MS;
-	for (;;) {
-		struct pollfd pfd = { p->fd, POLLIN, 0 };
-		int64_t left = deadline - now_ms();
-
-		if (left <= 0) {
-			r = error_set(err, ETIMEDOUT,
-				      "proxy: not ready after %d ms",
-				      PROXY_START_TIMEOUT_MS);
-			goto fail;
-		}
-		if (poll(&pfd, 1, left) < 0 && errno != EINTR) {
-			r = error_sys(err, errno, "proxy: poll");
-			goto fail;
-		}
-		r = recv_packet(p->fd, msg, sizeof(msg) - 1, &len);
-		if (r < 0) {
-			r = error_set(err, EPIPE, "proxy: died while starting");
-			goto fail;
-		}
-		if (r > 0)
-			break;
+	p->path = xstrdup(cfg->path);
+	p->pid = fork();
+	if (p->pid < 0) {
+		r = error_sys(err, errno, "proxy: fork");
+		close(sv[1]);
+		p->pid = 0;
+		proxy_stop(p);
+		return r;
 	}
-	msg[len] = '\0';
-	{
-		_cleanup_json_ json_t *j = json_loads(msg, 0, NULL);
-		const char *t = json_string_value(json_object_get(j, "t"));
-		const char *m = json_string_value(json_object_get(j, "msg"));
-
-		if (t && !strcmp(t, "ready")) {
-			if (fd_set_nonblock(p->fd) < 0) {
-				r = error_sys(err, errno, "proxy: fcntl");
-				goto fail;
-			}
-			*out = p;
-			return 0;
-		}
-		if (t && !strcmp(t, "fail") && m) {
-			char clean[512];
-			size_t k = 0;
-
-			for (; m[k] && k < sizeof(clean) - 1; k++)
-				clean[k] = m[k] >= 0x20 && m[k] < 0x7f ? m[k]
-								       : '?';
-			clean[k] = '\0';
-			r = error_set(err, EPERM, "proxy: %s", clean);
-		} else {
-			r = error_set(err, EPROTO,
-				      "proxy: unexpected first message");
-		}
+	if (p->pid == 0)
+		proxy_child(cfg->path, cfg->listen_fd, sv[1], self);
+	close(sv[1]);
+	if (fd_set_nonblock(p->fd) < 0) {
+		r = error_sys(err, errno, "proxy: fcntl");
+		proxy_stop(p);
+		return r;
 	}
-fail:
-	proxy_stop(p);
-	return r;
+	*out = p;
+	return 0;
+}
+
+/* Has it said "ready"? */
+bool
+proxy_ready(const struct proxy *p)
+{
+	return p->st.ready;
 }
 
 static int
@@ -259,6 +312,8 @@ int
 proxy_set_window(struct proxy *p, bool open, const char *step,
 		 struct error *err)
 {
+	if (open && !p->st.ready)
+		return error_set(err, EAGAIN, "proxy: not ready yet");
 	if (!open) {
 		p->open = false;
 		return send_json(
@@ -360,6 +415,22 @@ handle_bytes(struct proxy_msg_state *st, json_t *j, struct error *err)
 	return 0;
 }
 
+/* The proxy's own account of why it could not start, made printable. */
+static int
+handle_fail(json_t *j, struct error *err)
+{
+	const char *t, *m;
+	char clean[512];
+	size_t k = 0;
+
+	if (json_unpack(j, "{s:s, s:s !}", "t", &t, "msg", &m) < 0)
+		return error_set(err, EPROTO, "proxy: malformed failure");
+	for (; m[k] && k < sizeof(clean) - 1; k++)
+		clean[k] = m[k] >= 0x20 && m[k] < 0x7f ? m[k] : '?';
+	clean[k] = '\0';
+	return error_set(err, EPERM, "proxy: %s", clean);
+}
+
 /* Validate one packet from the proxy; records go to fn. */
 int
 proxy_msg_decode(struct proxy_msg_state *st, const char *msg, size_t len,
@@ -374,6 +445,16 @@ proxy_msg_decode(struct proxy_msg_state *st, const char *msg, size_t len,
 	t = json_string_value(json_object_get(j, "t"));
 	if (!t)
 		return error_set(err, EPROTO, "proxy: bad message");
+	if (!strcmp(t, "fail"))
+		return handle_fail(j, err);
+	if (!st->ready) {
+		/* Nothing counts before the proxy is confined. */
+		if (strcmp(t, "ready") || json_object_size(j) != 1)
+			return error_set(err, EPROTO,
+					 "proxy: unexpected first message");
+		st->ready = true;
+		return 0;
+	}
 	if (!strcmp(t, "req"))
 		return handle_req(st, j, fn, opaque, err);
 	if (!strcmp(t, "bytes"))
@@ -394,12 +475,20 @@ proxy_handle_io(struct proxy *p, proxy_record_fn fn, void *opaque,
 
 		if (r == 0)
 			return 0;
+		if (r == -EPIPE && !p->st.ready) {
+			error_set(err, EPIPE,
+				  "proxy: exited before it was ready");
+			error_prefix(err, "starting %s", p->path);
+			return -EPIPE;
+		}
 		if (r == -EPIPE)
 			return error_set(err, EPIPE, "proxy: exited");
 		if (r < 0)
 			return error_set(err, EPROTO,
 					 "proxy: oversized or bad packet");
 		r = proxy_msg_decode(&p->st, msg, len, fn, opaque, err);
+		if (r < 0 && !p->st.ready)
+			error_prefix(err, "starting %s", p->path);
 		if (r < 0)
 			return r;
 	}
@@ -429,6 +518,7 @@ proxy_stop(struct proxy *p)
 	if (p->fd >= 0)
 		close(p->fd);
 	proxy_msg_state_free(&p->st);
+	free(p->path);
 	free(p);
 }
 

@@ -1,10 +1,12 @@
 /* proxy.h - the builder's filtering HTTP/CONNECT proxy, manager side.
  *
- * The proxy is a child process of the manager: unprivileged, under its own
- * seccomp filter, serving a listening socket that the manager made inside
- * the builder's network namespace, and connecting upstream from the
- * manager's namespace.  The manager drives it over a control socket (see
- * proxy-proto.h) and watches that socket in its event loop. */
+ * The proxy is a program of its own (qctl-proxy, proxy/), exec'd by the
+ * manager with an empty environment: unprivileged, under its own seccomp
+ * filter, serving a listening socket that the manager made inside the
+ * builder's network namespace, and connecting upstream from the manager's
+ * namespace.  The manager drives it over a control socket (see
+ * proxy-proto.h) and watches that socket in its event loop, from start-up
+ * ("ready") to the end. */
 #ifndef QCTL_PROXY_H
 #define QCTL_PROXY_H
 
@@ -16,7 +18,11 @@
 
 #include "util.h"
 
+/* Longest wait for the proxy's "ready": the caller's deadline timer. */
+#define PROXY_START_TIMEOUT_MS 10000
+
 struct proxy_config {
+	const char *path;   /* the qctl-proxy program */
 	int listen_fd;	    /* listening TCP socket, made in the builder's
 			     * netns; passed in, stays the caller's */
 	char *const *allow; /* allowlist entries as written in the recipe */
@@ -47,26 +53,35 @@ struct proxy_record {
 typedef void (*proxy_record_fn)(const struct proxy_record *r, void *opaque);
 
 /*
- * Fork the proxy process: the child drops privileges (supplementary
- * groups, gid, uid, capabilities, no_new_privs), installs its seccomp
- * allowlist, keeps no fd but listen_fd and its control socket, and
- * serves.  Returns once the child reports it is sandboxed and serving.
+ * Start the proxy without waiting for it: queue its configuration on a
+ * fresh control socket, fork, and exec cfg->path with an empty
+ * environment, /dev/null on 0-2, listen_fd on 3, the control socket on 4
+ * and no other fd.  The program drops privileges, confines itself and
+ * says "ready" (or "fail") through proxy_handle_io; until proxy_ready(),
+ * no window may open.  The caller bounds the wait (PROXY_START_TIMEOUT_MS
+ * is the usual deadline).  Errors here are the manager's own (bad config,
+ * no socket, no fork).
  */
 int proxy_start(const struct proxy_config *cfg, struct proxy **out,
 		struct error *err);
+/* Has the proxy said "ready" (sandboxed, resolvers up, serving)? */
+bool proxy_ready(const struct proxy *p);
 /* Control fd (socketpair) to watch for EPOLLIN in the manager's loop. */
 int proxy_fd(const struct proxy *p);
 pid_t proxy_pid(const struct proxy *p);
 /*
  * Open or close the window (step is logged with each request).  A request
  * arriving while closed is refused (defense in depth: nftables also
- * drops).  Closing also kills every open relay.
+ * drops).  Closing also kills every open relay.  Opening before
+ * proxy_ready() is an error (-EAGAIN).
  */
 int proxy_set_window(struct proxy *p, bool open, const char *step,
 		     struct error *err);
 /*
- * Read what the proxy sent; call fn for each request record.  Returns 0,
- * or < 0 on EOF or garbage (the proxy died or misbehaved: stop the build).
+ * Read what the proxy sent: "ready" (see proxy_ready), records (fn is
+ * called for each), totals.  Returns 0, or < 0 on EOF, garbage or a
+ * start-up failure that the proxy reported (the proxy died, misbehaved or
+ * could not confine itself: stop the build).
  */
 int proxy_handle_io(struct proxy *p, proxy_record_fn fn, void *opaque,
 		    struct error *err);
@@ -78,11 +93,14 @@ void proxy_stop(struct proxy *p);
 
 /*
  * Decoding of what the proxy sends, as a pure function for tests and
- * fuzzing: one packet (len bytes) against the manager's state (the step
- * names of the windows it opened, the totals so far).  Records go to fn;
- * anything malformed, unknown or implausible is an error.
+ * fuzzing: one packet (len bytes) against the manager's state (ready or
+ * not, the step names of the windows it opened, the totals so far).
+ * Before ready, only "ready" or "fail" (an error carrying the proxy's
+ * message, made printable); after it, records (to fn) and totals.
+ * Anything malformed, unknown, out of turn or implausible is an error.
  */
 struct proxy_msg_state {
+	bool ready;
 	char **steps; /* steps[id - 1] names window id */
 	size_t nsteps;
 	uint64_t up, down;
@@ -93,5 +111,14 @@ void proxy_msg_state_free(struct proxy_msg_state *st);
 
 /* A record as the result's "network" array and the JSON log want it. */
 json_t *proxy_record_to_json(const struct proxy_record *r);
+
+/*
+ * The configuration packet for the proxy (see proxy-proto.h), as text in
+ * *out (malloc'd), with cfg's defaults filled in and uid/gid the ids to
+ * drop to.  -EINVAL if an entry is bad or it would exceed the protocol's
+ * bounds.
+ */
+int proxy_config_encode(const struct proxy_config *cfg, uid_t uid, gid_t gid,
+			char **out, struct error *err);
 
 #endif

@@ -66,7 +66,10 @@ cleanup_test() {
 	[ ${#BG_PIDS[@]} = 0 ] || "$QCTL" gc >/dev/null 2>&1 || true
 	for p in "${TEST_NETNS[@]}"; do
 		ip netns del "$p" 2>/dev/null || true
+		# files a test gave the namespace (ip netns exec mounts them)
+		rm -rf "/etc/netns/$p"
 	done
+	rmdir /etc/netns 2>/dev/null || true	# only if now empty
 	pids=$(qemu_pids_of_test)
 	if [ -n "$pids" ]; then
 		echo "cleanup: killing leftover QEMU $pids" >&2

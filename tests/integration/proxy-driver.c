@@ -1,15 +1,17 @@
 /* proxy-driver.c - run qctl's proxy alone, for tests and benchmarks.
  *
- *   proxy-driver [-m MAX_BYTES] [-c CONNECT_MS] [-i IDLE_MS] [-C]
- *                [-a ADDR] PORT ENTRY...
+ *   proxy-driver [-P QCTL_PROXY] [-m MAX_BYTES] [-c CONNECT_MS]
+ *                [-i IDLE_MS] [-C] [-a ADDR] PORT ENTRY...
  *
- * Listens on ADDR:PORT (default 127.0.0.1), starts the proxy with the
- * allowlist ENTRY..., opens a window for step "fetch" unless -C, and
- * prints one JSON line per event on stdout:
+ * Listens on ADDR:PORT (default 127.0.0.1), starts the proxy program
+ * (-P, else $QCTL_PROXY) with the allowlist ENTRY..., waits for it to be
+ * ready, opens a window for step "fetch" unless -C, and prints one JSON
+ * line per event on stdout:
  *   {"event":"ready","pid":N}  {"event":"record",...}
  *   {"event":"totals","up":U,"down":D}  {"event":"proxy-died","error":"..."}
  * Commands on stdin, one a line: "open STEP", "close", "totals", "quit".
- * Built by the proxy tests against build/libqctl.a. */
+ * Built by the proxy tests against build/libqctl.a; the proxy itself is
+ * build/qctl-proxy. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -68,10 +70,15 @@ main(int argc, char **argv)
 	const char *addr = "127.0.0.1";
 	bool closed = false;
 	char line[256];
+	int64_t deadline;
 	int opt;
 
-	while ((opt = getopt(argc, argv, "m:c:i:a:C")) != -1) {
+	cfg.path = getenv("QCTL_PROXY");
+	while ((opt = getopt(argc, argv, "P:m:c:i:a:C")) != -1) {
 		switch (opt) {
+		case 'P':
+			cfg.path = optarg;
+			break;
 		case 'm':
 			cfg.max_bytes = strtoull(optarg, NULL, 10);
 			break;
@@ -107,6 +114,20 @@ main(int argc, char **argv)
 		return 1;
 	}
 	close(cfg.listen_fd);
+	/* Start-up does not wait: "ready" comes over the control socket. */
+	deadline = now_ms() + PROXY_START_TIMEOUT_MS;
+	while (!proxy_ready(p)) {
+		struct pollfd pfd = { proxy_fd(p), POLLIN, 0 };
+
+		if (now_ms() >= deadline ||
+		    poll(&pfd, 1, deadline - now_ms()) < 0 ||
+		    proxy_handle_io(p, on_record, NULL, &err) < 0) {
+			fprintf(stderr, "proxy not ready: %s\n",
+				err.msg[0] ? err.msg : "timed out");
+			proxy_stop(p);
+			return 1;
+		}
+	}
 	if (!closed && proxy_set_window(p, true, "fetch", &err) < 0) {
 		fprintf(stderr, "window: %s\n", err.msg);
 		return 1;

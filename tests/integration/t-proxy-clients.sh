@@ -28,7 +28,7 @@ for c in ip python3 curl openssl cc; do
 	command -v $c >/dev/null || { echo "SKIP: no $c"; exit 77; }
 done
 
-make -C "$TOP" --no-print-directory build/libqctl.a >/dev/null
+make -C "$TOP" --no-print-directory build/libqctl.a build/qctl-proxy >/dev/null
 cc -D_GNU_SOURCE -I"$TOP/qctl" -O2 -o "$T/proxy-driver" \
 	"$TOP/tests/integration/proxy-driver.c" "$TOP/build/libqctl.a" \
 	$(pkg-config --libs jansson yaml-0.1 libarchive libcrypto libseccomp \
@@ -98,7 +98,8 @@ bg_ns python3 -m http.server --bind ::1 --directory "$T/www" 18086
 bg_ns openssl s_server -quiet -accept 127.0.0.1:18443 -cert "$T/cert.pem" \
 	-key "$T/key.pem" -www
 mkfifo "$T/ctl"
-ip netns exec "$NS" "$T/proxy-driver" 3128 127.0.0.1:18080 mirror.test:18080 \
+ip netns exec "$NS" "$T/proxy-driver" -P "$TOP/build/qctl-proxy" \
+	3128 127.0.0.1:18080 mirror.test:18080 \
 	mirror.test:18443 127.0.0.1:18443 '[::1]:18086' meta.test:80 \
 	far.test:80 <"$T/ctl" >"$T/out" & PIDS+=($!)
 exec 3>"$T/ctl"

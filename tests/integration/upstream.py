@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """Test upstream HTTP server: /file.txt, /big (N bytes), /slow (a byte
-every 100 ms, forever).  Listens on 127.0.0.1 only, inside the test's own
-network namespace; stops by itself after --lifetime seconds."""
+every 100 ms, forever).  Listens on 127.0.0.1 (or --bind ADDR), inside the
+test's own network namespace; stops by itself after --lifetime seconds."""
 import argparse, http.server, socketserver, threading, time
 
 ap = argparse.ArgumentParser()
 ap.add_argument("port", type=int)
 ap.add_argument("--tag", default="upstream")
 ap.add_argument("--lifetime", type=int, default=600)
+ap.add_argument("--bind", default="127.0.0.1")
 a = ap.parse_args()
 
 
@@ -53,6 +54,6 @@ class S(socketserver.ThreadingMixIn, http.server.HTTPServer):
     allow_reuse_address = True
 
 
-srv = S(("127.0.0.1", a.port), H)
+srv = S((a.bind, a.port), H)
 threading.Timer(a.lifetime, srv.shutdown).start()
 srv.serve_forever()

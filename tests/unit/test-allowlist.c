@@ -298,6 +298,100 @@ Test(allowlist, resolved_addresses_need_listing)
 	allowlist_free(al);
 }
 
+static struct allow_addr
+own_addr(const char *text)
+{
+	struct allow_addr a = { 0 };
+
+	a.family = strchr(text, ':') ? AF_INET6 : AF_INET;
+	cr_assert_eq(inet_pton(a.family, text, a.addr), 1, "%s", text);
+	return a;
+}
+
+static enum addr_class
+cls_own(const char *text, const struct allow_addr *own, size_t n)
+{
+	struct allow_addr a = own_addr(text);
+
+	return allowlist_classify_own(a.family, a.addr, own, n);
+}
+
+/* The host's own addresses are classified like loopback: refused. */
+Test(allowlist, host_addresses_classified)
+{
+	const struct allow_addr own[] = {
+		own_addr("192.0.2.1"),	     own_addr("203.0.113.9"),
+		own_addr("2001:db8::5"),     own_addr("10.1.2.3"),
+		own_addr("127.0.0.1"),	     own_addr("fe80::1"),
+	};
+	static const struct {
+		const char *addr;
+		enum addr_class c;
+	} t[] = {
+		{ "192.0.2.1", ADDR_HOST },
+		{ "203.0.113.9", ADDR_HOST },
+		{ "2001:db8::5", ADDR_HOST },
+		/* the embedded IPv4 address is judged */
+		{ "64:ff9b::c000:201", ADDR_HOST },
+		{ "2002:c000:201::1", ADDR_HOST },
+		/* neighbours and other spellings are not the host */
+		{ "192.0.2.2", ADDR_PUBLIC },
+		{ "203.0.113.8", ADDR_PUBLIC },
+		{ "2001:db8::6", ADDR_PUBLIC },
+		{ "8.8.8.8", ADDR_PUBLIC },
+		/* a class of the table stays what it was */
+		{ "10.1.2.3", ADDR_PRIVATE },
+		{ "127.0.0.1", ADDR_LOOPBACK },
+		{ "fe80::1", ADDR_LINK_LOCAL },
+		{ "::ffff:192.0.2.1", ADDR_MAPPED },
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(t); i++) {
+		enum addr_class c = cls_own(t[i].addr, own, ARRAY_SIZE(own));
+
+		cr_expect_eq(c, t[i].c, "%s: %s, want %s", t[i].addr,
+			     allowlist_class_name(c),
+			     allowlist_class_name(t[i].c));
+	}
+	/* without own addresses, the table alone */
+	cr_expect_eq(cls_own("192.0.2.1", NULL, 0), ADDR_PUBLIC);
+	cr_expect_eq(cls_own("192.0.2.1", own, 0), ADDR_PUBLIC);
+	/* IPv4 bytes do not match an IPv6 entry that starts with them */
+	cr_expect_eq(cls_own("c000:201::", own, ARRAY_SIZE(own)),
+		     ADDR_PUBLIC);
+	cr_expect_str_eq(allowlist_class_name(ADDR_HOST),
+			 "an address of this host");
+}
+
+/* A name resolving to the host's own address needs that IP:port listed. */
+Test(allowlist, host_addresses_need_listing)
+{
+	const char *const list[] = { "self.test:8090", "self.test:8091",
+				     "192.0.2.1:8091", "[2001:db8::5]:8091" };
+	struct allowlist *al = make(list, 4);
+	const struct allow_addr own[] = { own_addr("192.0.2.1"),
+					  own_addr("2001:db8::5") };
+	struct allow_addr v4 = own_addr("192.0.2.1"), v6 = own_addr(
+							      "2001:db8::5");
+	struct allow_addr other = own_addr("192.0.2.7");
+	enum addr_class c;
+
+	/* before the host's addresses are known: public */
+	cr_expect(allowlist_addr_ok(al, AF_INET, v4.addr, 8090, &c));
+	allowlist_set_own(al, own, ARRAY_SIZE(own));
+	cr_expect_not(allowlist_addr_ok(al, AF_INET, v4.addr, 8090, &c));
+	cr_expect_eq(c, ADDR_HOST);
+	cr_expect(allowlist_addr_ok(al, AF_INET, v4.addr, 8091, &c));
+	cr_expect_not(allowlist_addr_ok(al, AF_INET6, v6.addr, 8090, NULL));
+	cr_expect(allowlist_addr_ok(al, AF_INET6, v6.addr, 8091, NULL));
+	cr_expect(allowlist_addr_ok(al, AF_INET, other.addr, 8090, &c));
+	cr_expect_eq(c, ADDR_PUBLIC);
+	/* a copy: replacing it forgets the old set */
+	allowlist_set_own(al, NULL, 0);
+	cr_expect(allowlist_addr_ok(al, AF_INET, v4.addr, 8090, NULL));
+	allowlist_free(al);
+}
+
 Test(allowlist, new_reports_bad_entry)
 {
 	const char *const list[] = { "ok.example:443", "127.1:80" };

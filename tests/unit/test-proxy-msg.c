@@ -3,6 +3,7 @@
 #include <criterion/criterion.h>
 #include <string.h>
 
+#include "proxy-proto.h"
 #include "proxy.h"
 
 static struct proxy_record last;
@@ -32,6 +33,7 @@ static void
 setup(void)
 {
 	memset(&st, 0, sizeof(st));
+	st.ready = true;
 	st.steps = calloc(2, sizeof(char *));
 	st.steps[0] = strdup("deps");
 	st.steps[1] = strdup("fetch2");
@@ -172,4 +174,73 @@ Test(proxy_msg, record_json)
 			    "\"port\":80,\"reason\":\"no\",\"step\":null}");
 	free(s);
 	json_decref(j);
+}
+
+/* Start-up: "ready" or "fail" first, nothing else; "ready" once. */
+Test(proxy_msg, start_protocol)
+{
+	static const char *const early[] = {
+		"{\"t\":\"bytes\",\"up\":1,\"down\":1}",
+		"{\"t\":\"req\",\"w\":0,\"method\":\"-\",\"host\":\"\","
+		"\"port\":0,\"allowed\":false,\"reason\":\"r\",\"up\":0,"
+		"\"down\":0}",
+		"{\"t\":\"ready\",\"x\":1}",
+		"{\"t\":\"ready\",\"t\":\"ready\"}",
+		"{\"t\":\"nope\"}",
+	};
+	const char *fail = "{\"t\":\"fail\",\"msg\":\"seccomp: x\\u001b[2J\"}";
+	struct error err = { 0 };
+
+	for (size_t i = 0; i < ARRAY_SIZE(early); i++) {
+		memset(&st, 0, sizeof(st));
+		cr_expect_lt(dec(early[i]), 0, "accepted first: %s", early[i]);
+		cr_expect_not(st.ready);
+	}
+	cr_expect_eq(nrec, 0);
+	memset(&st, 0, sizeof(st));
+	cr_assert_eq(dec("{\"t\":\"ready\"}"), 0);
+	cr_expect(st.ready);
+	cr_expect_lt(dec("{\"t\":\"ready\"}"), 0, "ready twice");
+	memset(&st, 0, sizeof(st));
+	cr_expect_lt(proxy_msg_decode(&st, fail, strlen(fail), on_rec, NULL,
+				      &err),
+		     0);
+	cr_expect_str_eq(err.msg, "proxy: seccomp: x?[2J");
+	cr_expect_not(st.ready);
+	cr_expect_lt(dec("{\"t\":\"fail\"}"), 0);
+	cr_expect_lt(dec("{\"t\":\"fail\",\"msg\":1}"), 0);
+}
+
+/* What the manager sends: defaults, bounds, checked entries. */
+Test(proxy_msg, config_encode)
+{
+	char e0[] = "127.0.0.1:8080", e1[] = "*.example.org:443";
+	char *good[] = { e0, e1 }, *bad[] = { e0, (char *)"a b:80" };
+	char **many = calloc(PROXY_ALLOW_MAX + 1, sizeof(char *));
+	struct proxy_config cfg = { 0 };
+	struct error err = { 0 };
+	char *txt;
+
+	cfg.allow = good;
+	cfg.n_allow = 2;
+	cfg.max_bytes = 1000;
+	cr_assert_eq(proxy_config_encode(&cfg, 65534, 65533, &txt, &err), 0,
+		     "%s", err.msg);
+	cr_expect_str_eq(txt, "{\"t\":\"config\",\"v\":1,\"uid\":65534,"
+			      "\"gid\":65533,\"connect_ms\":10000,"
+			      "\"idle_ms\":300000,\"max_bytes\":1000,"
+			      "\"allow\":[\"127.0.0.1:8080\","
+			      "\"*.example.org:443\"]}");
+	free(txt);
+	cfg.allow = bad;
+	cr_expect_lt(proxy_config_encode(&cfg, 1, 1, &txt, &err), 0);
+	cr_expect(strstr(err.msg, "allow[1]"), "%s", err.msg);
+	cr_expect_null(txt);
+	for (size_t i = 0; i <= PROXY_ALLOW_MAX; i++)
+		many[i] = e0;
+	cfg.allow = many;
+	cfg.n_allow = PROXY_ALLOW_MAX + 1;
+	cr_expect_lt(proxy_config_encode(&cfg, 1, 1, &txt, &err), 0);
+	cr_expect(strstr(err.msg, "at most"), "%s", err.msg);
+	free(many);
 }

@@ -1,8 +1,9 @@
 /* test-proxy.c - the proxy process end to end: each test unshares a fresh
  * network namespace (root only; skipped otherwise), starts python3
- * http.server upstreams on 127.0.0.1 in it, runs proxy_start on a listener
- * there and talks to it.  No packet leaves the namespace; "example.com"
- * appears only as a name that is refused. */
+ * http.server upstreams on 127.0.0.1 in it, runs proxy_start (which execs
+ * build/qctl-proxy, or $QCTL_PROXY) on a listener there and talks to it.
+ * No packet leaves the namespace; "example.com" appears only as a name
+ * that is refused. */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <fcntl.h>
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -29,7 +31,7 @@
 #define FILE_BYTES 100000
 
 static char tmpdir[] = "/tmp/qctl-proxy-test-XXXXXX";
-static pid_t servers[4];
+static pid_t servers[8];
 static size_t nservers;
 static struct proxy *px;
 
@@ -86,14 +88,14 @@ lo_up(void)
 }
 
 static int
-tcp_connect(uint16_t port)
+tcp_connect_to(const char *addr, uint16_t port)
 {
 	struct sockaddr_in sin = { .sin_family = AF_INET,
 				   .sin_port = htons(port) };
 	struct timeval tv = { 5, 0 };
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	cr_assert_eq(inet_pton(AF_INET, addr, &sin.sin_addr), 1);
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0) {
@@ -103,8 +105,14 @@ tcp_connect(uint16_t port)
 	return fd;
 }
 
+static int
+tcp_connect(uint16_t port)
+{
+	return tcp_connect_to("127.0.0.1", port);
+}
+
 static void
-start_server(uint16_t port)
+start_server_on(const char *addr, uint16_t port)
 {
 	char portstr[16], www[64];
 	pid_t pid;
@@ -122,13 +130,13 @@ start_server(uint16_t port)
 		execlp(access("/usr/bin/python3", X_OK) == 0
 			       ? "/usr/bin/python3"
 			       : "python3",
-		       "python3", "-m", "http.server", "--bind", "127.0.0.1",
+		       "python3", "-m", "http.server", "--bind", addr,
 		       "--directory", www, portstr, (char *)NULL);
 		_exit(127);
 	}
 	servers[nservers++] = pid;
 	for (int i = 0; i < 100; i++) {
-		int fd = tcp_connect(port);
+		int fd = tcp_connect_to(addr, port);
 
 		if (fd >= 0) {
 			close(fd);
@@ -137,6 +145,12 @@ start_server(uint16_t port)
 		usleep(50000);
 	}
 	cr_assert_fail("upstream on %u did not start", port);
+}
+
+static void
+start_server(uint16_t port)
+{
+	start_server_on("127.0.0.1", port);
 }
 
 static int
@@ -152,6 +166,41 @@ listener(void)
 	return fd;
 }
 
+/* $QCTL_PROXY, else build/qctl-proxy (we are build/tests/test-proxy). */
+static const char *
+proxy_path(void)
+{
+	static char path[4096];
+	const char *env = getenv("QCTL_PROXY");
+	ssize_t n;
+
+	if (env && *env)
+		return env;
+	n = readlink("/proc/self/exe", path, sizeof(path) - 32);
+	cr_assert_gt(n, 0);
+	path[n] = '\0';
+	*strrchr(path, '/') = '\0';
+	strcat(path, "/../qctl-proxy");
+	return path;
+}
+
+/* Read the proxy's messages until it says ready (bounded). */
+static void
+wait_ready(void)
+{
+	int64_t deadline = now_ms() + 10000;
+	struct error err = { 0 };
+
+	while (!proxy_ready(px)) {
+		struct pollfd pfd = { proxy_fd(px), POLLIN, 0 };
+
+		cr_assert_lt(now_ms(), deadline, "proxy not ready in 10 s");
+		poll(&pfd, 1, 100);
+		cr_assert_geq(proxy_handle_io(px, on_record, NULL, &err), 0,
+			      "proxy: %s", err.msg);
+	}
+}
+
 static void
 start_proxy_with(const char *const *allow, size_t n, uint64_t max_bytes,
 		 int64_t idle_ms)
@@ -162,6 +211,7 @@ start_proxy_with(const char *const *allow, size_t n, uint64_t max_bytes,
 
 	for (size_t i = 0; i < n; i++)
 		copy[i] = strdup(allow[i]);
+	cfg.path = proxy_path();
 	cfg.listen_fd = listener();
 	cfg.allow = copy;
 	cfg.n_allow = n;
@@ -173,6 +223,11 @@ start_proxy_with(const char *const *allow, size_t n, uint64_t max_bytes,
 	close(cfg.listen_fd);
 	for (size_t i = 0; i < n; i++)
 		free(copy[i]);
+	/* Not before it is ready: start-up does not wait for the proxy,
+	 * and a window must not open ahead of it. */
+	cr_assert_lt(proxy_set_window(px, true, "fetch", &err), 0);
+	cr_assert_eq(err.code, EAGAIN);
+	wait_ready();
 	cr_assert_eq(proxy_set_window(px, true, "fetch", &err), 0, "%s",
 		     err.msg);
 }
@@ -565,6 +620,29 @@ status_field(pid_t pid, const char *field, char *out, size_t n)
 	fclose(f);
 }
 
+/* Its own program, with nothing of the manager's environment. */
+static void
+expect_exec(pid_t pid)
+{
+	char path[64], exe[4096], env[64];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
+	n = readlink(path, exe, sizeof(exe) - 1);
+	cr_assert_gt(n, 0);
+	exe[n] = '\0';
+	cr_expect(n > 11 && !strcmp(exe + n - 11, "/qctl-proxy"),
+		  "pid %d runs %s", (int)pid, exe);
+	snprintf(path, sizeof(path), "/proc/%d/environ", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	cr_assert_geq(fd, 0);
+	n = read(fd, env, sizeof(env));
+	close(fd);
+	cr_expect_eq(n, 0, "pid %d has an environment (%zd bytes)", (int)pid,
+		     n);
+}
+
 static void
 expect_confined(pid_t pid)
 {
@@ -610,6 +688,7 @@ Test(proxy, runs_confined)
 	wait_records(2);
 	cr_expect(strstr(recs[1].reason, "loopback"), "%s", recs[1].reason);
 	expect_confined(proxy_pid(px));
+	expect_exec(proxy_pid(px));
 	snprintf(path, sizeof(path), "/proc/%d/task/%d/children",
 		 (int)proxy_pid(px), (int)proxy_pid(px));
 	f = fopen(path, "r");
@@ -618,6 +697,7 @@ Test(proxy, runs_confined)
 		for (char *t = strtok(kids, " \n"); t;
 		     t = strtok(NULL, " \n")) {
 			expect_confined(atoi(t));
+			expect_exec(atoi(t));
 			nkids++;
 		}
 	}
@@ -708,4 +788,88 @@ Test(proxy, many_clients_at_once)
 	wait_records(N);
 	for (int i = 0; i < N; i++)
 		cr_expect(recs[i].allowed);
+}
+
+/* Start-up returns at once; a proxy that never gets ready is the
+ * caller's to time out, and a program that cannot run says why. */
+Test(proxy, start_does_not_wait)
+{
+	struct proxy_config cfg = { 0 };
+	struct error err = { 0 };
+	struct pollfd pfd;
+	char hang[128], *const none[] = { NULL };
+	int64_t t0;
+	FILE *f;
+
+	snprintf(hang, sizeof(hang), "%s/hang", tmpdir);
+	f = fopen(hang, "w");
+	cr_assert_not_null(f);
+	fputs("#!/bin/sh\nexec /bin/sleep 30\n", f);
+	fclose(f);
+	chmod(hang, 0755);
+	cfg.path = hang;
+	cfg.listen_fd = listener();
+	cfg.allow = none;
+	t0 = now_ms();
+	cr_assert_eq(proxy_start(&cfg, &px, &err), 0, "%s", err.msg);
+	cr_expect_lt(now_ms() - t0, 1000, "proxy_start waited");
+	pfd = (struct pollfd){ proxy_fd(px), POLLIN, 0 };
+	cr_expect_eq(poll(&pfd, 1, 500), 0);
+	cr_expect_eq(proxy_handle_io(px, on_record, NULL, &err), 0);
+	cr_expect_not(proxy_ready(px));
+	cr_expect_lt(proxy_set_window(px, true, "fetch", &err), 0);
+	proxy_stop(px);
+
+	cfg.path = "/nonexistent/qctl-proxy";
+	cr_assert_eq(proxy_start(&cfg, &px, &err), 0, "%s", err.msg);
+	close(cfg.listen_fd);
+	pfd = (struct pollfd){ proxy_fd(px), POLLIN, 0 };
+	cr_assert_eq(poll(&pfd, 1, 5000), 1);
+	cr_expect_lt(proxy_handle_io(px, on_record, NULL, &err), 0);
+	cr_expect(strstr(err.msg, "/nonexistent/qctl-proxy") &&
+			  strstr(err.msg, "No such file"),
+		  "%s", err.msg);
+	cr_expect_not(proxy_ready(px));
+}
+
+/*
+ * An address of the namespace the proxy connects from (192.0.2.1 on lo
+ * here) is this host's: a name resolving to it is refused unless that
+ * very IP:port is listed, like loopback.  The name comes from a hosts
+ * file bind-mounted over /etc/hosts in a mount namespace of the test's.
+ */
+Test(proxy, host_addresses_refused_unless_listed)
+{
+	static const char *const allow[] = { "self.test:18083",
+					     "self.test:18084",
+					     "192.0.2.1:18084" };
+	char hosts[128], *resp;
+	FILE *f;
+
+	cr_assert_eq(system("ip addr add 192.0.2.1/32 dev lo"), 0);
+	snprintf(hosts, sizeof(hosts), "%s/hosts", tmpdir);
+	f = fopen(hosts, "w");
+	cr_assert_not_null(f);
+	fputs("127.0.0.1 localhost\n192.0.2.1 self.test\n", f);
+	fclose(f);
+	chmod(hosts, 0644);
+	cr_assert_eq(unshare(CLONE_NEWNS), 0, "%s", strerror(errno));
+	cr_assert_eq(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), 0);
+	cr_assert_eq(mount(hosts, "/etc/hosts", NULL, MS_BIND, NULL), 0,
+		     "%s", strerror(errno));
+	start_server_on("192.0.2.1", 18083);
+	start_server_on("192.0.2.1", 18084);
+	start_proxy_with(allow, 3, 0, 0);
+
+	cr_assert_eq(get("http://self.test:18083/file", &resp, NULL), 403);
+	cr_expect(strstr(resp, "self.test resolves to 192.0.2.1 (an address "
+			       "of this host)"),
+		  "%s", resp);
+	free(resp);
+	cr_expect_eq(get("http://self.test:18084/file", NULL, NULL), 200);
+	cr_expect_eq(get("http://192.0.2.1:18084/file", NULL, NULL), 200);
+	wait_records(3);
+	cr_expect_not(recs[0].allowed);
+	cr_expect(recs[1].allowed);
+	cr_expect(recs[2].allowed);
 }

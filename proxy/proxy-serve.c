@@ -1,7 +1,8 @@
-/* proxy-serve.c - the proxy process: privileges down, resolvers forked,
- * seccomp on, then one epoll loop that parses requests, applies the
- * allowlist and relays bytes with splice(2). */
+/* proxy-serve.c - the proxy's relay: resolvers forked, then one epoll
+ * loop that parses requests, applies the allowlist and relays bytes with
+ * splice(2).  main.c sets the process up around it. */
 #include "proxy-serve.h"
+#include "child.h"
 #include "http-req.h"
 #include "proxy-proto.h"
 #include "proxy-sandbox.h"
@@ -19,12 +20,11 @@
 #include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 
 /* fd numbers in the proxy process */
 enum {
-	FD_LISTEN = 3,
-	FD_CTL = 4,
+	FD_LISTEN = PROXY_FD_LISTEN,
+	FD_CTL = PROXY_FD_CTL,
 };
 
 #define HEAD_TIMEOUT_MS 30000 /* whole request head */
@@ -107,7 +107,7 @@ struct qent {
 };
 
 struct srv {
-	const struct proxy_child_args *a;
+	const struct proxy_conf *a;
 	int ep;
 	bool listening;
 	bool ctl_wout;
@@ -1410,142 +1410,91 @@ serve(struct srv *s)
 	}
 }
 
-/* ---- the process -------------------------------------------------------- */
+/* ---- set-up ----------------------------------------------------------- */
 
-static void fail(const char *what, const struct error *err)
-	__attribute__((noreturn));
-
-static void
-fail(const char *what, const struct error *err)
-{
-	char msg[PROXY_MSG_MAX / 2];
-	json_t *j;
-	char *txt;
-
-	snprintf(msg, sizeof(msg), "%s: %.900s", what, err ? err->msg : "");
-	j = json_pack("{s:s, s:s}", "t", "fail", "msg", msg);
-	txt = j ? json_dumps(j, JSON_COMPACT) : NULL;
-	if (txt)
-		(void)!send(FD_CTL, txt, strlen(txt), MSG_NOSIGNAL);
-	_exit(1);
-}
+static struct srv srv;
 
 static int
-move_fd(int from, int to)
+spawn_resolvers(struct srv *s, struct error *err)
 {
-	if (from == to)
-		return fcntl(to, F_SETFD, 0) < 0 ? -1 : 0;
-	return dup2(from, to) < 0 ? -1 : 0;
-}
-
-static void
-spawn_resolvers(struct srv *s)
-{
-	struct error err = { 0 };
 	struct proxy_resolve_rep hello;
 
 	for (size_t r = 0; r < PROXY_RESOLVERS; r++) {
-		int sv[2];
+		int sv[2], e;
 		pid_t pid;
 
 		if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) <
-		    0) {
-			error_sys(&err, errno, "socketpair");
-			fail("resolver", &err);
-		}
+		    0)
+			return error_sys(err, errno, "resolver: socketpair");
 		pid = fork();
 		if (pid < 0) {
-			error_sys(&err, errno, "fork");
-			fail("resolver", &err);
+			e = errno;
+			close(sv[0]);
+			close(sv[1]);
+			return error_sys(err, e, "resolver: fork");
 		}
 		if (pid == 0) {
 			/* The resolver keeps its socket and nothing else:
 			 * not the listener, not the manager's channel. */
-			if (dup2(sv[1], 3) < 0)
+			struct child_fds cf = {
+				.in = -1, .out = -1, .err = -1,
+				.fds = &sv[1], .n = 1, .first = 3,
+				.errpipe = -1, .keep_cloexec = true,
+			};
+
+			if (child_setup(&cf, NULL) < 0)
 				_exit(1);
-			if (syscall(SYS_close_range, 4, ~0u, 0) < 0)
-				_exit(1);
+			/* The proxy has dropped its ids already: the
+			 * resolver's death signal survives. */
 			if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
 				_exit(1);
+			/* DNS over TCP writes with writev(): a server that
+			 * hangs up costs an EPIPE, not the resolver. */
+			signal(SIGPIPE, SIG_IGN);
 			proxy_resolve_main(3);
 		}
 		close(sv[1]);
 		s->res[r].fd = sv[0];
 		/* Ready means sandboxed, resolvers included. */
 		if (recv(sv[0], &hello, sizeof(hello), 0) != sizeof(hello) ||
-		    hello.id != 0) {
-			error_set(&err, EPERM, "resolver did not start");
-			fail("resolver", &err);
-		}
-		if (fd_set_nonblock(sv[0]) < 0) {
-			error_sys(&err, errno, "fcntl");
-			fail("resolver", &err);
-		}
+		    hello.id != 0)
+			return error_set(err, EPERM, "resolver did not start");
+		if (fd_set_nonblock(sv[0]) < 0)
+			return error_sys(err, errno, "resolver: fcntl");
 	}
+	return 0;
 }
 
-/* The proxy process from fork to exit; never returns. */
-void
-proxy_child_main(const struct proxy_child_args *a)
+/* Resolvers and the epoll set, for conf; before seccomp. */
+int
+proxy_serve_prepare(const struct proxy_conf *conf, struct error *err)
 {
-	static struct srv srv;
-	struct error err = { 0 };
-	sigset_t none;
-	int devnull, hl, hc;
-	pid_t ppid = getppid();
-
-	/* The manager blocks signals for its signalfd: start clean. */
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-	for (int sig = 1; sig < NSIG; sig++)
-		signal(sig, SIG_DFL);
-	/* A peer that closes mid-write must cost an EPIPE, not the
-	 * process. */
-	signal(SIGPIPE, SIG_IGN);
-	/* If the manager dies, the proxy dies: no orphan keeps relaying. */
-	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != ppid)
-		_exit(1);
-	/* Own session: a ^C on the terminal is for the manager. */
-	setsid();
-
-	/* Exactly: /dev/null on 0-2, the listener on 3, control on 4. */
-	devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
-	hl = fcntl(a->listen_fd, F_DUPFD_CLOEXEC, 16);
-	hc = fcntl(a->ctl_fd, F_DUPFD_CLOEXEC, 16);
-	if (devnull < 0 || hl < 0 || hc < 0 || dup2(devnull, 0) < 0 ||
-	    dup2(devnull, 1) < 0 || dup2(devnull, 2) < 0 ||
-	    move_fd(hl, FD_LISTEN) < 0 || move_fd(hc, FD_CTL) < 0)
-		_exit(1);
-	if (syscall(SYS_close_range, FD_CTL + 1, ~0u, 0) < 0)
-		_exit(1);
-	if (fd_set_nonblock(FD_LISTEN) < 0 || fd_set_nonblock(FD_CTL) < 0)
-		fail("fcntl", NULL);
-
-	if (proxy_sandbox_drop(a->drop_ids, a->uid, a->gid, &err) < 0)
-		fail("dropping privileges", &err);
-	/* Changing credentials cleared the parent-death signal. */
-	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != ppid)
-		_exit(1);
-	/* jansson seeds its hash from /dev/urandom on first use: do it
-	 * while files can still be opened. */
-	json_object_seed(0);
+	int r;
 
 	memset(&srv, 0, sizeof(srv));
-	srv.a = a;
+	srv.a = conf;
 	for (size_t i = 0; i < PROXY_MAX_CONNS; i++) {
 		srv.conns[i].cfd = srv.conns[i].ufd = -1;
 		dir_init(&srv.conns[i].up);
 		dir_init(&srv.conns[i].down);
 	}
-	spawn_resolvers(&srv);
+	for (size_t i = 0; i < PROXY_RESOLVERS; i++)
+		srv.res[i].fd = -1;
+	if (fd_set_nonblock(FD_LISTEN) < 0 || fd_set_nonblock(FD_CTL) < 0)
+		return error_sys(err, errno, "fcntl");
+	r = spawn_resolvers(&srv, err);
+	if (r < 0)
+		return r;
 	srv.ep = epoll_create1(EPOLL_CLOEXEC);
-	if (srv.ep < 0) {
-		error_sys(&err, errno, "epoll_create1");
-		fail("epoll", &err);
-	}
+	if (srv.ep < 0)
+		return error_sys(err, errno, "epoll_create1");
+	return 0;
+}
 
-	if (proxy_sandbox_seccomp(PROXY_ROLE_RELAY, &err) < 0)
-		fail("seccomp", &err);
+/* Say ready, serve until the manager goes away. */
+void
+proxy_serve(void)
+{
 	serve(&srv);
 	_exit(0);
 }
