@@ -1524,7 +1524,8 @@ boot_vm(struct build *b, struct error *err)
 	say(b, 2, "scratch disk of %llu MiB ready after %lld ms",
 	    (unsigned long long)(b->recipe->limits.disk >> 20),
 	    (long long)(now_ms() - b->vm_t0));
-	r = vm_confine_default(&confine, err);
+	r = vm_confine_default(&confine, b->opts.state_dir, &b->opts.uids,
+			       err);
 	if (r < 0)
 		return r;
 	res_prepare(b, &confine);
@@ -1535,6 +1536,8 @@ boot_vm(struct build *b, struct error *err)
 		close(confine.cgroup_procs_fd);
 	if (r == 0)
 		state_note_pid(b->state, "qemu", b->vm.pid);
+	if (r == 0 && b->vm.lease.held)
+		state_note_uid(b->state, b->vm.lease.uid);
 	if (r < 0)
 		return r;
 	say(b, 2, "QEMU pid %d (attempt %d)", b->vm.pid, b->boot_attempt);

@@ -13,6 +13,7 @@
 #include "json-util.h"
 #include "recipe.h"
 #include "state.h"
+#include "uidpool.h"
 
 static void
 run_usage(FILE *f)
@@ -28,6 +29,8 @@ run_usage(FILE *f)
 	      "  --artifacts DIR     where artifacts go (default "
 	      "RUNDIR/artifacts)\n"
 	      "  --keep              keep the run directory\n"
+	      "  --uid-range FIRST:COUNT  QEMU's uids, one per VM (default\n"
+	      "                      $QCTL_UID_RANGE or 1879048192:65536)\n"
 	      "  -q, --quiet         only errors and the result\n"
 	      "  -v, --verbose       more detail\n"
 	      "\n"
@@ -91,6 +94,7 @@ cmd_run(int argc, char **argv)
 		{ "accel", required_argument, NULL, 'a' },
 		{ "artifacts", required_argument, NULL, 'A' },
 		{ "keep", no_argument, NULL, 'k' },
+		{ "uid-range", required_argument, NULL, 'u' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -99,6 +103,7 @@ cmd_run(int argc, char **argv)
 	struct build_opts o = { .verbosity = 1, .out = stdout };
 	_cleanup_free_ char *source = NULL, *artifacts = NULL, *result = NULL;
 	const char *recipe_path = "qctl.yaml", *accel_s = "auto";
+	const char *uid_range = NULL;
 	struct recipe *recipe = NULL;
 	struct run_ctx ctx = { .sigfd = -1 };
 	struct error err = { 0 };
@@ -145,6 +150,9 @@ cmd_run(int argc, char **argv)
 		case 'k':
 			o.keep = true;
 			break;
+		case 'u':
+			uid_range = optarg;
+			break;
 		case 'q':
 			o.verbosity = 0;
 			break;
@@ -168,6 +176,11 @@ cmd_run(int argc, char **argv)
 	if (optind < argc)
 		recipe_path = argv[optind];
 	if (accel_parse(accel_s, &o.accel, &err) < 0) {
+		fprintf(stderr, "qctl run: %s\n", err.msg);
+		return EXIT_USAGE;
+	}
+	if (geteuid() == 0 &&
+	    uidpool_range_pick(uid_range, NULL, &o.uids, &err) < 0) {
 		fprintf(stderr, "qctl run: %s\n", err.msg);
 		return EXIT_USAGE;
 	}

@@ -12,6 +12,7 @@
 #include "cmd.h"
 #include "serve.h"
 #include "state.h"
+#include "uidpool.h"
 
 static void
 serve_usage(FILE *f)
@@ -36,6 +37,8 @@ serve_usage(FILE *f)
 	      "  --run-root DIR       parent of run directories (default\n"
 	      "                       $QCTL_RUN_ROOT or /var/tmp/qctl)\n"
 	      "  --accel auto|kvm|tcg accelerator (default auto)\n"
+	      "  --uid-range FIRST:COUNT  QEMU's uids, one per VM (default\n"
+	      "                       $QCTL_UID_RANGE or 1879048192:65536)\n"
 	      "  -v, --verbose        builds' progress and output on stderr,\n"
 	      "                       each line prefixed with the build's id\n"
 	      "                       (twice: more detail)\n"
@@ -131,6 +134,7 @@ cmd_serve(int argc, char **argv)
 		{ "state-dir", required_argument, NULL, 's' },
 		{ "run-root", required_argument, NULL, 'r' },
 		{ "accel", required_argument, NULL, 'a' },
+		{ "uid-range", required_argument, NULL, 'u' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -138,6 +142,7 @@ cmd_serve(int argc, char **argv)
 	struct serve_opts o = { .log = stderr };
 	_cleanup_free_ char *sock = NULL, *state_dir = NULL, *run_root = NULL;
 	const char *group = NULL, *accel_s = "auto", *env;
+	const char *uid_range = NULL;
 	struct serve_ctx ctx = { 0 };
 	_cleanup_close_ int sigfd = -1;
 	struct error err = { 0 };
@@ -196,6 +201,9 @@ cmd_serve(int argc, char **argv)
 		case 'a':
 			accel_s = optarg;
 			break;
+		case 'u':
+			uid_range = optarg;
+			break;
 		case 'v':
 			verbose++;
 			break;
@@ -222,6 +230,11 @@ cmd_serve(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	if (accel_parse(accel_s, &o.build.accel, &err) < 0) {
+		fprintf(stderr, "qctl serve: %s\n", err.msg);
+		return EXIT_USAGE;
+	}
+	if (geteuid() == 0 &&
+	    uidpool_range_pick(uid_range, NULL, &o.build.uids, &err) < 0) {
 		fprintf(stderr, "qctl serve: %s\n", err.msg);
 		return EXIT_USAGE;
 	}

@@ -12,6 +12,7 @@
 #include "json-util.h"
 #include "netns.h"
 #include "procstat.h"
+#include "uidpool.h"
 
 struct state_rec {
 	char *path;
@@ -104,6 +105,15 @@ state_note_pid(struct state_rec *s, const char *key, pid_t pid)
 	return state_write(s);
 }
 
+int
+state_note_uid(struct state_rec *s, uid_t uid)
+{
+	if (!s)
+		return 0;
+	json_object_set_new(s->j, "uid", json_integer(uid));
+	return state_write(s);
+}
+
 void
 state_close(struct state_rec *s)
 {
@@ -158,7 +168,7 @@ kill_rec(json_t *j, const char *key, const char *id, FILE *out)
 
 /* Reap one record of a dead manager. */
 static void
-reap(json_t *j, const char *id, FILE *out)
+reap(const char *dir, json_t *j, const char *id, FILE *out)
 {
 	static const char *const procs[] = { "qemu", "helper", "proxy" };
 	json_t *v;
@@ -166,6 +176,10 @@ reap(json_t *j, const char *id, FILE *out)
 
 	for (size_t i = 0; i < ARRAY_SIZE(procs); i++)
 		kill_rec(j, procs[i], id, out);
+	/* QEMU's uid: free again once nothing runs as it */
+	v = json_object_get(j, "uid");
+	if (json_is_integer(v) && json_integer_value(v) > 0)
+		uidpool_gc(dir, json_integer_value(v), id, out);
 	v = json_object_get(j, "netns");
 	if (json_is_string(v)) {
 		_cleanup_free_ char *pin = xasprintf("%s/%s", NETNS_DIR,
@@ -214,6 +228,9 @@ state_gc(const char *dir, FILE *out, struct error *err)
 	int n = state_gc_records(dir, out, err);
 
 	gc_cgroups(out);
+	/* uids whose record was lost (a manager killed between taking the
+	 * uid and noting it): their locks are free, and nothing else is */
+	uidpool_gc(dir, -1, NULL, out);
 	return n;
 }
 
@@ -249,7 +266,7 @@ state_gc_records(const char *dir, FILE *out, struct error *err)
 		}
 		if (rec_alive(json_object_get(j, "manager"), &pid))
 			continue;	/* its manager lives: not ours */
-		reap(j, id, out);
+		reap(dir, j, id, out);
 		unlink(p);
 		n++;
 	}
