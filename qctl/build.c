@@ -1819,7 +1819,8 @@ boot_qemu(struct build *b, struct error *err)
 
 	cfg.name = name;
 	cfg.cmdline = cmdline;
-	r = vm_confine_default(&confine, err);
+	r = vm_confine_default(&confine, b->opts.state_dir, &b->opts.uids,
+			       err);
 	if (r < 0)
 		return r;
 	res_prepare(b, &confine);
@@ -1830,6 +1831,8 @@ boot_qemu(struct build *b, struct error *err)
 		close(confine.cgroup_procs_fd);
 	if (r == 0)
 		state_note_pid(b->state, "qemu", b->vm.pid);
+	if (r == 0 && b->vm.lease.held)
+		state_note_uid(b->state, b->vm.lease.uid);
 	if (r < 0)
 		return r;
 	say(b, 2, "QEMU pid %d (attempt %d)", b->vm.pid, b->boot_attempt);

@@ -10,6 +10,7 @@
 #include "qemu-argv.h"
 #include "recipe.h"
 #include "result.h"
+#include "uidpool.h"
 
 struct build;
 struct image;
@@ -33,6 +34,7 @@ struct build_opts {
 	const char *artifacts_dir;	/* NULL: RUNDIR/artifacts */
 	const char *run_root;		/* parent of run directories */
 	const char *state_dir;		/* crash-recovery records; NULL none */
+	struct uid_range uids;		/* QEMU's uids; count 0: default */
 	bool keep;			/* keep the run directory */
 	int verbosity;			/* 0 quiet, 1 normal, 2 verbose */
 	FILE *out;			/* step output and progress */

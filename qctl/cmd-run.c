@@ -14,6 +14,7 @@
 #include "recipe.h"
 #include "rundir.h"
 #include "state.h"
+#include "uidpool.h"
 
 static void
 run_usage(FILE *f)
@@ -31,6 +32,8 @@ run_usage(FILE *f)
 	      "  --keep              keep the run directory\n"
 	      "  --run-root DIR      parent of run directories (default\n"
 	      "                      $QCTL_RUN_ROOT or " RUN_ROOT_DEFAULT ")\n"
+	      "  --uid-range FIRST:COUNT  QEMU's uids, one per VM (default\n"
+	      "                      $QCTL_UID_RANGE or 1879048192:65536)\n"
 	      "  -q, --quiet         only errors and the result\n"
 	      "  -v, --verbose       more detail\n"
 	      "\n"
@@ -123,6 +126,7 @@ cmd_run(int argc, char **argv)
 		{ "artifacts", required_argument, NULL, 'A' },
 		{ "keep", no_argument, NULL, 'k' },
 		{ "run-root", required_argument, NULL, 'R' },
+		{ "uid-range", required_argument, NULL, 'u' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -132,6 +136,7 @@ cmd_run(int argc, char **argv)
 	_cleanup_free_ char *source = NULL, *artifacts = NULL, *result = NULL;
 	_cleanup_free_ char *run_root = NULL;
 	const char *recipe_path = "qctl.yaml", *accel_s = "auto";
+	const char *uid_range = NULL;
 	struct recipe *recipe = NULL;
 	struct run_ctx ctx = { .sigfd = -1 };
 	struct error err = { 0 };
@@ -183,6 +188,9 @@ cmd_run(int argc, char **argv)
 			free(run_root);
 			run_root = abs_path(optarg);
 			break;
+		case 'u':
+			uid_range = optarg;
+			break;
 		case 'q':
 			o.verbosity = 0;
 			break;
@@ -206,6 +214,11 @@ cmd_run(int argc, char **argv)
 	if (optind < argc)
 		recipe_path = argv[optind];
 	if (accel_parse(accel_s, &o.accel, &err) < 0) {
+		fprintf(stderr, "qctl run: %s\n", err.msg);
+		return EXIT_USAGE;
+	}
+	if (geteuid() == 0 &&
+	    uidpool_range_pick(uid_range, NULL, &o.uids, &err) < 0) {
 		fprintf(stderr, "qctl run: %s\n", err.msg);
 		return EXIT_USAGE;
 	}

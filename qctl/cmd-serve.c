@@ -13,6 +13,7 @@
 #include "rundir.h"
 #include "serve.h"
 #include "state.h"
+#include "uidpool.h"
 
 static void
 serve_usage(FILE *f)
@@ -46,6 +47,8 @@ serve_usage(FILE *f)
 	      "                       A recipe asking for more, or for an\n"
 	      "                       unlimited log/net/artifacts budget,\n"
 	      "                       is refused with the limit named.\n"
+	      "  --uid-range FIRST:COUNT  QEMU's uids, one per VM (default\n"
+	      "                       $QCTL_UID_RANGE or 1879048192:65536)\n"
 	      "  -v, --verbose        builds' progress and output on stderr,\n"
 	      "                       each line prefixed with the build's id\n"
 	      "                       (twice: more detail)\n"
@@ -176,6 +179,7 @@ cmd_serve(int argc, char **argv)
 		{ "max-memory", required_argument, NULL, 'M' },
 		{ "max-disk", required_argument, NULL, 'D' },
 		{ "max-wall-time", required_argument, NULL, 'W' },
+		{ "uid-range", required_argument, NULL, 'u' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -183,6 +187,7 @@ cmd_serve(int argc, char **argv)
 	struct serve_opts o = { .log = stderr };
 	_cleanup_free_ char *sock = NULL, *state_dir = NULL, *run_root = NULL;
 	const char *group = NULL, *accel_s = "auto", *env;
+	const char *uid_range = NULL;
 	struct serve_ctx ctx = { 0 };
 	_cleanup_close_ int sigfd = -1;
 	struct error err = { 0 };
@@ -270,6 +275,9 @@ cmd_serve(int argc, char **argv)
 				return EXIT_USAGE;
 			}
 			break;
+		case 'u':
+			uid_range = optarg;
+			break;
 		case 'v':
 			verbose++;
 			break;
@@ -296,6 +304,11 @@ cmd_serve(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	if (accel_parse(accel_s, &o.build.accel, &err) < 0) {
+		fprintf(stderr, "qctl serve: %s\n", err.msg);
+		return EXIT_USAGE;
+	}
+	if (geteuid() == 0 &&
+	    uidpool_range_pick(uid_range, NULL, &o.build.uids, &err) < 0) {
 		fprintf(stderr, "qctl serve: %s\n", err.msg);
 		return EXIT_USAGE;
 	}

@@ -6,6 +6,8 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
+#include "util.h"
+
 int
 privs_verify_dropped(bool drop_ids, uid_t uid, gid_t gid)
 {
@@ -27,5 +29,24 @@ privs_verify_dropped(bool drop_ids, uid_t uid, gid_t gid)
 	for (int cap = 0; cap <= CAP_LAST_CAP; cap++)
 		if (prctl(PR_CAPBSET_READ, cap, 0, 0, 0) > 0)
 			return -1;
+	return 0;
+}
+
+int
+privs_verify_groups(const gid_t *want, int n)
+{
+	gid_t have[64];
+	int got = getgroups(ARRAY_SIZE(have), have);
+
+	if (got < 0 || got != n)
+		return -1;
+	for (int i = 0; i < got; i++) {
+		bool found = false;
+
+		for (int k = 0; k < n && !found; k++)
+			found = have[i] == want[k];
+		if (!found)
+			return -1;
+	}
 	return 0;
 }

@@ -13,4 +13,10 @@
  */
 int privs_verify_dropped(bool drop_ids, uid_t uid, gid_t gid);
 
+/*
+ * 0 if the calling process's supplementary groups are exactly the n
+ * groups of want (in any order), -1 otherwise.
+ */
+int privs_verify_groups(const gid_t *want, int n);
+
 #endif

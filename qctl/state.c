@@ -16,6 +16,7 @@
 
 /* A record is a few hundred bytes; anything much larger is not one. */
 #define STATE_REC_MAX 65536
+#include "uidpool.h"
 
 struct state_rec {
 	char *dir;		/* the state directory, checked at each use */
@@ -137,6 +138,15 @@ state_note_pid(struct state_rec *s, const char *key, pid_t pid)
 	return state_write(s, NULL);
 }
 
+int
+state_note_uid(struct state_rec *s, uid_t uid)
+{
+	if (!s)
+		return 0;
+	json_object_set_new(s->j, "uid", json_integer(uid));
+	return state_write(s, NULL);
+}
+
 void
 state_close(struct state_rec *s)
 {
@@ -193,6 +203,7 @@ kill_rec(json_t *j, const char *key, const char *id, FILE *out)
 
 /* The run root as gc found it: only its direct children are removed. */
 struct gc_root {
+	const char *state_dir;	/* for the uid locks */
 	int fd;			/* -1: it does not exist */
 	const char *path;	/* canonical */
 };
@@ -242,6 +253,10 @@ reap(json_t *j, const char *id, const struct gc_root *gr, FILE *out)
 
 	for (size_t i = 0; i < ARRAY_SIZE(procs); i++)
 		kill_rec(j, procs[i], id, out);
+	/* QEMU's uid: free again once nothing runs as it */
+	v = json_object_get(j, "uid");
+	if (json_is_integer(v) && json_integer_value(v) > 0)
+		uidpool_gc(gr->state_dir, json_integer_value(v), id, out);
 	v = json_object_get(j, "netns");
 	if (json_is_string(v)) {
 		_cleanup_free_ char *pin = xasprintf("%s/%s", NETNS_DIR,
@@ -370,7 +385,7 @@ state_gc(const char *dir, const char *run_root, FILE *out, struct error *err)
 {
 	_cleanup_close_ int dfd = -1, rfd = -1;
 	_cleanup_free_ char *canon = NULL;
-	struct gc_root gr = { .fd = -1, .path = NULL };
+	struct gc_root gr = { .state_dir = dir, .fd = -1, .path = NULL };
 	int n = 0, r;
 
 	if (!run_root || !*run_root)
@@ -393,6 +408,10 @@ state_gc(const char *dir, const char *run_root, FILE *out, struct error *err)
 	}
 	error_clear(err);
 	gc_cgroups(out);
+	/* uids whose record was lost (a manager killed between taking the
+	 * uid and noting it): their locks are free, and nothing else is */
+	if (dfd >= 0)
+		uidpool_gc(dir, -1, NULL, out);
 	return n;
 }
 

@@ -11,8 +11,8 @@
 
 /*
  * A build's record names everything it owns: the manager (pid and start
- * time, so a recycled pid is not mistaken for it), QEMU, the network
- * helper and proxy, the network namespace, the cgroup and the run
+ * time, so a recycled pid is not mistaken for it), QEMU and its uid, the
+ * network helper and proxy, the network namespace, the cgroup and the run
  * directory.  It is written before each resource is created, so that a
  * manager killed at any point leaves a record that covers what exists.
  */
@@ -27,13 +27,16 @@ struct state_rec *state_open(const char *dir, const char *id,
 /* Note a resource; the record is rewritten (atomically) at once. */
 int state_note_str(struct state_rec *s, const char *key, const char *val);
 int state_note_pid(struct state_rec *s, const char *key, pid_t pid);
+/* QEMU's uid (key "uid"), freed by gc with the rest (uidpool_gc). */
+int state_note_uid(struct state_rec *s, uid_t uid);
 /* The build ended cleanly: remove the record. */
 void state_close(struct state_rec *s);
 
 /*
  * Reap what dead managers left in dir: for each record whose manager is
  * gone, kill its processes (only if pid and start time still match),
- * remove its namespace pin, cgroup and run directory, then the record.
+ * free its uid, remove its namespace pin, cgroup and run directory, then
+ * the record; then free the uid locks in dir that no live manager holds.
  * dir and run_root (NULL: RUN_ROOT_DEFAULT) must pass rundir_root_check
  * (missing is fine); records must be our own regular files, and only
  * run-XXXXXX directories directly under run_root are removed.  Prints one

@@ -4,6 +4,7 @@
 #include "cgroup.h"
 #include "child.h"
 #include "privs.h"
+#include "state.h"
 
 #include <cap-ng.h>
 #include <fcntl.h>
@@ -15,8 +16,10 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
@@ -35,30 +38,24 @@ enum {
 };
 
 int
-vm_confine_default(struct vm_confine *c, struct error *err)
+vm_confine_default(struct vm_confine *c, const char *lock_dir,
+		   const struct uid_range *uids, struct error *err)
 {
-	const char *users[] = { getenv("QCTL_QEMU_USER"), "qctl-qemu",
-				"nobody" };
-
 	memset(c, 0, sizeof(*c));
 	c->cgroup_procs_fd = -1;
 	c->max_open_files = 4096;
 	if (geteuid() != 0)
 		return 0;	/* nothing to drop: we are unprivileged */
-	for (size_t i = 0; i < ARRAY_SIZE(users); i++) {
-		struct passwd *pw = users[i] && *users[i] ? getpwnam(users[i])
-							  : NULL;
-
-		if (pw && pw->pw_uid != 0) {
-			c->drop_ids = true;
-			c->uid = pw->pw_uid;
-			c->gid = pw->pw_gid;
-			snprintf(c->user, sizeof(c->user), "%s", users[i]);
-			return 0;
-		}
-	}
-	return error_set(err, ENOENT, "no unprivileged user (qctl-qemu or "
-			 "nobody) to run QEMU as");
+	/* A uid per VM: execve makes QEMU dumpable again, so QEMUs that
+	 * shared a uid could read each other's memory or kill each other. */
+	c->drop_ids = true;
+	c->jail = true;
+	c->lock_dir = lock_dir ? lock_dir : STATE_DIR_DEFAULT;
+	if (uids && uids->count)
+		c->uids = *uids;
+	else if (uidpool_range_pick(NULL, NULL, &c->uids, err) < 0)
+		return -1;
+	return 0;
 }
 
 /* Between fork and exec: give up everything QEMU does not need. */
@@ -75,13 +72,17 @@ confine_apply(const struct vm_confine *c)
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
 		return -1;
 	if (c->drop_ids) {
+		/* No group but the VM's own (and kvm's, to open /dev/kvm):
+		 * the manager's groups would open files QEMU has no use
+		 * for. */
+		if (setgroups(c->n_groups, c->groups) < 0)
+			return -1;
 		/* Clear every capability, the bounding set included, and
-		 * become the unprivileged user: an escape from QEMU lands
-		 * in a process that can do nothing root could. */
+		 * become the VM's own uid: an escape from QEMU lands in a
+		 * process that can do nothing root could, nor touch any
+		 * other build's QEMU. */
 		capng_clear(CAPNG_SELECT_BOTH);
-		if (capng_change_id(c->uid, c->gid,
-				    CAPNG_INIT_SUPP_GRP |
-					    CAPNG_CLEAR_BOUNDING) != 0)
+		if (capng_change_id(c->uid, c->gid, CAPNG_CLEAR_BOUNDING) != 0)
 			return -1;
 		prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
 	}
@@ -89,13 +90,57 @@ confine_apply(const struct vm_confine *c)
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		return -1;
 	/* read back: QEMU holds nothing it should not, or does not run */
-	return privs_verify_dropped(c->drop_ids, c->uid, c->gid);
+	if (privs_verify_dropped(c->drop_ids, c->uid, c->gid) < 0 ||
+	    (c->drop_ids && privs_verify_groups(c->groups, c->n_groups) < 0)) {
+		errno = EPERM;
+		return -1;
+	}
+	return 0;
 }
 
 static int
 pidfd_open_(pid_t pid)
 {
 	return syscall(SYS_pidfd_open, pid, 0);
+}
+
+/*
+ * QEMU reopens its kernel and initrd through /dev/fd/N, which checks
+ * the file's permissions against QEMU's uid: a file that uid may not
+ * read goes in as a copy in a sealed memfd instead.
+ */
+static int
+open_for_qemu(int src, const char *path, bool private_copy,
+	      struct error *err)
+{
+	_cleanup_close_ int mfd = -1;
+	struct stat st;
+	char buf[65536];
+	off_t off = 0;
+	ssize_t n;
+
+	if (fstat(src, &st) < 0)
+		return error_sys(err, errno, "%s", path);
+	if (!private_copy || (st.st_mode & S_IROTH)) {
+		int fd = fcntl(src, F_DUPFD_CLOEXEC, 3);
+
+		return fd < 0 ? error_sys(err, errno, "%s", path) : fd;
+	}
+	mfd = memfd_create("qctl-boot", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (mfd < 0)
+		return error_sys(err, errno, "memfd for %s", path);
+	while ((n = pread(src, buf, sizeof(buf), off)) > 0) {
+		if (write_in_full(mfd, buf, n) != n)
+			return error_sys(err, errno, "copy %s", path);
+		off += n;
+	}
+	if (n < 0)
+		return error_sys(err, errno, "read %s", path);
+	/* the guest's QEMU must not change what the next boot reads */
+	if (fcntl(mfd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW |
+				    F_SEAL_SHRINK | F_SEAL_SEAL) < 0)
+		return error_sys(err, errno, "seal copy of %s", path);
+	return steal_fd(&mfd);
 }
 
 static void __attribute__((noreturn))
@@ -124,8 +169,18 @@ vm_child(char **argv, int fds[CHILD_NFDS], int logfd, int errpipe,
 
 	if (r < 0)
 		child_fail(errpipe, -r);
+	/* The jail while we are still root (mounts need it); from here
+	 * on, nothing of the host's filesystem is reachable. */
+	if (c->jail) {
+		r = jail_enter(c->root, c->kvm);
+		if (r < 0)
+			child_fail(errpipe, -r);
+	}
 	if (confine_apply(c) < 0)
 		child_fail(errpipe, errno ? errno : EPERM);
+	/* read back the jail as QEMU will see it, under its own uid */
+	if (c->jail && jail_verify(c->host_netns) < 0)
+		child_fail(errpipe, EPERM);
 	/* If the manager dies, QEMU dies with it: no orphaned builders.
 	 * Set last: changing credentials clears it. */
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
@@ -164,6 +219,7 @@ vm_spawn(struct qemu_config *cfg, int tap_fd, int disk_fd, int log_fd,
 {
 	_cleanup_close_ int kfd = -1, ifd = -1, rofd = -1;
 	_cleanup_free_ char *binary = NULL;
+	struct vm_confine c = *confine;
 	struct qemu_config c2;
 	int qmp[2] = { -1, -1 }, agent[2] = { -1, -1 }, con[2] = { -1, -1 };
 	int ep[2] = { -1, -1 };
@@ -181,14 +237,38 @@ vm_spawn(struct qemu_config *cfg, int tap_fd, int disk_fd, int log_fd,
 		return error_set(err, ENOENT, "%s not found (PATH)",
 				 cfg->binary ? cfg->binary
 					     : "qemu-system-x86_64");
+	c.parent = getpid();
+	if (c.jail) {
+		c.kvm = cfg->accel == ACCEL_KVM;
+		c.host_netns = jail_netns_id();
+		r = jail_for_qemu(binary, &c.root, err);
+		if (r < 0)
+			return r;
+	}
+	if (c.kvm && c.drop_ids) {
+		/* /dev/kvm is root:kvm 0660 on most hosts */
+		struct group *g = getgrnam("kvm");
+
+		if (g && g->gr_gid != 0) {
+			c.groups[0] = g->gr_gid;
+			c.n_groups = 1;
+		}
+	}
 	/* Kernel and initrd go in as open files (opened by whoever had the
 	 * right to): QEMU's uid needs no path into the image directory. */
-	kfd = fcntl(cfg->kernel_file, F_DUPFD_CLOEXEC, 3);
+	kfd = open_for_qemu(cfg->kernel_file, cfg->kernel, c.drop_ids, err);
 	if (kfd < 0)
-		return error_sys(err, errno, "kernel %s", cfg->kernel);
-	ifd = fcntl(cfg->initrd_file, F_DUPFD_CLOEXEC, 3);
+		return kfd;
+	ifd = open_for_qemu(cfg->initrd_file, cfg->initrd, c.drop_ids, err);
 	if (ifd < 0)
-		return error_sys(err, errno, "initrd %s", cfg->initrd);
+		return ifd;
+	if (c.drop_ids) {
+		r = uidpool_acquire(c.lock_dir, &c.uids, &vm->lease, err);
+		if (r < 0)
+			return r;
+		c.uid = vm->lease.uid;
+		c.gid = vm->lease.uid;
+	}
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, qmp) < 0 ||
 	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, agent) < 0 ||
 	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, con) < 0 ||
@@ -210,7 +290,6 @@ vm_spawn(struct qemu_config *cfg, int tap_fd, int disk_fd, int log_fd,
 		goto out;
 
 	fds[0] = qmp[1];	/* fd 3 in the child, and so on */
-	((struct vm_confine *)confine)->parent = getpid();
 	fds[1] = agent[1];
 	fds[2] = con[1];
 	fds[3] = tap_fd;
@@ -237,7 +316,7 @@ vm_spawn(struct qemu_config *cfg, int tap_fd, int disk_fd, int log_fd,
 		goto out;
 	}
 	if (pid == 0)
-		vm_child(argv, fds, log_fd, ep[1], confine);
+		vm_child(argv, fds, log_fd, ep[1], &c);
 
 	close(ep[1]);
 	ep[1] = -1;
@@ -266,6 +345,8 @@ vm_spawn(struct qemu_config *cfg, int tap_fd, int disk_fd, int log_fd,
 	vm->console_fd = steal_fd(&con[0]);
 out:
 	e = errno;
+	if (r < 0)
+		uidpool_release(&vm->lease);
 	for (int i = 0; i < 2; i++) {
 		if (qmp[i] >= 0)
 			close(qmp[i]);
@@ -334,4 +415,7 @@ vm_destroy(struct vm *vm)
 		close(vm->pidfd);
 	vm->pidfd = -1;
 	vm_close_channels(vm);
+	/* QEMU is reaped: its uid may go (uidpool kills what is left) */
+	if (vm->pid <= 0 || vm->reaped)
+		uidpool_release(&vm->lease);
 }
