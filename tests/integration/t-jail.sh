@@ -23,7 +23,14 @@ grep -q '^wait| started' "$T/err2" || fail "build 2 never started: $(tail "$T/er
 q=$(qemu_pids_of_test)
 set -- $q
 [ $# = 2 ] || fail "expected 2 QEMUs, found: $q"
-q1=$1 q2=$2
+# q1 is build 1's QEMU (its manager is p1): pid order says nothing
+if [ "$(awk '$1 == "PPid:" { print $2 }' "/proc/$1/status")" = "$p1" ]; then
+	q1=$1 q2=$2
+else
+	q1=$2 q2=$1
+fi
+[ "$(awk '$1 == "PPid:" { print $2 }' "/proc/$q1/status")" = "$p1" ] ||
+	fail "no QEMU of build 1 among $q"
 
 field() { awk -v k="$2:" '$1 == k { print $2; exit }' "/proc/$1/status"; }
 host_net=$(readlink /proc/self/ns/net)
