@@ -18,13 +18,14 @@
 Test(jail, path_check)
 {
 	static const char *const good[] = {
-		"/a", "/usr/lib/x86_64-linux-gnu/libc.so.6", "/a/.b", "/a/..b",
+		"/a",	  "/usr/lib/x86_64-linux-gnu/libc.so.6",
+		"/a/.b",  "/a/..b",
 		"/a/b..", "/QEMU,VGA.bin",
 	};
 	static const char *const bad[] = {
-		"",	 "/",	   "a",	   "a/b",    "/a/",	"//a",
-		"/a//b", "/./a",   "/a/.", "/a/..",  "/../etc", "/a/../b",
-		"/a\nb", "/a\tb",  "/\x7f",
+		"",	   "/",	      "a",     "a/b",	"/a/",
+		"//a",	   "/a//b",   "/./a",  "/a/.",	"/a/..",
+		"/../etc", "/a/../b", "/a\nb", "/a\tb", "/\x7f",
 	};
 	char longp[JAIL_PATH_MAX + 2];
 
@@ -51,7 +52,7 @@ Test(jail, path_under)
 
 Test(jail, add)
 {
-	struct jail j = { 0 };
+	struct jail j = {0};
 
 	cr_assert_eq(jail_add(&j, JAIL_FILE, 0, "/usr/lib/a.so", NULL), 0);
 	cr_assert_eq(jail_add(&j, JAIL_FILE, JAIL_EXEC, "/usr/lib/a.so", NULL),
@@ -138,8 +139,8 @@ expect_link(const struct jail *j, const char *path, const char *target)
 
 Test(jail, resolve_chain, .init = tree, .fini = untree)
 {
-	struct jail j = { 0 };
-	struct error err = { 0 };
+	struct jail j = {0};
+	struct error err = {0};
 	char real[JAIL_PATH_MAX];
 
 	cr_assert_eq(jail_add_resolved(&j, root, "/lib/x/libz.so.1", JAIL_EXEC,
@@ -149,36 +150,33 @@ Test(jail, resolve_chain, .init = tree, .fini = untree)
 	expect_link(&j, "/lib", "usr/lib");
 	expect_link(&j, "/usr/lib/x/libz.so.1", "libz.so.1.2");
 	cr_assert_eq(jail_find(&j, "/usr/lib/x/libz.so.1.2")->kind, JAIL_FILE);
-	cr_assert_eq(jail_find(&j, "/usr/lib/x/libz.so.1.2")->flags,
-		     JAIL_EXEC);
+	cr_assert_eq(jail_find(&j, "/usr/lib/x/libz.so.1.2")->flags, JAIL_EXEC);
 	cr_assert_eq(j.n, 3);
 	/* absolute link, then a relative one with .. */
-	cr_assert_eq(jail_add_resolved(&j, root, "/lib64/up", 0, real, &err),
-		     0, "%s", err.msg);
+	cr_assert_eq(jail_add_resolved(&j, root, "/lib64/up", 0, real, &err), 0,
+		     "%s", err.msg);
 	cr_assert_str_eq(real, "/usr/lib/x/libz.so.1.2");
 	expect_link(&j, "/lib64", "/usr/lib/x");
 	expect_link(&j, "/usr/lib/x/up", "../../lib/x/libz.so.1");
 	cr_assert_eq(j.n, 5);
-	cr_assert_eq(jail_add_resolved(&j, root, "/usr/share/fw", 0, real,
-				       &err),
-		     0);
+	cr_assert_eq(
+		jail_add_resolved(&j, root, "/usr/share/fw", 0, real, &err), 0);
 	cr_assert_eq(jail_find(&j, "/usr/share/fw")->kind, JAIL_DIR);
 	jail_free(&j);
 }
 
 Test(jail, resolve_bad, .init = tree, .fini = untree)
 {
-	struct jail j = { 0 };
-	struct error err = { 0 };
+	struct jail j = {0};
+	struct error err = {0};
 
-	cr_assert_eq(jail_add_resolved(&j, root, "/usr/lib/x/loop1", 0, NULL,
-				       &err),
-		     -ELOOP);
-	cr_assert_eq(jail_add_resolved(&j, root, "/nonexistent", 0, NULL,
-				       &err),
+	cr_assert_eq(
+		jail_add_resolved(&j, root, "/usr/lib/x/loop1", 0, NULL, &err),
+		-ELOOP);
+	cr_assert_eq(jail_add_resolved(&j, root, "/nonexistent", 0, NULL, &err),
 		     -ENOENT);
-	cr_assert_eq(jail_add_resolved(&j, root, "/usr/lib/x/libz.so.1.2/a",
-				       0, NULL, &err),
+	cr_assert_eq(jail_add_resolved(&j, root, "/usr/lib/x/libz.so.1.2/a", 0,
+				       NULL, &err),
 		     -ENOTDIR);
 	cr_assert_eq(jail_add_resolved(&j, root, "relative", 0, NULL, &err),
 		     -EINVAL);
@@ -186,7 +184,8 @@ Test(jail, resolve_bad, .init = tree, .fini = untree)
 	jail_free(&j);
 }
 
-/* ---- ELF -------------------------------------------------------------------- */
+/* ---- ELF --------------------------------------------------------------------
+ */
 
 struct mem {
 	const unsigned char *p;
@@ -235,19 +234,19 @@ fake_elf(struct fake_elf *f)
 	f->ph[2].p_type = PT_DYNAMIC;
 	f->ph[2].p_offset = offsetof(struct fake_elf, dyn);
 	f->ph[2].p_filesz = sizeof(f->dyn);
-	f->dyn[0] = (Elf64_Dyn){ DT_NEEDED, { 1 } };
-	f->dyn[1] = (Elf64_Dyn){ DT_STRTAB,
-				 { 0x1000 + offsetof(struct fake_elf, str) } };
-	f->dyn[2] = (Elf64_Dyn){ DT_STRSZ, { sizeof(strs) } };
-	f->dyn[3] = (Elf64_Dyn){ DT_RUNPATH, { 13 } };
-	f->dyn[4] = (Elf64_Dyn){ DT_NULL, { 0 } };
+	f->dyn[0] = (Elf64_Dyn){DT_NEEDED, {1}};
+	f->dyn[1] = (Elf64_Dyn){DT_STRTAB,
+				{0x1000 + offsetof(struct fake_elf, str)}};
+	f->dyn[2] = (Elf64_Dyn){DT_STRSZ, {sizeof(strs)}};
+	f->dyn[3] = (Elf64_Dyn){DT_RUNPATH, {13}};
+	f->dyn[4] = (Elf64_Dyn){DT_NULL, {0}};
 	memcpy(f->str, strs, sizeof(strs));
 }
 
 static int
 parse(struct fake_elf *f, size_t n, struct jail_elf *e)
 {
-	struct mem m = { (const unsigned char *)f, n };
+	struct mem m = {(const unsigned char *)f, n};
 
 	return jail_elf_parse(mem_read, &m, e, NULL);
 }
@@ -285,24 +284,24 @@ Test(jail, elf_malformed)
 	f.eh.e_phnum = 1000;
 	cr_assert_eq(parse(&f, sizeof(f), &e), -EINVAL);
 	fake_elf(&f);
-	f.dyn[0].d_un.d_val = 1000;	/* name past the string table */
+	f.dyn[0].d_un.d_val = 1000; /* name past the string table */
 	cr_assert_eq(parse(&f, sizeof(f), &e), -EINVAL);
 	fake_elf(&f);
-	f.dyn[2].d_un.d_val = 12;	/* the run path is cut off */
+	f.dyn[2].d_un.d_val = 12; /* the run path is cut off */
 	cr_assert_eq(parse(&f, sizeof(f), &e), -EINVAL);
 	fake_elf(&f);
-	f.dyn[1].d_un.d_ptr = 0x999999;	/* string table outside PT_LOAD */
+	f.dyn[1].d_un.d_ptr = 0x999999; /* string table outside PT_LOAD */
 	cr_assert_eq(parse(&f, sizeof(f), &e), -EINVAL);
 	fake_elf(&f);
-	f.str[29] = 'x';	/* interpreter without its NUL */
+	f.str[29] = 'x'; /* interpreter without its NUL */
 	f.ph[1].p_filesz = 8;
 	memcpy(f.str + 22, "/lib/ldx", 8);
 	cr_assert_eq(parse(&f, sizeof(f), &e), -EINVAL);
 	fake_elf(&f);
-	f.ph[2].p_filesz = 7;	/* not whole entries */
+	f.ph[2].p_filesz = 7; /* not whole entries */
 	cr_assert_eq(parse(&f, sizeof(f), &e), -EINVAL);
 	fake_elf(&f);
-	f.dyn[0].d_un.d_val = 0;	/* empty name */
+	f.dyn[0].d_un.d_val = 0; /* empty name */
 	cr_assert_eq(parse(&f, sizeof(f), &e), -EINVAL);
 }
 
@@ -318,7 +317,7 @@ Test(jail, elf_self)
 {
 	int fd = open("/proc/self/exe", O_RDONLY);
 	struct jail_elf e;
-	struct error err = { 0 };
+	struct error err = {0};
 	bool libc = false;
 
 	cr_assert_eq(jail_elf_parse(fd_read, &fd, &e, &err), 0, "%s", err.msg);
@@ -330,7 +329,8 @@ Test(jail, elf_self)
 	jail_elf_free(&e);
 }
 
-/* ---- ld.so.conf --------------------------------------------------------------- */
+/* ---- ld.so.conf
+ * --------------------------------------------------------------- */
 
 static char seen[512];
 
@@ -364,13 +364,14 @@ Test(jail, ldconf)
 			       "D/opt/a I/x D/last ");
 }
 
-/* ---- QEMU's jail ---------------------------------------------------------------- */
+/* ---- QEMU's jail
+ * ---------------------------------------------------------------- */
 
 static const char *
 qemu_path(void)
 {
-	static const char *const c[] = { "/usr/bin/qemu-system-x86_64",
-					 "/usr/local/bin/qemu-system-x86_64" };
+	static const char *const c[] = {"/usr/bin/qemu-system-x86_64",
+					"/usr/local/bin/qemu-system-x86_64"};
 
 	for (size_t i = 0; i < ARRAY_SIZE(c); i++)
 		if (access(c[i], X_OK) == 0)
@@ -382,7 +383,7 @@ Test(jail, for_qemu)
 {
 	const char *q = qemu_path();
 	const struct jail *j, *j2;
-	struct error err = { 0 };
+	struct error err = {0};
 	bool libc = false, data = false;
 
 	if (!q)
@@ -431,7 +432,7 @@ Test(jail, for_qemu)
 Test(jail, enter)
 {
 	const struct jail *j;
-	struct error err = { 0 };
+	struct error err = {0};
 	uint64_t host = jail_netns_id();
 	int st;
 	pid_t pid;
@@ -444,8 +445,8 @@ Test(jail, enter)
 	cr_assert_geq(pid, 0);
 	if (pid == 0) {
 		static const char *const gone[] = {
-			"/etc/shadow", "/home", "/root", "/var", "/dev/vda",
-			"/tmp", "/usr/bin/sh", "/usr/include",
+			"/etc/shadow", "/home", "/root",       "/var",
+			"/dev/vda",    "/tmp",	"/usr/bin/sh", "/usr/include",
 		};
 		struct stat sa;
 		char pp[64];

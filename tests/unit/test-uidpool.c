@@ -55,7 +55,7 @@ exists(const char *dir, uid_t uid)
 Test(uidpool, parse_good)
 {
 	struct uid_range r;
-	struct error err = { 0 };
+	struct error err = {0};
 
 	cr_assert_eq(uidpool_parse_range("100000:10", &r, &err), 0, "%s",
 		     err.msg);
@@ -70,15 +70,27 @@ Test(uidpool, parse_good)
 Test(uidpool, parse_bad)
 {
 	static const char *const bad[] = {
-		"",	      "1",	     "1:",	     ":5",
-		"0:5",	      "5:0",	     "-1:5",	     "1 :5",
-		"1: 5",	      "+1:5",	     "12:34:56",     "0x10:5",
-		"65530:10",   /* holds nobody's 65534 */
-		"65535:1",    "2147483646:2", "2147483647:1", "4294967295:1",
+		"",
+		"1",
+		"1:",
+		":5",
+		"0:5",
+		"5:0",
+		"-1:5",
+		"1 :5",
+		"1: 5",
+		"+1:5",
+		"12:34:56",
+		"0x10:5",
+		"65530:10", /* holds nobody's 65534 */
+		"65535:1",
+		"2147483646:2",
+		"2147483647:1",
+		"4294967295:1",
 		"18446744073709551616:1",
 	};
 	struct uid_range r;
-	struct error err = { 0 };
+	struct error err = {0};
 
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
 		cr_expect_eq(uidpool_parse_range(bad[i], &r, &err), -EINVAL,
@@ -91,18 +103,18 @@ Test(uidpool, subid_overlap)
 	const char *subuid = "# comment\nalice:100000:65536\n"
 			     "bob:165536:65536\njunk line\nx:1:\n";
 	struct uid_range r;
-	struct error err = { 0 };
+	struct error err = {0};
 
-	r = (struct uid_range){ 231072, 10 };
+	r = (struct uid_range){231072, 10};
 	cr_assert_eq(uidpool_subid_overlap(subuid, &r, &err), 0);
-	r = (struct uid_range){ 99990, 10 };	/* ends at 99999 */
+	r = (struct uid_range){99990, 10}; /* ends at 99999 */
 	cr_assert_eq(uidpool_subid_overlap(subuid, &r, &err), 0);
-	r = (struct uid_range){ 99990, 11 };	/* touches alice's first */
+	r = (struct uid_range){99990, 11}; /* touches alice's first */
 	cr_assert_eq(uidpool_subid_overlap(subuid, &r, &err), 1);
 	cr_assert(strstr(err.msg, "alice"), "%s", err.msg);
-	r = (struct uid_range){ 231071, 1 };	/* bob's last */
+	r = (struct uid_range){231071, 1}; /* bob's last */
 	cr_assert_eq(uidpool_subid_overlap(subuid, &r, &err), 1);
-	r = (struct uid_range){ 1, 2000000 };	/* covers both */
+	r = (struct uid_range){1, 2000000}; /* covers both */
 	cr_assert_eq(uidpool_subid_overlap(subuid, &r, &err), 1);
 	cr_assert_eq(uidpool_subid_overlap("", &r, &err), 0);
 }
@@ -111,9 +123,8 @@ Test(uidpool, default_range_clear_of_shadow_defaults)
 {
 	/* useradd's defaults: SUB_UID_MIN 100000, SUB_UID_MAX 600100000,
 	 * and systemd-nspawn's containers up to 1879048191 */
-	struct uid_range r = { UID_RANGE_DEFAULT_FIRST,
-			       UID_RANGE_DEFAULT_COUNT };
-	struct error err = { 0 };
+	struct uid_range r = {UID_RANGE_DEFAULT_FIRST, UID_RANGE_DEFAULT_COUNT};
+	struct error err = {0};
 
 	cr_assert_eq(uidpool_subid_overlap("u:100000:600000000\n", &r, &err),
 		     0);
@@ -125,12 +136,11 @@ Test(uidpool, default_range_clear_of_shadow_defaults)
 Test(uidpool, range_pick, .init = mk_tmp, .fini = rm_tmp)
 {
 	struct uid_range r;
-	struct error err = { 0 };
+	struct error err = {0};
 
 	unsetenv("QCTL_UID_RANGE");
 	/* no subuid/subgid files: the default */
-	cr_assert_eq(uidpool_range_pick(NULL, tmp, &r, &err), 0, "%s",
-		     err.msg);
+	cr_assert_eq(uidpool_range_pick(NULL, tmp, &r, &err), 0, "%s", err.msg);
 	cr_assert_eq(r.first, UID_RANGE_DEFAULT_FIRST);
 	cr_assert_eq(r.count, UID_RANGE_DEFAULT_COUNT);
 	/* the environment, then the option over it */
@@ -182,7 +192,7 @@ Test(uidpool, uid_busy_fake_proc, .init = mk_tmp, .fini = rm_tmp)
 	cr_assert_eq(uidpool_uid_busy(tmp, 42), 0);
 	mkdir(d, 0755);
 	write_to(d, "status", "Name:\tx\nState:\tS\nUid:\t42\t42\t42\t42\n");
-	mkdir(xasprintf("%s/self", tmp), 0755);	/* not a pid: skipped */
+	mkdir(xasprintf("%s/self", tmp), 0755); /* not a pid: skipped */
 	cr_assert_eq(uidpool_uid_busy(tmp, 42), 1);
 	cr_assert_eq(uidpool_uid_busy(tmp, 43), 0);
 	free(d);
@@ -190,9 +200,9 @@ Test(uidpool, uid_busy_fake_proc, .init = mk_tmp, .fini = rm_tmp)
 
 Test(uidpool, acquire_release, .init = mk_tmp, .fini = rm_tmp)
 {
-	struct uid_range r = { UID_RANGE_DEFAULT_FIRST + 1000, 3 };
+	struct uid_range r = {UID_RANGE_DEFAULT_FIRST + 1000, 3};
 	struct uid_lease l[4];
-	struct error err = { 0 };
+	struct error err = {0};
 
 	for (int i = 0; i < 3; i++) {
 		cr_assert_eq(uidpool_acquire(tmp, &r, &l[i], &err), 0, "%s",
@@ -210,9 +220,8 @@ Test(uidpool, acquire_release, .init = mk_tmp, .fini = rm_tmp)
 	uidpool_release(&l[1]);
 	cr_assert(!l[1].held);
 	cr_assert(!exists(tmp, l[1].uid), "lock file left after release");
-	uidpool_release(&l[1]);	/* twice: no-op */
-	cr_assert_eq(uidpool_acquire(tmp, &r, &l[3], &err), 0, "%s",
-		     err.msg);
+	uidpool_release(&l[1]); /* twice: no-op */
+	cr_assert_eq(uidpool_acquire(tmp, &r, &l[3], &err), 0, "%s", err.msg);
 	cr_assert_eq(l[3].uid, l[1].uid);
 	uidpool_release(&l[0]);
 	uidpool_release(&l[2]);
@@ -224,9 +233,9 @@ Test(uidpool, acquire_release, .init = mk_tmp, .fini = rm_tmp)
  * without releasing, its lock file stays until gc (or the next taker). */
 Test(uidpool, other_process, .init = mk_tmp, .fini = rm_tmp)
 {
-	struct uid_range r = { UID_RANGE_DEFAULT_FIRST + 2000, 1 };
+	struct uid_range r = {UID_RANGE_DEFAULT_FIRST + 2000, 1};
 	struct uid_lease l;
-	struct error err = { 0 };
+	struct error err = {0};
 	int ready[2], go[2], st;
 	char c = 0;
 	pid_t pid;
@@ -244,7 +253,7 @@ Test(uidpool, other_process, .init = mk_tmp, .fini = rm_tmp)
 			_exit(1);
 		write(ready[1], "x", 1);
 		read(go[0], &c, 1);
-		_exit(0);	/* "dies" holding it */
+		_exit(0); /* "dies" holding it */
 	}
 	close(go[0]);
 	close(ready[1]);
@@ -283,9 +292,9 @@ kill_stray(void)
  * being handed out, and gc kills it. */
 Test(uidpool, kill_uid, .init = mk_tmp, .fini = kill_stray)
 {
-	struct uid_range r = { UID_RANGE_DEFAULT_FIRST + 3000, 1 };
+	struct uid_range r = {UID_RANGE_DEFAULT_FIRST + 3000, 1};
 	struct uid_lease l, l2;
-	struct error err = { 0 };
+	struct error err = {0};
 	int st;
 	pid_t pid;
 
