@@ -25,7 +25,8 @@
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
 
-/* ---- paths ---------------------------------------------------------------- */
+/* ---- paths ----------------------------------------------------------------
+ */
 
 int
 jail_path_check(const char *path)
@@ -76,8 +77,8 @@ entry_free(struct jail_entry *e)
 }
 
 int
-jail_add(struct jail *j, enum jail_kind kind, unsigned flags,
-	 const char *path, const char *target)
+jail_add(struct jail *j, enum jail_kind kind, unsigned flags, const char *path,
+	 const char *target)
 {
 	struct jail_entry *e;
 	size_t w = 0;
@@ -227,8 +228,10 @@ jail_add_resolved(struct jail *j, const char *root, const char *path,
 			continue;
 		}
 		if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode))
-			return error_set(err, EINVAL, "jail: %s is neither a "
-					 "file nor a directory", host);
+			return error_set(err, EINVAL,
+					 "jail: %s is neither a "
+					 "file nor a directory",
+					 host);
 		r = jail_add(j, S_ISDIR(st.st_mode) ? JAIL_DIR : JAIL_FILE,
 			     flags, cur, NULL);
 		if (r < 0)
@@ -239,7 +242,8 @@ jail_add_resolved(struct jail *j, const char *root, const char *path,
 	}
 }
 
-/* ---- ELF ------------------------------------------------------------------ */
+/* ---- ELF ------------------------------------------------------------------
+ */
 
 #define ELF_MAX_PHDRS 128
 #define ELF_MAX_DYN 4096
@@ -300,7 +304,8 @@ jail_elf_parse(jail_read_fn rd, void *ctx, struct jail_elf *out,
 	    eh.e_ident[EI_DATA] != ELFDATA2LSB ||
 	    eh.e_phentsize != sizeof(Elf64_Phdr) || eh.e_phnum == 0 ||
 	    eh.e_phnum > ELF_MAX_PHDRS)
-		return error_set(err, EINVAL, "not a 64-bit little-endian "
+		return error_set(err, EINVAL,
+				 "not a 64-bit little-endian "
 				 "ELF object");
 	out->machine = eh.e_machine;
 	ph = xcalloc(eh.e_phnum, sizeof(*ph));
@@ -327,7 +332,8 @@ jail_elf_parse(jail_read_fn rd, void *ctx, struct jail_elf *out,
 			dyn = xcalloc(ndyn ? ndyn : 1, sizeof(*dyn));
 			r = rd(ctx, ph[i].p_offset, dyn, ndyn * sizeof(*dyn));
 			if (r < 0)
-				return error_sys(err, -r, "ELF dynamic section");
+				return error_sys(err, -r,
+						 "ELF dynamic section");
 		}
 	}
 	for (size_t i = 0; i < ndyn && dyn[i].d_tag != DT_NULL; i++) {
@@ -380,7 +386,8 @@ bad:
 	return error_set(err, EINVAL, "malformed ELF object");
 }
 
-/* ---- ld.so.conf ----------------------------------------------------------- */
+/* ---- ld.so.conf -----------------------------------------------------------
+ */
 
 void
 jail_ldconf_parse(const char *buf, void (*dir)(const char *, void *),
@@ -403,8 +410,8 @@ jail_ldconf_parse(const char *buf, void (*dir)(const char *, void *),
 			for (s = tmp; *s == ' ' || *s == '\t'; s++)
 				;
 			e = s + strlen(s);
-			while (e > s && (e[-1] == ' ' || e[-1] == '\t' ||
-					 e[-1] == '\r'))
+			while (e > s &&
+			       (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r'))
 				*--e = '\0';
 			if (!strncmp(s, "include", 7) &&
 			    (s[7] == ' ' || s[7] == '\t')) {
@@ -420,7 +427,8 @@ jail_ldconf_parse(const char *buf, void (*dir)(const char *, void *),
 	}
 }
 
-/* ---- QEMU's jail ------------------------------------------------------------ */
+/* ---- QEMU's jail ------------------------------------------------------------
+ */
 
 struct strlist {
 	char **s;
@@ -488,7 +496,7 @@ static void
 ldconf_load(const char *path, struct strlist *dirs, int depth)
 {
 	_cleanup_free_ char *buf = NULL;
-	struct ldconf_ctx c = { dirs, depth };
+	struct ldconf_ctx c = {dirs, depth};
 
 	if (read_file(path, 1 << 20, &buf, NULL, NULL) == 0)
 		jail_ldconf_parse(buf, ldconf_dir, ldconf_include, &c);
@@ -522,7 +530,7 @@ elf_parse_path(const char *path, struct jail_elf *e, struct error *err)
 struct closure {
 	struct jail *j;
 	struct strlist seen, todo;
-	struct strlist search;	/* ld.so.conf and default directories */
+	struct strlist search; /* ld.so.conf and default directories */
 	uint16_t machine;
 };
 
@@ -531,7 +539,7 @@ static int
 lib_find(struct closure *c, const char *name, const char *runpath,
 	 const char *objdir, char *real, struct error *err)
 {
-	struct strlist dirs = { 0 };
+	struct strlist dirs = {0};
 	int r = -ENOENT;
 
 	if (runpath) {
@@ -617,9 +625,10 @@ closure_follow(struct closure *c, const char *obj, bool strict,
 			else
 				r = lib_find(c, n, e.runpath, dir, real, err);
 			if (r == -ENOENT && !strchr(n, '/'))
-				r = error_set(err, ENOENT, "jail: library %s "
-					      "(needed by %s) not found", n,
-					      o);
+				r = error_set(err, ENOENT,
+					      "jail: library %s "
+					      "(needed by %s) not found",
+					      n, o);
 			if (r < 0) {
 				jail_elf_free(&e);
 				if (strict)
@@ -694,20 +703,25 @@ add_data_dir(struct jail *j, const char *dir, unsigned flags, int depth,
 static int
 jail_build_qemu(struct jail *j, const char *binary, struct error *err)
 {
-	struct closure c = { .j = j };
+	struct closure c = {.j = j};
 	char real[JAIL_PATH_MAX], prefix[JAIL_PATH_MAX];
 	const char *bind = getenv("QCTL_JAIL_BIND");
 	static const char *const defaults[] = {
-		"/lib/" MULTIARCH, "/usr/lib/" MULTIARCH, "/lib64", "/usr/lib64",
-		"/lib", "/usr/lib",
+		"/lib/" MULTIARCH,
+		"/usr/lib/" MULTIARCH,
+		"/lib64",
+		"/usr/lib64",
+		"/lib",
+		"/usr/lib",
 	};
 	static const char *const data[] = {
-		"/usr/share/qemu", "/usr/share/seabios", "/usr/lib/ipxe/qemu",
+		"/usr/share/qemu", "/usr/share/seabios",  "/usr/lib/ipxe/qemu",
 		"/usr/share/ipxe", "/usr/share/qemu-efi", "/usr/share/OVMF",
 		"/usr/share/ovmf",
 	};
 	static const char *const moddirs[] = {
-		"/usr/lib/" MULTIARCH "/qemu", "/usr/lib64/qemu",
+		"/usr/lib/" MULTIARCH "/qemu",
+		"/usr/lib64/qemu",
 		"/usr/lib/qemu",
 	};
 	_cleanup_free_ char *pfx_share = NULL, *pfx_lib = NULL;
@@ -824,7 +838,8 @@ jail_for_qemu(const char *binary, const struct jail **out, struct error *err)
 	return 0;
 }
 
-/* ---- in the child ------------------------------------------------------------ */
+/* ---- in the child
+ * ------------------------------------------------------------ */
 
 /* Where the host's root and the jail's root sit while it is built. */
 #define STAGE "/tmp"
@@ -887,13 +902,13 @@ join(char *out, const char *a, const char *b)
 int
 jail_enter(const struct jail *j, bool kvm)
 {
-	static const char *const devs[] = { "null", "zero", "full", "random",
-					    "urandom", "kvm" };
+	static const char *const devs[] = {"null",   "zero",	"full",
+					   "random", "urandom", "kvm"};
 	static const char *const links[][2] = {
-		{ NEW "/dev/fd", "/proc/self/fd" },
-		{ NEW "/dev/stdin", "/proc/self/fd/0" },
-		{ NEW "/dev/stdout", "/proc/self/fd/1" },
-		{ NEW "/dev/stderr", "/proc/self/fd/2" },
+		{NEW "/dev/fd", "/proc/self/fd"},
+		{NEW "/dev/stdin", "/proc/self/fd/0"},
+		{NEW "/dev/stdout", "/proc/self/fd/1"},
+		{NEW "/dev/stderr", "/proc/self/fd/2"},
 	};
 	char src[2 * JAIL_PATH_MAX], dst[2 * JAIL_PATH_MAX];
 	mode_t old = umask(022);
@@ -903,8 +918,8 @@ jail_enter(const struct jail *j, bool kvm)
 	 * one so that an escape has neither the host's network nor its
 	 * abstract Unix sockets; IPC and UTS cost nothing and hide the
 	 * host's System V objects and name. */
-	if (unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC |
-		    CLONE_NEWUTS) < 0)
+	if (unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS) <
+	    0)
 		return -errno;
 	/* nothing we mount may propagate back to the host */
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
@@ -933,9 +948,8 @@ jail_enter(const struct jail *j, bool kvm)
 				return -errno;
 			continue;
 		}
-		r = bind_one(src, dst, e->kind == JAIL_DIR,
-			     e->kind == JAIL_DEV, e->flags & JAIL_EXEC,
-			     e->kind == JAIL_DEV);
+		r = bind_one(src, dst, e->kind == JAIL_DIR, e->kind == JAIL_DEV,
+			     e->flags & JAIL_EXEC, e->kind == JAIL_DEV);
 		if (r < 0)
 			return r;
 	}
@@ -958,8 +972,7 @@ jail_enter(const struct jail *j, bool kvm)
 	 * Kernels before 5.8 share hidepid with the host's /proc: there
 	 * this fails rather than change the host's. */
 	if (mkdir(NEW "/proc", 0555) < 0 ||
-	    mount("proc", NEW "/proc", "proc",
-		  MS_NOSUID | MS_NODEV | MS_NOEXEC,
+	    mount("proc", NEW "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC,
 		  "hidepid=invisible,subset=pid") < 0)
 		return -errno;
 	if (mount(NEW, NEW, NULL,
@@ -986,9 +999,9 @@ jail_netns_id(void)
 int
 jail_verify(uint64_t host_netns)
 {
-	static const char *const absent[] = { "/etc/shadow", "/etc/passwd",
-					      "/home", "/root", "/var", "/run",
-					      "/tmp", "/sys" };
+	static const char *const absent[] = {
+		"/etc/shadow", "/etc/passwd", "/home", "/root",
+		"/var",	       "/run",	      "/tmp",  "/sys"};
 	struct statfs fs;
 	uint64_t ns = jail_netns_id();
 

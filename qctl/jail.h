@@ -12,20 +12,20 @@
 #define JAIL_PATH_MAX 512
 
 enum jail_kind {
-	JAIL_FILE,		/* read-only bind of a host file */
-	JAIL_DIR,		/* read-only bind of a host directory */
-	JAIL_SYMLINK,		/* a symlink, as on the host */
-	JAIL_DEV,		/* bind of a host device node (read-write) */
+	JAIL_FILE,    /* read-only bind of a host file */
+	JAIL_DIR,     /* read-only bind of a host directory */
+	JAIL_SYMLINK, /* a symlink, as on the host */
+	JAIL_DEV,     /* bind of a host device node (read-write) */
 };
 
 /* Entry flags */
-#define JAIL_EXEC 1u		/* mapped executable (binary, libraries) */
+#define JAIL_EXEC 1u /* mapped executable (binary, libraries) */
 
 struct jail_entry {
 	enum jail_kind kind;
 	unsigned flags;
-	char *path;		/* where, in the jail and on the host */
-	char *target;		/* JAIL_SYMLINK: the link's text */
+	char *path;   /* where, in the jail and on the host */
+	char *target; /* JAIL_SYMLINK: the link's text */
 };
 
 /* What the jail's root holds, worked out before fork. */
@@ -68,10 +68,10 @@ int jail_add_resolved(struct jail *j, const char *root, const char *path,
 
 /* What an ELF object asks of the dynamic loader. */
 struct jail_elf {
-	uint16_t machine;	/* e_machine */
-	char *interp;		/* PT_INTERP, or NULL */
-	char *runpath;		/* DT_RUNPATH, else DT_RPATH, or NULL */
-	char **needed;		/* DT_NEEDED names */
+	uint16_t machine; /* e_machine */
+	char *interp;	  /* PT_INTERP, or NULL */
+	char *runpath;	  /* DT_RUNPATH, else DT_RPATH, or NULL */
+	char **needed;	  /* DT_NEEDED names */
 	size_t n_needed;
 };
 

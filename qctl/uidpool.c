@@ -29,17 +29,18 @@ uidpool_parse_range(const char *s, struct uid_range *r, struct error *err)
 	const char *colon = s ? strchr(s, ':') : NULL;
 	uint64_t first, count;
 
-	if (!colon ||
-	    parse_u64_dec(s, colon - s, &first) < 0 ||
+	if (!colon || parse_u64_dec(s, colon - s, &first) < 0 ||
 	    parse_u64_dec(colon + 1, strlen(colon + 1), &count) < 0)
 		return error_set(err, EINVAL,
 				 "uid range \"%s\": expected FIRST:COUNT "
-				 "(decimal)", s ? s : "");
+				 "(decimal)",
+				 s ? s : "");
 	if (count == 0 || first == 0 || first > UID_RANGE_MAX ||
 	    count > UID_RANGE_MAX - first + 1)
 		return error_set(err, EINVAL,
 				 "uid range \"%s\": must be non-empty, above 0 "
-				 "and end at %u or below", s, UID_RANGE_MAX);
+				 "and end at %u or below",
+				 s, UID_RANGE_MAX);
 	r->first = first;
 	r->count = count;
 	/* nobody and (uint16_t)-1 are shared by everything that maps
@@ -47,7 +48,8 @@ uidpool_parse_range(const char *s, struct uid_range *r, struct error *err)
 	if (range_has(r, 65534) || range_has(r, 65535))
 		return error_set(err, EINVAL,
 				 "uid range \"%s\" holds 65534 (nobody) or "
-				 "65535", s);
+				 "65535",
+				 s);
 	return 0;
 }
 
@@ -61,8 +63,8 @@ uidpool_subid_overlap(const char *buf, const struct uid_range *r,
 		const char *end = strchr(line, '\n');
 		size_t len = end ? (size_t)(end - line) : strlen(line);
 		const char *c1 = memchr(line, ':', len);
-		const char *c2 = c1 ? memchr(c1 + 1, ':', len - (c1 + 1 - line))
-				    : NULL;
+		const char *c2 =
+			c1 ? memchr(c1 + 1, ':', len - (c1 + 1 - line)) : NULL;
 		uint64_t first, count;
 
 		if (c2 && line[0] != '#' &&
@@ -84,7 +86,7 @@ int
 uidpool_range_pick(const char *opt, const char *etc, struct uid_range *r,
 		   struct error *err)
 {
-	static const char *const files[] = { "subuid", "subgid" };
+	static const char *const files[] = {"subuid", "subgid"};
 	const char *env = getenv("QCTL_UID_RANGE");
 	const char *from = opt ? "--uid-range" : "QCTL_UID_RANGE";
 	int ret;
@@ -103,8 +105,8 @@ uidpool_range_pick(const char *opt, const char *etc, struct uid_range *r,
 	/* Ids of /etc/subuid are some user's container root and daemons:
 	 * a QEMU escape must not land among them, nor they near it. */
 	for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
-		_cleanup_free_ char *path = xasprintf(
-			"%s/%s", etc ? etc : "/etc", files[i]);
+		_cleanup_free_ char *path =
+			xasprintf("%s/%s", etc ? etc : "/etc", files[i]);
 		_cleanup_free_ char *buf = NULL;
 
 		ret = read_file(path, 1 << 20, &buf, NULL, err);
@@ -116,15 +118,18 @@ uidpool_range_pick(const char *opt, const char *etc, struct uid_range *r,
 			return ret;
 		}
 		if (uidpool_subid_overlap(buf, r, err)) {
-			error_prefix(err, "%s (set QCTL_UID_RANGE or "
-				     "--uid-range)", path);
+			error_prefix(err,
+				     "%s (set QCTL_UID_RANGE or "
+				     "--uid-range)",
+				     path);
 			return -EINVAL;
 		}
 	}
 	return 0;
 }
 
-/* ---- what runs as a uid --------------------------------------------------- */
+/* ---- what runs as a uid ---------------------------------------------------
+ */
 
 int
 uidpool_status_uses(const char *status, uid_t uid)
@@ -178,7 +183,7 @@ uidpool_uid_busy(const char *proc, uid_t uid)
 		p = xasprintf("%s/%s/status", proc ? proc : "/proc",
 			      de->d_name);
 		if (read_file(p, 1 << 16, &buf, NULL, NULL) < 0)
-			continue;	/* gone meanwhile */
+			continue; /* gone meanwhile */
 		busy = uidpool_status_uses(buf, uid) == 1;
 	}
 	closedir(d);
@@ -188,7 +193,7 @@ uidpool_uid_busy(const char *proc, uid_t uid)
 int
 uidpool_kill_uid(uid_t uid)
 {
-	struct timespec ts = { 0, 10 * 1000 * 1000 };
+	struct timespec ts = {0, 10 * 1000 * 1000};
 
 	if (uid == 0)
 		return -EINVAL;
@@ -274,8 +279,8 @@ id_has_entry(uint32_t id)
 }
 
 int
-uidpool_acquire(const char *dir, const struct uid_range *r,
-		struct uid_lease *l, struct error *err)
+uidpool_acquire(const char *dir, const struct uid_range *r, struct uid_lease *l,
+		struct error *err)
 {
 	uint32_t start = 0;
 
@@ -295,10 +300,13 @@ uidpool_acquire(const char *dir, const struct uid_range *r,
 
 		if (id_has_entry(id))
 			continue;
-		if (snprintf(path, sizeof(path), "%s/" LOCK_PREFIX "%u"
-			     LOCK_SUFFIX, dir, id) >= (int)sizeof(path))
-			return error_set(err, ENAMETOOLONG, "state directory "
-					 "path too long: %s", dir);
+		if (snprintf(path, sizeof(path),
+			     "%s/" LOCK_PREFIX "%u" LOCK_SUFFIX, dir,
+			     id) >= (int)sizeof(path))
+			return error_set(err, ENAMETOOLONG,
+					 "state directory "
+					 "path too long: %s",
+					 dir);
 		ret = lock_take(path, true, &fd);
 		if (ret < 0)
 			return error_sys(err, -ret, "lock %s", path);
@@ -327,8 +335,8 @@ uidpool_acquire(const char *dir, const struct uid_range *r,
 		memcpy(l->path, path, sizeof(path));
 		return 0;
 	}
-	return error_set(err, EAGAIN, "every uid of %u:%u is in use",
-			 r->first, r->count);
+	return error_set(err, EAGAIN, "every uid of %u:%u is in use", r->first,
+			 r->count);
 }
 
 void
@@ -381,7 +389,8 @@ uidpool_gc(const char *dir, long long only_uid, const char *who, FILE *out)
 		if (uidpool_kill_uid(id) < 0) {
 			lock_drop(path, fd, false);
 			if (out)
-				fprintf(out, "qctl gc: %s%suid %lld: processes "
+				fprintf(out,
+					"qctl gc: %s%suid %lld: processes "
 					"survive SIGKILL, kept\n",
 					who ? who : "", who ? ": " : "", id);
 			continue;

@@ -34,8 +34,7 @@ struct uid_range {
  * nobody's 65534 nor 65535 ((uint16_t)-1), and end at UID_RANGE_MAX or
  * below.  0 or -EINVAL with err filled.
  */
-int uidpool_parse_range(const char *s, struct uid_range *r,
-			struct error *err);
+int uidpool_parse_range(const char *s, struct uid_range *r, struct error *err);
 
 /*
  * Does r overlap a range of an /etc/subuid or /etc/subgid file (buf, its
@@ -57,8 +56,8 @@ int uidpool_range_pick(const char *opt, const char *etc, struct uid_range *r,
 /* One id held by this process until uidpool_release. */
 struct uid_lease {
 	bool held;
-	uid_t uid;		/* gid is the same number */
-	int fd;			/* the lock file, flock'ed */
+	uid_t uid; /* gid is the same number */
+	int fd;	   /* the lock file, flock'ed */
 	char path[256];
 };
 
@@ -87,8 +86,7 @@ void uidpool_release(struct uid_lease *l);
  * that id.  One line per freed id to out (may be NULL), prefixed with
  * who (may be NULL).  Returns the number freed.
  */
-int uidpool_gc(const char *dir, long long only_uid, const char *who,
-	       FILE *out);
+int uidpool_gc(const char *dir, long long only_uid, const char *who, FILE *out);
 
 /*
  * Does a /proc/PID/status text show a live (not zombie) process with
