@@ -28,19 +28,11 @@ peer_drop(const struct peer_creds *pc)
 {
 	if (!pc || !pc->drop || geteuid() != 0)
 		return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
-	/* Exactly the client's groups: root's would add rights. */
-	if (setgroups(pc->n_groups > 0 ? pc->n_groups : 0, pc->groups) < 0)
-		return -1;
-	capng_clear(CAPNG_SELECT_BOTH);
-	if (capng_change_id(pc->uid, pc->gid, CAPNG_CLEAR_BOUNDING) != 0)
-		return -1;
-	prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
-	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-		return -1;
 	/* The client must not ptrace what reads its files for root. */
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
 		return -1;
-	return privs_verify_dropped(true, pc->uid, pc->gid);
+	/* Exactly the client's groups: root's would add rights. */
+	return privs_drop_to(pc->uid, pc->gid, pc->groups, pc->n_groups);
 }
 
 int

@@ -2,6 +2,8 @@
 #include "privs.h"
 
 #include <cap-ng.h>
+#include <errno.h>
+#include <grp.h>
 #include <linux/capability.h>
 #include <sys/prctl.h>
 #include <unistd.h>
@@ -47,6 +49,26 @@ privs_verify_groups(const gid_t *want, int n)
 			found = have[i] == want[k];
 		if (!found)
 			return -1;
+	}
+	return 0;
+}
+
+int
+privs_drop_to(uid_t uid, gid_t gid, const gid_t *groups, int n)
+{
+	if (setgroups(n > 0 ? n : 0, groups) < 0)
+		return -1;
+	capng_clear(CAPNG_SELECT_BOTH);
+	if (capng_change_id(uid, gid, CAPNG_CLEAR_BOUNDING) != 0)
+		return -1;
+	prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+	/* No setuid binary or file capability can give any of it back. */
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		return -1;
+	if (privs_verify_dropped(true, uid, gid) < 0 ||
+	    privs_verify_groups(groups, n > 0 ? n : 0) < 0) {
+		errno = EPERM;
+		return -1;
 	}
 	return 0;
 }

@@ -19,4 +19,12 @@ int privs_verify_dropped(bool drop_ids, uid_t uid, gid_t gid);
  */
 int privs_verify_groups(const gid_t *want, int n);
 
+/*
+ * Between fork and exec: become exactly uid/gid with exactly the n groups
+ * (none of root's), no capability in any set (bounding and ambient
+ * included) and no_new_privs, then read all of it back.  0, or -1 with
+ * errno (EPERM when the read-back disagrees).
+ */
+int privs_drop_to(uid_t uid, gid_t gid, const gid_t *groups, int n);
+
 #endif

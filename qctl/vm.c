@@ -71,27 +71,16 @@ confine_apply(const struct vm_confine *c)
 		return -1;
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
 		return -1;
-	if (c->drop_ids) {
-		/* No group but the VM's own (and kvm's, to open /dev/kvm):
-		 * the manager's groups would open files QEMU has no use
-		 * for. */
-		if (setgroups(c->n_groups, c->groups) < 0)
-			return -1;
-		/* Clear every capability, the bounding set included, and
-		 * become the VM's own uid: an escape from QEMU lands in a
-		 * process that can do nothing root could, nor touch any
-		 * other build's QEMU. */
-		capng_clear(CAPNG_SELECT_BOTH);
-		if (capng_change_id(c->uid, c->gid, CAPNG_CLEAR_BOUNDING) != 0)
-			return -1;
-		prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
-	}
-	/* No setuid binary or file capability can give any of it back. */
+	/* No group but the VM's own (and kvm's, to open /dev/kvm): the
+	 * manager's groups would open files QEMU has no use for.  No
+	 * capability and the VM's own uid: an escape from QEMU lands in a
+	 * process that can do nothing root could, nor touch any other
+	 * build's QEMU.  Everything is read back, or QEMU does not run. */
+	if (c->drop_ids)
+		return privs_drop_to(c->uid, c->gid, c->groups, c->n_groups);
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		return -1;
-	/* read back: QEMU holds nothing it should not, or does not run */
-	if (privs_verify_dropped(c->drop_ids, c->uid, c->gid) < 0 ||
-	    (c->drop_ids && privs_verify_groups(c->groups, c->n_groups) < 0)) {
+	if (privs_verify_dropped(false, 0, 0) < 0) {
 		errno = EPERM;
 		return -1;
 	}
