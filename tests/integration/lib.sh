@@ -99,21 +99,89 @@ run_qctl() {
 }
 
 no_qemu_left() {
-	local pids p i
-	# a QEMU killed a moment ago may still be on its way out
-	for i in $(seq 50); do
-		pids=$(qemu_pids_of_test)
-		[ -z "$pids" ] && return 0
-		sleep 0.1
+	local pids p end=$((SECONDS + 30))
+	# a QEMU killed a moment ago may still be on its way out (a loaded
+	# host can take seconds to get there): no QEMU within 30 s
+	while pids=$(qemu_pids_of_test); [ -n "$pids" ]; do
+		[ "$SECONDS" -lt "$end" ] || break
+		sleep 0.2
 	done
+	[ -n "$pids" ] || return 0
 	for p in $pids; do
 		echo "leftover QEMU $p: $(ps -o pid,ppid,stat,etime -p "$p" | tail -1)" >&2
 	done
-	fail "QEMU still running: $pids"
+	fail "QEMU still running 30 s on: $pids"
 }
 
 run_dir_gone() {
 	local d
 	d=$(json "$T/out" 'r["run_dir"]')
 	[ ! -e "$d" ] || fail "run directory $d left behind"
+}
+
+# ---- waiting for events ---------------------------------------------------
+# On a loaded host no sleep is long enough and every short margin fails
+# now and then: tests wait for the event itself (a log line, a file, a
+# process's end), polling under a generous deadline that fails the test
+# with a message saying what never happened.
+
+# wait_for [--timeout S] [--what TEXT] [--alive PID] [--log FILE] [--] CMD...
+# Run CMD every 0.2 s until it succeeds.  Fail, naming TEXT (default: the
+# command), after S seconds (default 120), or as soon as process PID has
+# gone (what it was to do can no longer happen); the tail of FILE goes
+# with the failure.
+wait_for() {
+	local timeout=120 what= alive= log= start=$SECONDS why
+	while [ $# -gt 0 ]; do
+		case $1 in
+		--timeout) timeout=$2; shift 2 ;;
+		--what) what=$2; shift 2 ;;
+		--alive) alive=$2; shift 2 ;;
+		--log) log=$2; shift 2 ;;
+		--) shift; break ;;
+		*) break ;;
+		esac
+	done
+	[ $# -gt 0 ] || fail "wait_for: no command"
+	until "$@"; do
+		why=
+		if [ -n "$alive" ] && ! kill -0 "$alive" 2>/dev/null; then
+			# it may have happened just before the end
+			"$@" && return 0
+			why="process $alive ended first"
+		elif [ $((SECONDS - start)) -ge "$timeout" ]; then
+			why="nothing after ${timeout}s"
+		fi
+		if [ -n "$why" ]; then
+			if [ -n "$log" ] && [ -e "$log" ]; then
+				echo "--- tail of $log" >&2
+				tail -30 "$log" >&2
+			fi
+			fail "waiting for ${what:-$*}: $why"
+		fi
+		sleep 0.2
+	done
+}
+
+# gone PID: the process has exited (and was reaped)
+gone() { ! kill -0 "$1" 2>/dev/null; }
+
+# has_line FILE PATTERN: FILE exists and a line matches (grep -E)
+has_line() { grep -qE -- "$2" "$1" 2>/dev/null; }
+
+# wait_step STEP FILE [PID]: until the guest's line "STEP| started" is in
+# FILE (the step's first line of output; a boot under TCG on a loaded host
+# can take minutes); with PID, fail at once if that manager ends first.
+wait_step() {
+	wait_for --timeout 300 --what "step $1 to start (\"$1| started\" in $2)" \
+		--log "$2" ${3:+--alive "$3"} has_line "$2" "^$1\| started"
+}
+
+# net_pids FILE: HELPER_PID and PROXY_PID from the manager's -v log line
+# "network: namespace ..., helper pid H, proxy pid P"
+net_pids() {
+	local line
+	line=$(sed -n 's/.*helper pid \([0-9]*\), proxy pid \([0-9]*\).*/\1 \2/p' "$1" | head -1)
+	[ -n "$line" ] || { tail -20 "$1" >&2; fail "no helper/proxy pids in $1 (run qctl with -v)"; }
+	read -r HELPER_PID PROXY_PID <<<"$line"
 }
