@@ -7,10 +7,8 @@ ip netns exec "$NS" python3 "$TOP/tests/integration/upstream.py" 8080 --tag allo
 BG_PIDS+=($!)
 ip netns exec "$NS" python3 "$TOP/tests/integration/upstream.py" 8081 --tag forbidden &
 BG_PIDS+=($!)
-for i in $(seq 50); do
-	in_ns python3 -c 'import socket,sys; [socket.create_connection(("127.0.0.1",p),1) for p in (8080,8081)]' 2>/dev/null && break
-	sleep 0.1
-done
+up() { in_ns python3 -c 'import socket,sys; [socket.create_connection(("127.0.0.1",p),1) for p in (8080,8081)]' 2>/dev/null; }
+wait_for --timeout 60 --what "the upstreams on 8080 and 8081" up
 P=169.254.77.1:3128
 cat >"$T/r.yaml" <<R
 allow: ["127.0.0.1:8080"]
@@ -22,12 +20,22 @@ steps:
       wget -O - http://127.0.0.1:8081/file.txt 2>&1 | grep -q 403 && echo "FORBIDDEN:403"
       wget -O - http://localhost:8080/file.txt 2>&1 | grep -q 403 && echo "LOCALHOST:403"
       wget -q -O /tmp/slow.out http://127.0.0.1:8080/slow &
-      sleep 2
+      # its first bytes (a byte every 100 ms), however slow this host
+      i=0; while [ ! -s /tmp/slow.out ] && [ \$i -lt 600 ]; do sleep 0.1; i=\$((i + 1)); done
       test -s /tmp/slow.out && echo "SLOW:started"
   - name: probe-none
     run: |
-      sleep 1; a=\$(wc -c < /tmp/slow.out); sleep 3; b=\$(wc -c < /tmp/slow.out)
-      [ "\$a" = "\$b" ] && echo "SLOW:dead"
+      # The window was closed (the helper acknowledged it) before this
+      # step began; bytes already on their way may still land.  Dead:
+      # the size holds for 3 s in a row (a live download adds 10 B/s),
+      # within 60 s.
+      a=-1; same=0; i=0
+      while [ \$same -lt 3 ] && [ \$i -lt 60 ]; do
+        b=\$(wc -c < /tmp/slow.out)
+        if [ "\$a" = "\$b" ]; then same=\$((same + 1)); else same=0; fi
+        a=\$b; i=\$((i + 1)); sleep 1
+      done
+      [ \$same -ge 3 ] && echo "SLOW:dead" || echo "SLOW:alive at \$b bytes"
       http_proxy=http://$P timeout 5 wget -q -O - http://127.0.0.1:8080/file.txt || echo "PROXY-CLOSED:ok"
       timeout 5 nc -w 3 169.254.77.1 8080 </dev/null && echo LEAK-TCP || echo "TCP-DIRECT:refused"
       timeout 5 nc -w 3 127.0.0.1 8080 </dev/null && echo LEAK-TCP || echo "TCP-UPSTREAM:refused"
@@ -69,10 +77,9 @@ no_qemu_left
 run_dir_gone
 [ -z "$(leftover_netns)" ] || fail "namespace left: $(leftover_netns)"
 # the helper and the proxy are gone with the build
-read -r hp pp < <(sed -n 's/.*helper pid \([0-9]*\), proxy pid \([0-9]*\).*/\1 \2/p' "$T/err")
-[ -n "$hp" ] && [ -n "$pp" ] || fail "no helper/proxy pids in the log"
-! kill -0 "$hp" 2>/dev/null || fail "helper $hp left"
-! kill -0 "$pp" 2>/dev/null || fail "proxy $pp left"
+net_pids "$T/err"
+gone "$HELPER_PID" || fail "helper $HELPER_PID left"
+gone "$PROXY_PID" || fail "proxy $PROXY_PID left"
 # a failing build with network leaves nothing either
 cat >"$T/f.yaml" <<R
 allow: ["127.0.0.1:8080"]
@@ -82,9 +89,9 @@ rc=0
 in_ns env QCTL_RUN_ROOT="$QCTL_RUN_ROOT" QCTL_STATE_DIR="$QCTL_STATE_DIR" QCTL_IMAGES="$QCTL_IMAGES" \
 	"$QCTL" run -v --json "$T/f.yaml" >"$T/out" 2>"$T/err" || rc=$?
 expect_eq "$rc" 1 "failing build exit"
-read -r hp pp < <(sed -n 's/.*helper pid \([0-9]*\), proxy pid \([0-9]*\).*/\1 \2/p' "$T/err")
-! kill -0 "$hp" 2>/dev/null || fail "helper $hp left"
-! kill -0 "$pp" 2>/dev/null || fail "proxy $pp left"
+net_pids "$T/err"
+gone "$HELPER_PID" || fail "helper $HELPER_PID left"
+gone "$PROXY_PID" || fail "proxy $PROXY_PID left"
 [ -z "$(leftover_netns)" ] || fail "namespace left: $(leftover_netns)"
 no_qemu_left
 echo ok
