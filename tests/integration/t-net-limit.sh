@@ -4,15 +4,16 @@
 test_netns
 ip netns exec "$NS" python3 "$TOP/tests/integration/upstream.py" 8080 &
 BG_PIDS+=($!)
-for i in $(seq 50); do
-	in_ns python3 -c 'import socket; socket.create_connection(("127.0.0.1",8080),1)' 2>/dev/null && break
-	sleep 0.1
-done
+up() { in_ns python3 -c 'import socket; socket.create_connection(("127.0.0.1",8080),1)' 2>/dev/null; }
+wait_for --timeout 60 --what "the upstream on 8080" up
+# The step outlives the download by far: the limit, not the step's end,
+# must stop the build, however late the manager's sampling gets to it
+# (and if it never does, wall_time says so in 4 minutes).
 cat >"$T/r.yaml" <<'R'
 allow: ["127.0.0.1:8080"]
-limits: {net_bytes: 1M}
+limits: {net_bytes: 1M, wall_time: 4m}
 steps:
-  - {name: big, network: fetch, run: "wget -q -O big http://127.0.0.1:8080/big=8388608; ls -l big; sleep 5"}
+  - {name: big, network: fetch, run: "wget -q -O big http://127.0.0.1:8080/big=8388608; ls -l big; sleep 600"}
 R
 rc=0
 in_ns env QCTL_RUN_ROOT="$QCTL_RUN_ROOT" QCTL_STATE_DIR="$QCTL_STATE_DIR" \
@@ -21,6 +22,7 @@ in_ns env QCTL_RUN_ROOT="$QCTL_RUN_ROOT" QCTL_STATE_DIR="$QCTL_STATE_DIR" \
 expect_eq "$(json "$T/out" 'r["status"]')" limit status
 expect_eq "$(json "$T/out" 'r["limit"]["name"]')" net_bytes "limit name"
 expect_eq "$(json "$T/out" 'r["limit"]["max"]')" 1048576 "limit max"
+expect_eq "$(json "$T/out" 'r["limit"]["value"] >= r["limit"]["max"]')" True "limit value reaches max: $(json "$T/out" 'r["limit"]')"
 no_qemu_left
 [ -z "$(leftover_netns)" ] || fail "namespace left: $(leftover_netns)"
 
@@ -32,13 +34,18 @@ steps:
 R
 # not through in_ns: $! must be the manager itself (ip and env exec it)
 ip netns exec "$NS" env QCTL_RUN_ROOT="$QCTL_RUN_ROOT" QCTL_STATE_DIR="$QCTL_STATE_DIR" \
-	QCTL_IMAGES="$QCTL_IMAGES" "$QCTL" run --json "$T/k.yaml" >"$T/out" 2>"$T/err" &
+	QCTL_IMAGES="$QCTL_IMAGES" "$QCTL" run -v --json "$T/k.yaml" >"$T/out" 2>"$T/err" &
 pid=$!
 BG_PIDS+=("$pid")
-for i in $(seq 240); do grep -q '^wait| started' "$T/err" && break; sleep 0.5; done
+wait_step wait "$T/err" "$pid"
 helpers=$(pgrep -P $pid | tr '\n' ' ')
 q=$(qemu_pids_of_test)
 [ -n "$q" ] || fail "no QEMU"
+# what is checked below must include the helper and the proxy
+net_pids "$T/err"
+for h in "$HELPER_PID" "$PROXY_PID" "$q"; do
+	case " $helpers " in *" $h "*) ;; *) fail "$h is not among qctl's children: $helpers" ;; esac
+done
 [ -n "$(leftover_netns)" ] || fail "no builder namespace while running"
 kill -9 $q
 rc=0; wait $pid || rc=$?
@@ -54,14 +61,13 @@ ip netns exec "$NS" env QCTL_RUN_ROOT="$QCTL_RUN_ROOT" QCTL_STATE_DIR="$QCTL_STA
 	QCTL_IMAGES="$QCTL_IMAGES" "$QCTL" run -v --json "$T/k.yaml" >"$T/out" 2>"$T/err" &
 pid=$!
 BG_PIDS+=("$pid")
-for i in $(seq 240); do grep -q '^wait| started' "$T/err" && break; sleep 0.5; done
-read -r hp pp < <(sed -n 's/.*helper pid \([0-9]*\), proxy pid \([0-9]*\).*/\1 \2/p' "$T/err")
-[ -n "$hp" ] || fail "no helper pid"
-kill -9 "$hp"
+wait_step wait "$T/err" "$pid"
+net_pids "$T/err"
+kill -9 "$HELPER_PID"
 rc=0; wait $pid || rc=$?
 expect_eq "$rc" 4 "exit after the helper died"
 json "$T/out" 'r["reason"]' | grep -q 'helper' || fail "reason: $(json "$T/out" 'r["reason"]')"
-! kill -0 "$pp" 2>/dev/null || fail "proxy $pp left"
+gone "$PROXY_PID" || fail "proxy $PROXY_PID left"
 no_qemu_left
 [ -z "$(leftover_netns)" ] || fail "namespace left: $(leftover_netns)"
 echo ok
