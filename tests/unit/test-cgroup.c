@@ -14,6 +14,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -1111,9 +1112,25 @@ cpu_now(void)
 	return st.cpu_usec;
 }
 
+/* Until the cgroup has used more than usec of CPU since base; false
+ * after 20 s.  How soon a spinning child gets the CPU is up to a host
+ * that may be loaded: only "never" is a failure. */
+static bool
+wait_cpu(uint64_t base, uint64_t usec)
+{
+	int64_t end = now_ms() + 20000;
+
+	while (cpu_now() - base <= usec) {
+		if (now_ms() > end)
+			return false;
+		poll(NULL, 0, 10);
+	}
+	return true;
+}
+
 TestSuite(real, .init = real_setup, .fini = real_teardown);
 
-Test(real, lifecycle, .timeout = 30)
+Test(real, lifecycle, .timeout = 90)
 {
 	struct error err;
 	struct limit_set l;
@@ -1122,7 +1139,8 @@ Test(real, lifecycle, .timeout = 30)
 	pid_t *pids = NULL;
 	size_t n = 0;
 	int fd, ws;
-	uint64_t c0, c1, c2;
+	uint64_t c1, c2, n1;
+	volatile uint64_t *spins;
 	char *buf, *dir;
 	unsigned file_mask;
 	char plan[256], note[512];
@@ -1151,6 +1169,10 @@ Test(real, lifecycle, .timeout = 30)
 
 	fd = cgroup_open_procs(&real.cg, &err);
 	cr_assert_geq(fd, 0, "%s", err.msg);
+	/* the child counts its rounds where we can see them */
+	spins = mmap(NULL, sizeof(*spins), PROT_READ | PROT_WRITE,
+		     MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	cr_assert_neq(spins, MAP_FAILED);
 	real.child = fork();
 	cr_assert_geq(real.child, 0);
 	if (real.child == 0) {
@@ -1158,8 +1180,8 @@ Test(real, lifecycle, .timeout = 30)
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		if (cgroup_enter_self(fd) < 0)
 			_exit(3);
-		for (volatile unsigned long i = 0;; i++)
-			;
+		for (;;)
+			(*spins)++;
 	}
 	close(fd);
 	for (int i = 0; i < 200 && n == 0; i++) {
@@ -1172,25 +1194,29 @@ Test(real, lifecycle, .timeout = 30)
 	cr_assert_eq(pids[0], real.child);
 	free(pids);
 
-	poll(NULL, 0, 300);
-	c0 = cpu_now();
-	cr_assert_gt(c0, 50000, "spinning child used %" PRIu64 " usec", c0);
+	cr_assert(wait_cpu(0, 50000), "spinning child used only %" PRIu64
+		  " usec in 20 s", cpu_now());
 	cr_assert_eq(procstat_read(NULL, real.child, &pu, &err), 0, "%s",
 		     err.msg);
 	cr_assert_gt(pu.cpu_usec, 0);
 	cr_assert_eq(pu.threads, 1);
 
-	/* frozen: no CPU at all; thawed: spinning again */
+	/* frozen: no CPU at all, not one round; thawed: spinning again.
+	 * (A frozen child has nothing to do in 200 ms; a running one would
+	 * get the CPU now and then even on a loaded host.) */
 	cr_assert_eq(cgroup_freeze(&real.cg, true, &err), 0, "%s", err.msg);
 	cr_assert(wait_frozen(true), "never frozen");
 	c1 = cpu_now();
+	n1 = *spins;
 	poll(NULL, 0, 200);
-	cr_assert_lt(cpu_now() - c1, 5000, "frozen child still ran");
+	cr_assert_eq(*spins, n1, "frozen child still ran");
+	cr_assert_lt(cpu_now() - c1, 5000, "frozen child still used CPU");
 	cr_assert_eq(cgroup_freeze(&real.cg, false, &err), 0, "%s", err.msg);
 	cr_assert(wait_frozen(false), "never thawed");
-	poll(NULL, 0, 200);
 	c2 = cpu_now();
-	cr_assert_gt(c2 - c1, 50000, "thawed child did not run");
+	cr_assert(wait_cpu(c2, 50000), "thawed child used only %" PRIu64
+		  " usec in 20 s", cpu_now() - c2);
+	cr_assert_gt(*spins, n1, "thawed child made no progress");
 
 	/* destroy: cgroup.kill, the child dies, the directory goes, and
 	 * it works without reaping the child first (a zombie is empty) */

@@ -134,7 +134,7 @@ peer_recv(void)
 		struct pollfd p = { .fd = peer, .events = POLLIN };
 		ssize_t r;
 
-		cr_assert_eq(poll(&p, 1, 2000), 1, "client sent nothing");
+		cr_assert_eq(poll(&p, 1, 10000), 1, "client sent nothing");
 		r = read(peer, line + n, 1);
 		cr_assert_eq(r, 1);
 		if (line[n] == '\n')
@@ -204,7 +204,8 @@ handshake(void)
 	cr_assert(qmp_ready(q));
 }
 
-TestSuite(qmp, .init = setup, .fini = teardown, .timeout = 20);
+/* hang guards, well above what a loaded host takes */
+TestSuite(qmp, .init = setup, .fini = teardown, .timeout = 120);
 
 Test(qmp, greeting_capabilities_and_reply)
 {
@@ -430,8 +431,9 @@ Test(qmp, sync_timeout_on_silence)
 	t0 = now_ms();
 	cr_assert_eq(qmp_execute_sync(q, "silence", NULL, 100, &ret, &err),
 		     -ETIMEDOUT);
+	/* not before its 100 ms; after, only "not stuck" (a loaded host) */
 	cr_assert_geq(now_ms() - t0, 100);
-	cr_assert_lt(now_ms() - t0, 2000);
+	cr_assert_lt(now_ms() - t0, 10000);
 	cr_assert_null(ret);
 	cr_assert_eq(err.code, ETIMEDOUT);
 	cr_assert(strstr(err.msg, "silence"), "%s", err.msg);
@@ -955,7 +957,7 @@ reap(pid_t pid)
 	return status;
 }
 
-Test(qmp_qemu, query_status_version_and_quit, .timeout = 60)
+Test(qmp_qemu, query_status_version_and_quit, .timeout = 120)
 {
 	struct error err = { 0 };
 	struct qmp *qq;

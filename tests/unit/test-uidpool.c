@@ -313,9 +313,12 @@ Test(uidpool, kill_uid, .init = mk_tmp, .fini = kill_stray)
 		_exit(0);
 	}
 	stray = pid;
-	for (int i = 0; i < 200 && uidpool_uid_busy(NULL, l.uid) != 1; i++)
+	/* the child's setresuid, however late a loaded host runs it */
+	for (int64_t end = now_ms() + 30000;
+	     uidpool_uid_busy(NULL, l.uid) != 1 && now_ms() < end;)
 		usleep(10000);
-	cr_assert_eq(uidpool_uid_busy(NULL, l.uid), 1);
+	cr_assert_eq(uidpool_uid_busy(NULL, l.uid), 1, "no process of uid %u "
+		     "in 30 s", (unsigned)l.uid);
 	/* a lock nobody holds, but a process of that uid lives on */
 	close(l.fd);
 	l.held = false;
