@@ -9,17 +9,19 @@ tests=("$@")
 for t in "${tests[@]}"; do
 	start=$(date +%s)
 	rc=0
-	timeout 600 bash "$t" >"/tmp/qctl-it-$t.log" 2>&1 || rc=$?
+	# a log of this run's own: other checkouts may run the same test now
+	log=$(mktemp "/tmp/qctl-it-$t.XXXXXX.log")
+	timeout 600 bash "$t" >"$log" 2>&1 || rc=$?
 	if [ $rc = 0 ]; then
 		pass=$((pass + 1)); echo "PASS $t ($(( $(date +%s) - start ))s)"
 	elif [ $rc = 77 ]; then
 		skipped=$((skipped + 1)); skips+=("$t")
-		echo "SKIP $t: $(grep -m1 '^SKIP' "/tmp/qctl-it-$t.log" | sed 's/^SKIP:* *//')"
+		echo "SKIP $t: $(grep -m1 '^SKIP' "$log" | sed 's/^SKIP:* *//')"
 	else
-		failed=$((failed + 1)); names+=("$t"); echo "FAIL $t"
-		sed 's/^/    /' "/tmp/qctl-it-$t.log" | tail -40
+		failed=$((failed + 1)); names+=("$t"); echo "FAIL $t ($(( $(date +%s) - start ))s)"
+		sed 's/^/    /' "$log" | tail -40
 	fi
-	rm -f "/tmp/qctl-it-$t.log"
+	rm -f "$log"
 done
 [ $skipped = 0 ] || echo "skipped: ${skips[*]}"
 [ $failed = 0 ] || echo "failed: ${names[*]}"

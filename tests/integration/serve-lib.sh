@@ -11,20 +11,15 @@ serve_start() {
 		>"$T/serve.out" 2>"$T/serve.log" &
 	SERVE_PID=$!
 	BG_PIDS+=("$SERVE_PID")
-	for _ in $(seq 1 100); do
-		[ -S "$SOCK" ] && return 0
-		kill -0 "$SERVE_PID" 2>/dev/null || break
-		sleep 0.1
-	done
-	cat "$T/serve.log" >&2
-	fail "qctl serve did not come up"
+	wait_for --timeout 60 --what "qctl serve's socket" --alive "$SERVE_PID" \
+		--log "$T/serve.log" test -S "$SOCK"
 }
 serve_alive() { [ -n "$SERVE_PID" ] && kill -0 "$SERVE_PID" 2>/dev/null; }
 serve_stop() { # SIGTERM: exit 0 within 30 s, socket removed
 	local rc=0
 	kill -TERM "$SERVE_PID"
-	for _ in $(seq 1 300); do serve_alive || break; sleep 0.1; done
-	serve_alive && fail "qctl serve still running 30 s after SIGTERM"
+	wait_for --timeout 30 --what "qctl serve to exit after SIGTERM" --log "$T/serve.log" \
+		gone "$SERVE_PID"
 	wait "$SERVE_PID" || rc=$?
 	SERVE_PID=
 	expect_eq "$rc" 0 "qctl serve exit status after SIGTERM"

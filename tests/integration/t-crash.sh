@@ -2,10 +2,7 @@
 # proxy process, namespace, cgroup or run directory of that build remains.
 . "$(dirname "$0")/lib.sh"
 
-wait_started() {
-	for i in $(seq 240); do grep -q "^$1| started" "$T/err" 2>/dev/null && return 0; sleep 0.5; done
-	fail "step $1 never started"
-}
+wait_started() { wait_step "$1" "$T/err" "$pid"; }
 
 # 1. no network: QEMU and its cgroup
 cat >"$T/a.yaml" <<'R'
@@ -22,8 +19,7 @@ q=$(json "$rec" 'r["qemu"]["pid"]')
 [ -d "$run_dir" ] || fail "no run dir $run_dir"
 kill -9 "$pid"
 wait "$pid" 2>/dev/null || true
-for i in $(seq 50); do kill -0 "$q" 2>/dev/null || break; sleep 0.1; done
-! kill -0 "$q" 2>/dev/null || fail "QEMU $q survived its manager"
+wait_for --timeout 30 --what "QEMU $q to die with its manager" gone "$q"
 [ -d "$run_dir" ] || fail "run dir vanished before gc (test is not testing gc)"
 "$QCTL" gc >"$T/gc" 2>&1 || fail "gc failed: $(cat "$T/gc")"
 cat "$T/gc"
@@ -59,8 +55,7 @@ wait "$pid" 2>/dev/null || true
 "$QCTL" gc >"$T/gc" 2>&1 || fail "gc failed: $(cat "$T/gc")"
 cat "$T/gc"
 for p in $pids; do
-	for i in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-	! kill -0 "$p" 2>/dev/null || fail "process $p ($(cat /proc/$p/comm 2>/dev/null)) left"
+	wait_for --timeout 30 --what "process $p ($(cat /proc/$p/comm 2>/dev/null)) to be gone" gone "$p"
 done
 [ ! -e "/run/netns/$ns" ] || fail "namespace pin left: $ns"
 [ ! -e "$run_dir" ] || fail "run dir left: $run_dir"
@@ -74,23 +69,23 @@ ip netns exec "$NS" "$QCTL" serve --socket "$SOCK" --state-dir "$QCTL_STATE_DIR"
 	--run-root "$QCTL_RUN_ROOT" --accel tcg >"$T/serve.log" 2>&1 &
 spid=$!
 BG_PIDS+=("$spid")
-for i in $(seq 100); do [ -S "$SOCK" ] && break; sleep 0.1; done
-[ -S "$SOCK" ] || fail "qctl serve did not come up: $(cat "$T/serve.log")"
+wait_for --timeout 60 --what "qctl serve's socket" --alive "$spid" --log "$T/serve.log" test -S "$SOCK"
 python3 "$TOP/tests/integration/qmpclient.py" "$SOCK" build-submit \
-	'{"recipe": {"allow": ["127.0.0.1:9"], "steps": [{"name": "c", "network": "fetch", "run": "sleep 300"}]}}' \
+	'{"recipe": {"allow": ["127.0.0.1:9"], "steps": [{"name": "c", "network": "fetch", "run": "echo started; sleep 300"}]}}' \
 	>"$T/submit" || fail "submit: $(cat "$T/submit")"
-for i in $(seq 240); do
+# the build's record names its QEMU, helper and proxy; then its step runs
+record_complete() {
 	rec=$(ls "$QCTL_STATE_DIR"/*.json 2>/dev/null | head -1)
 	[ -n "$rec" ] && json "$rec" 'r["qemu"]["pid"]' >/dev/null 2>&1 &&
-		json "$rec" 'r["proxy"]["pid"]' >/dev/null 2>&1 && break
-	sleep 0.5
-done
-[ -n "$rec" ] || fail "no state record from serve"
+		json "$rec" 'r["proxy"]["pid"]' >/dev/null 2>&1
+}
+wait_for --timeout 300 --what "serve's build record with QEMU and proxy pids" \
+	--alive "$spid" --log "$T/serve.log" record_complete
 ns=$(json "$rec" 'r["netns"]')
 run_dir=$(json "$rec" 'r["run_dir"]')
 cg=$(json "$rec" 'r.get("cgroup_root","") + "/qctl/" + r.get("cgroup_name","")')
 pids="$(json "$rec" 'r["qemu"]["pid"]') $(json "$rec" 'r["helper"]["pid"]') $(json "$rec" 'r["proxy"]["pid"]')"
-sleep 1
+wait_step c "$run_dir/build.log" "$spid"
 kill -9 "$spid"
 wait "$spid" 2>/dev/null || true
 # a new server reaps on start
@@ -98,14 +93,13 @@ wait "$spid" 2>/dev/null || true
 	--run-root "$QCTL_RUN_ROOT" --accel tcg >"$T/serve2.log" 2>&1 &
 spid=$!
 BG_PIDS+=("$spid")
-for i in $(seq 100); do [ -S "$T/sock2" ] && break; sleep 0.1; done
-[ -S "$T/sock2" ] || fail "second qctl serve did not come up"
+wait_for --timeout 60 --what "the second qctl serve's socket" --alive "$spid" \
+	--log "$T/serve2.log" test -S "$T/sock2"
 kill -TERM "$spid"
 wait "$spid" 2>/dev/null || true
 cat "$T/serve2.log"
 for p in $pids; do
-	for i in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-	! kill -0 "$p" 2>/dev/null || fail "process $p ($(cat /proc/$p/comm 2>/dev/null)) left"
+	wait_for --timeout 30 --what "process $p ($(cat /proc/$p/comm 2>/dev/null)) to be gone" gone "$p"
 done
 [ ! -e "/run/netns/$ns" ] || fail "namespace pin left: $ns"
 [ ! -e "$run_dir" ] || fail "run dir left: $run_dir"

@@ -13,13 +13,8 @@ BG_PIDS+=("$p1")
 "$QCTL" run -v "$T/r.yaml" >"$T/err2" 2>&1 &
 p2=$!
 BG_PIDS+=("$p2")
-for i in $(seq 480); do
-	grep -q '^wait| started' "$T/err1" 2>/dev/null &&
-		grep -q '^wait| started' "$T/err2" 2>/dev/null && break
-	sleep 0.5
-done
-grep -q '^wait| started' "$T/err1" || fail "build 1 never started: $(tail "$T/err1")"
-grep -q '^wait| started' "$T/err2" || fail "build 2 never started: $(tail "$T/err2")"
+wait_step wait "$T/err1" "$p1"
+wait_step wait "$T/err2" "$p2"
 q=$(qemu_pids_of_test)
 set -- $q
 [ $# = 2 ] || fail "expected 2 QEMUs, found: $q"
@@ -91,8 +86,7 @@ expect_eq "$rc" 130 "exit after SIGINT"
 # build 2's manager is killed: its lock stays until gc, which frees it
 kill -9 "$p2"
 wait "$p2" 2>/dev/null || true
-for i in $(seq 50); do kill -0 "$q2" 2>/dev/null || break; sleep 0.1; done
-! kill -0 "$q2" 2>/dev/null || fail "QEMU $q2 survived its manager"
+wait_for --timeout 30 --what "QEMU $q2 to die with its manager" gone "$q2"
 [ -e "$QCTL_STATE_DIR/uid-$u2.lock" ] || fail "a killed manager's lock vanished before gc (test is not testing gc)"
 "$QCTL" gc >"$T/gc" 2>&1 || fail "gc failed: $(cat "$T/gc")"
 cat "$T/gc"

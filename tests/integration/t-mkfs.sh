@@ -28,11 +28,8 @@ R
 nothing_left() {
 	local pg i
 	pg=$(cat "$T/mkfs.pid")
-	for i in $(seq 20); do
-		pgrep -g "$pg" >/dev/null || break
-		sleep 0.1
-	done
-	! pgrep -g "$pg" >/dev/null || fail "$1: mkfs processes left: $(pgrep -g "$pg" -a)"
+	no_group() { ! pgrep -g "$pg" >/dev/null; }
+	wait_for --timeout 30 --what "$1: mkfs's processes ($(pgrep -g "$pg" -a | tr '\n' ' ')) to be gone" no_group
 	run_dir_gone
 	[ -z "$(ls -A "$QCTL_RUN_ROOT")" ] || fail "$1: run root not empty: $(ls "$QCTL_RUN_ROOT")"
 	[ -z "$(ls -A "$QCTL_STATE_DIR")" ] || fail "$1: state record left: $(ls "$QCTL_STATE_DIR")"
@@ -76,12 +73,11 @@ rm -f "$T/mkfs.pid"
 env PATH="$FAKE_PATH" "$QCTL" run --json "$T/r.yaml" >"$T/out" 2>"$T/err" &
 pid=$!
 BG_PIDS+=("$pid")
-for i in $(seq 100); do [ -s "$T/mkfs.pid" ] && break; sleep 0.1; done
-[ -s "$T/mkfs.pid" ] || fail "mkfs never ran: $(cat "$T/err")"
-sleep 0.5
+# mkfs.pid is written by the fake as it starts its 300 s: the SIGINT
+# lands while it runs, with no need to wait any longer
+wait_for --timeout 60 --what "the fake mkfs to run" --alive "$pid" --log "$T/err" test -s "$T/mkfs.pid"
 kill -INT "$pid"
-for i in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-! kill -0 "$pid" 2>/dev/null || fail "qctl still runs 10s after SIGINT (blocked in mkfs?)"
+wait_for --timeout 30 --what "qctl to end after SIGINT (blocked in mkfs?)" gone "$pid"
 rc=0
 wait "$pid" || rc=$?
 expect_eq "$rc" 130 "exit code after SIGINT"

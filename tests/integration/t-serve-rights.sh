@@ -78,9 +78,10 @@ def finished(i):
         off = ch["next"]
     return r, log
 
-# A long build first: it must run on, untouched, while the others fail.
+# A long build first: it must run on, untouched, while the others fail
+# (long enough to outlast the refusals on a loaded host by far).
 long_id = c.cmd("build-submit", recipe={"steps": [
-    {"name": "long", "run": "sleep 4; echo long-done"}]})["id"]
+    {"name": "long", "run": "sleep 20; echo long-done"}]})["id"]
 
 builds = {}
 builds["etc"] = c.cmd("build-submit", recipe={"source": "/etc", "steps": [

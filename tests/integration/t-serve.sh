@@ -133,24 +133,31 @@ def frozen():  # None where the host has no cgroup v2 for QEMU
             ev = open(f[4] + rel[0] + "/cgroup.events").read()
             return "frozen 1" in ev
     return None
+def until(cond, what, timeout=60):
+    # the kernel freezes a cgroup's tasks in its own time: wait for the
+    # state, bounded, instead of sleeping and hoping
+    end = time.monotonic() + timeout
+    while not cond():
+        check(time.monotonic() < end, "%s within %d s" % (what, timeout))
+        time.sleep(0.05)
 a.cmd("vm-pause", id=i)
 check(a.cmd("build-status", id=i)["paused"] is True, "paused")
-time.sleep(0.5)
 if frozen() is not None:
-    check(frozen() is True, "QEMU's cgroup frozen while paused")
+    until(lambda: frozen() is True, "QEMU's cgroup frozen while paused")
     c0 = qemu_cpu(); time.sleep(1.0)
     check(qemu_cpu() == c0, "no CPU used while paused")
 a.cmd("vm-resume", id=i)
 check(a.cmd("build-status", id=i)["paused"] is False, "resumed")
 if frozen() is not None:
-    check(frozen() is False, "QEMU's cgroup thawed")
+    until(lambda: frozen() is False, "QEMU's cgroup thawed")
 a.cmd("vm-pause", id=i)   # and cancel it while paused
 c = a.cmd("build-cancel", id=i)
 check(c["status"] in ("running", "cancelled"), "build-cancel: %r" % c)
 r = a.wait_event("BUILD_FINISHED", timeout=30, build=i)["data"]["result"]
 check(r["status"] == "cancelled" and r["exit_code"] == 130, "cancelled: %r" % r)
 check(a.cmd("build-status", id=i)["status"] == "cancelled", "status cancelled")
-for _ in range(100):
+end = time.monotonic() + 60
+while time.monotonic() < end:
     if not os.path.exists("/proc/%d" % qpid) and fds() == base:
         break
     time.sleep(0.05)
@@ -223,7 +230,7 @@ if command -v socat >/dev/null; then
 	printf '%s\n' '{"execute": "qmp_capabilities"}' \
 		'{"execute": "query-version", "id": "s1"}' \
 		'{"execute": "build-list", "id": "s2"}' |
-		socat -t 2 - "UNIX-CONNECT:$SOCK" >"$T/socat.out"
+		socat -t 60 - "UNIX-CONNECT:$SOCK" >"$T/socat.out"
 	expect_eq "$(wc -l <"$T/socat.out")" 4 "socat: greeting and three replies"
 	grep -q '^{"QMP": {"version": {"qemu": ' "$T/socat.out" || fail "socat: greeting"
 	expect_eq "$(sed -n 2p "$T/socat.out" | tr -d '\r')" '{"return": {}}' "socat: negotiation"
@@ -254,11 +261,9 @@ except EOFError:
 PY
 client=$!
 BG_PIDS+=("$client")
-for i in $(seq 1 240); do
-	[ -n "$(qemu_pids_of_test)" ] && grep -q 'long| started' "$T/serve.log" && break
-	sleep 0.5
-done
-[ -n "$(qemu_pids_of_test)" ] || fail "no QEMU for the build before SIGTERM"
+long_runs() { [ -n "$(qemu_pids_of_test)" ] && has_line "$T/serve.log" 'long\| started'; }
+wait_for --timeout 300 --what "the long build's QEMU and its step" --alive "$client" \
+	--log "$T/serve.log" long_runs
 serve_stop
 wait "$client" || fail "client saw no clean cancel and EOF"
 no_qemu_left

@@ -7,11 +7,7 @@ R
 "$QCTL" run --json "$T/r.yaml" >"$T/out" 2>"$T/err" &
 pid=$!
 BG_PIDS+=("$pid")
-for i in $(seq 1 240); do
-	grep -q '^long| started' "$T/err" 2>/dev/null && break
-	sleep 0.5
-done
-grep -q '^long| started' "$T/err" || { kill -9 $pid; fail "step never started"; }
+wait_step long "$T/err" "$pid"
 [ -n "$(qemu_pids_of_test)" ] || fail "no QEMU seen while the step runs"
 kill -INT $pid
 rc=0; wait $pid || rc=$?

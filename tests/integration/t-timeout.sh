@@ -13,6 +13,9 @@ expect_eq "$(json "$T/out" 'r["status"]')" limit status
 expect_eq "$(json "$T/out" 'r["limit"]["name"]')" timeout "limit name"
 expect_eq "$(json "$T/out" 'r["limit"]["max"]')" 3000 "limit max"
 expect_eq "$(json "$T/out" 'r["steps"][0]["signal"]')" 9 "killed step"
+# not before its 3 s, by the step's own clock
+expect_eq "$(json "$T/out" 'r["steps"][0]["duration_ms"] >= 3000')" True \
+	"step killed after $(json "$T/out" 'r["steps"][0]["duration_ms"]') ms, not before 3000"
 ! grep -q SHOULD-NOT-RUN "$T/err" || fail "a step after the timeout ran"
 no_qemu_left
 run_dir_gone
