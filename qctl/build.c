@@ -104,6 +104,7 @@ struct build {
 	struct buf line[2];
 	bool killing;
 	int shutdown_stage;
+	bool job_started;	/* STARTED came for the EXEC (setup, step) */
 
 	/* resources: the VM's cgroup where there is one, /proc otherwise */
 	struct cgroup cg;
@@ -521,14 +522,18 @@ on_qmp_event(struct qmp *q, const char *event, json_t *data, void *opaque)
 	struct build *b = opaque;
 
 	(void)q;
-	(void)data;
 	say(b, 2, "QMP event %s", event);
 	if (!strcmp(event, "GUEST_PANICKED"))
 		fail(b, BUILD_ERROR, "guest kernel panicked");
 	else if (!strcmp(event, "BLOCK_IO_ERROR"))
 		fail(b, BUILD_ERROR, "VM disk I/O error");
 	else if (!strcmp(event, "SHUTDOWN") && b->phase < PH_SHUTDOWN)
-		fail(b, BUILD_ERROR, "guest shut down unexpectedly");
+		fail(b, BUILD_ERROR, "guest shut down unexpectedly: %s",
+		     qmp_shutdown_cause(data));
+	else if (!strcmp(event, "VSERPORT_CHANGE") && b->phase < PH_SHUTDOWN &&
+		 qmp_vserport_closed(data, QEMU_AGENT_PORT_ID))
+		/* the agent never closes its port: it died or went rogue */
+		fail(b, BUILD_ERROR, "guest agent closed its channel");
 	else if (!strcmp(event, "SHUTDOWN") && !b->killing &&
 		 b->shutdown_stage == 0) {
 		/* The guest is off and its writes are flushed: a last look
@@ -1067,6 +1072,7 @@ start_setup(struct build *b)
 
 	snprintf(buf, sizeof(buf), "%s%s", disk, b->net ? net : "");
 	b->phase = PH_SETUP;
+	b->job_started = false;
 	if (agent_send_exec(&b->agent, SETUP_ID, AGENT_EXEC_SHELL, "/", argv,
 			    1, NULL, 0, &err) < 0)
 		fail(b, BUILD_ERROR, "%s", err.msg);
@@ -1263,6 +1269,7 @@ start_step(struct build *b, size_t i)
 	sr = &b->res.steps[i];
 	b->phase = PH_STEP;
 	b->step = i;
+	b->job_started = false;
 	b->step_t0 = now_ms();
 	sr->ran = true;
 	sr->started_ms = since_start(b);
@@ -1458,6 +1465,11 @@ on_agent_frame(const struct agent_hdr *h, const void *p, void *opaque,
 {
 	struct build *b = opaque;
 	uint32_t step_id = STEP_ID_BASE + b->step;
+	/* a frame of the EXEC the host waits for (setup or step) */
+	bool job = (b->phase == PH_STEP && h->id == step_id) ||
+		   (b->phase == PH_SETUP && h->id == SETUP_ID);
+	/* ... after its STARTED: output and EXIT come only then */
+	bool live = job && b->job_started;
 	char msg[512];
 	int32_t code, sig;
 
@@ -1508,24 +1520,30 @@ on_agent_frame(const struct agent_hdr *h, const void *p, void *opaque,
 		}
 		break;
 	case AGENT_STARTED:
-		if ((b->phase == PH_STEP && h->id == step_id) ||
-		    (b->phase == PH_SETUP && h->id == SETUP_ID))
-			return 0;
-		break;
+		if (!job)
+			break;
+		/* exactly one per EXEC, with its u32 pid */
+		if (b->job_started || h->len != 4)
+			return error_set(err, EPROTO,
+					 "agent: %s STARTED (%u bytes) for id %u",
+					 b->job_started ? "second" : "malformed",
+					 h->len, h->id);
+		b->job_started = true;
+		return 0;
 	case AGENT_STDOUT:
 	case AGENT_STDERR:
-		if (b->phase == PH_SETUP && h->id == SETUP_ID) {
+		if (live && b->phase == PH_SETUP) {
 			agent_sanitize(p, h->len, msg, sizeof(msg));
 			say(b, 1, "setup: %s", msg);
 			return 0;
 		}
-		if (b->phase == PH_STEP && h->id == step_id) {
+		if (live && b->phase == PH_STEP) {
 			step_output(b, h->type == AGENT_STDERR, p, h->len);
 			return 0;
 		}
 		break;
 	case AGENT_EXIT:
-		if (b->phase == PH_SETUP && h->id == SETUP_ID) {
+		if (live && b->phase == PH_SETUP) {
 			if (agent_decode_exit(p, h->len, &code, &sig, err) <
 			    0)
 				return -1;
@@ -1541,7 +1559,7 @@ on_agent_frame(const struct agent_hdr *h, const void *p, void *opaque,
 				start_upload(b);
 			return 0;
 		}
-		if (b->phase == PH_STEP && h->id == step_id) {
+		if (live && b->phase == PH_STEP) {
 			if (agent_decode_exit(p, h->len, &code, &sig, err) <
 			    0)
 				return -1;
@@ -1553,8 +1571,8 @@ on_agent_frame(const struct agent_hdr *h, const void *p, void *opaque,
 		if (agent_decode_status(p, h->len, &code, msg, sizeof(msg),
 					err) < 0)
 			return -1;
-		if ((h->id == step_id && b->phase == PH_STEP) ||
-		    (h->id == SETUP_ID && b->phase == PH_SETUP)) {
+		/* ERROR ends an EXEC only in place of its STARTED */
+		if (job && !b->job_started) {
 			fail(b, BUILD_ERROR, "%s could not start: %s",
 			     b->phase == PH_SETUP ? "guest setup" : "step",
 			     msg);
@@ -1568,8 +1586,10 @@ on_agent_frame(const struct agent_hdr *h, const void *p, void *opaque,
 	}
 	/* The guest broke the protocol: nothing it says can be trusted. */
 	return error_set(err, EPROTO,
-			 "agent: unexpected frame type %u id %u in phase %d",
-			 h->type, h->id, b->phase);
+			 "agent: unexpected %s frame (type %u, %u bytes) for "
+			 "id %u%s",
+			 agent_type_name(h->type), h->type, h->len, h->id,
+			 job && !b->job_started ? " before STARTED" : "");
 }
 
 static void
@@ -1584,7 +1604,10 @@ on_agent_io(struct loop *l, int fd, uint32_t events, void *opaque)
 		loop_unwatch(b->w_agent);
 		b->w_agent = NULL;
 		if (b->phase < PH_SHUTDOWN)
-			fail(b, BUILD_ERROR, "guest agent lost: %s", err.msg);
+			fail(b, BUILD_ERROR, "guest agent %s: %s",
+			     err.code == EPROTO ? "broke the protocol" : "lost",
+			     strncmp(err.msg, "agent: ", 7) ? err.msg
+							    : err.msg + 7);
 		return;
 	}
 	if (b->phase == PH_UPLOAD)
