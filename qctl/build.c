@@ -41,6 +41,9 @@ enum { UPLOAD_ID = 1, ARTIFACTS_ID = 2, SETUP_ID = 3, STEP_ID_BASE = 100 };
 #define QMP_TIMEOUT_MS 10000
 #define POWEROFF_GRACE_MS 5000
 #define QUIT_GRACE_MS 2000
+/* After the guest closed the agent's port: time for a SHUTDOWN to name
+ * the cause (a power off or reset closes it a moment before). */
+#define AGENT_CLOSED_GRACE_MS 2000
 #define UPLOAD_WINDOW (512u * 1024)
 #define CONSOLE_LOG_MAX (1u << 20)
 #define LINE_MAX_BYTES 4096
@@ -82,6 +85,7 @@ struct build {
 	bool agent_up;
 	struct loop_watch *w_pid, *w_qmp, *w_agent, *w_console;
 	struct loop_timer *t_phase, *t_wall, *t_tick;
+	struct loop_timer *t_closed;	/* the agent's port closed */
 
 	enum phase phase;
 	int boot_attempt;
@@ -394,6 +398,8 @@ release_vm(struct build *b)
 {
 	mkfs_stop(b);
 	unwatch_all(b);
+	loop_timer_cancel(b->t_closed);
+	b->t_closed = NULL;
 	if (b->qmp) {
 		qmp_free(b->qmp);
 		b->qmp = NULL;
@@ -517,6 +523,16 @@ static void on_blockstats(struct qmp *q, json_t *ret, const struct error *err,
 static void on_shutdown_deadline(struct loop *l, void *opaque);
 
 static void
+on_agent_closed(struct loop *l, void *opaque)
+{
+	struct build *b = opaque;
+
+	(void)l;
+	b->t_closed = NULL;
+	fail(b, BUILD_ERROR, "guest agent closed its channel");
+}
+
+static void
 on_qmp_event(struct qmp *q, const char *event, json_t *data, void *opaque)
 {
 	struct build *b = opaque;
@@ -531,9 +547,13 @@ on_qmp_event(struct qmp *q, const char *event, json_t *data, void *opaque)
 		fail(b, BUILD_ERROR, "guest shut down unexpectedly: %s",
 		     qmp_shutdown_cause(data));
 	else if (!strcmp(event, "VSERPORT_CHANGE") && b->phase < PH_SHUTDOWN &&
-		 qmp_vserport_closed(data, QEMU_AGENT_PORT_ID))
-		/* the agent never closes its port: it died or went rogue */
-		fail(b, BUILD_ERROR, "guest agent closed its channel");
+		 qmp_vserport_closed(data, QEMU_AGENT_PORT_ID) && !b->t_closed)
+		/* The agent never closes its port: it died, went rogue, or
+		 * the guest is going down (then SHUTDOWN follows at once and
+		 * is the better reason).  Nothing more will come through. */
+		b->t_closed = loop_timer_at(b->loop,
+					    now_ms() + AGENT_CLOSED_GRACE_MS,
+					    on_agent_closed, b);
 	else if (!strcmp(event, "SHUTDOWN") && !b->killing &&
 		 b->shutdown_stage == 0) {
 		/* The guest is off and its writes are flushed: a last look
