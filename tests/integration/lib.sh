@@ -117,3 +117,29 @@ run_dir_gone() {
 	d=$(json "$T/out" 'r["run_dir"]')
 	[ ! -e "$d" ] || fail "run directory $d left behind"
 }
+
+# terminal_clean FILE: no ESC, DEL or C1 (raw or UTF-8 encoded) in what
+# qctl wrote for a terminal
+terminal_clean() {
+	python3 - "$1" <<'P' || fail "raw control bytes on the terminal side of $1"
+import re, sys
+b = open(sys.argv[1], "rb").read()
+# invalid UTF-8 bytes (a raw 0x9b among them) decode to U+DC80..U+DCFF
+s = b.decode("utf-8", "surrogateescape")
+bad = re.search("[\x1b\x7f\x80-\x9f\udc80-\udcff]", s)
+if bad:
+    print("at %d: %r" % (bad.start(), s[max(0, bad.start() - 20):bad.start() + 20]))
+    sys.exit(1)
+P
+}
+
+# leftover_cgroups RUN-ID...: VM cgroups (PID-RUNID-ATTEMPT under qctl/ of
+# the cgroup2 mount) still there for these runs
+leftover_cgroups() {
+	local root id
+	root=$(findmnt -n -t cgroup2 -o TARGET | head -1)
+	[ -n "$root" ] && [ -d "$root/qctl" ] || return 0
+	for id in "$@"; do
+		ls "$root/qctl" | grep -F -- "-$id-" || true
+	done
+}
