@@ -51,6 +51,10 @@ send_hello(void)
 	struct utsname u;
 	size_t n;
 
+#ifdef QCTL_HOSTILE
+	if (hostile_hello(&port))
+		return;
+#endif
 	if (uname(&u) < 0)
 		memset(&u, 0, sizeof(u));
 	snprintf(un, sizeof(un), "%s %s %s %s %s", u.sysname, u.nodename,

@@ -95,6 +95,7 @@ struct build {
 	int upload_fd;		/* the packer's tar stream */
 	bool upload_done;	/* DATA_END sent */
 	bool upload_eof;	/* the stream ended */
+	int64_t upload_seen;	/* the upload's last progress */
 	struct peer_child packer;	/* packs the source, as its owner */
 	struct loop_watch *w_upload, *w_packer;
 	int disk_fd;
@@ -1073,9 +1074,21 @@ net_stop(struct build *b)
 
 /* ---- guest setup ----------------------------------------------------- */
 
+static void
+on_setup_timeout(struct loop *l, void *opaque)
+{
+	struct build *b = opaque;
+
+	(void)l;
+	b->t_phase = NULL;
+	fail(b, BUILD_ERROR, "guest setup did not finish within %.0fs (the "
+	     "boot timeout)", b->recipe->limits.boot_timeout_ms / 1000.0);
+}
+
 /*
  * One shell command prepares the guest: the scratch disk becomes /src.  It
  * is qctl's own fixed text, never anything from the recipe or the guest.
+ * It is part of getting the guest ready, so the boot timeout bounds it.
  */
 static void
 start_setup(struct build *b)
@@ -1094,8 +1107,13 @@ start_setup(struct build *b)
 	b->phase = PH_SETUP;
 	b->job_started = false;
 	if (agent_send_exec(&b->agent, SETUP_ID, AGENT_EXEC_SHELL, "/", argv,
-			    1, NULL, 0, &err) < 0)
+			    1, NULL, 0, &err) < 0) {
 		fail(b, BUILD_ERROR, "%s", err.msg);
+		return;
+	}
+	b->t_phase = loop_timer_at(b->loop,
+				   now_ms() + b->recipe->limits.boot_timeout_ms,
+				   on_setup_timeout, b);
 }
 
 /* ---- upload ---------------------------------------------------------- */
@@ -1167,6 +1185,7 @@ pump_upload(struct build *b)
 			b->upload_eof = true;
 			break;
 		}
+		b->upload_seen = now_ms();
 		if (agent_send(&b->agent, AGENT_DATA, UPLOAD_ID, chunk, n,
 			       &err) < 0) {
 			fail(b, BUILD_ERROR, "%s", err.msg);
@@ -1213,6 +1232,26 @@ on_packer_exit(struct loop *l, int fd, uint32_t events, void *opaque)
 	upload_finish(b);
 }
 
+/*
+ * The upload may take as long as the source needs, but not stand still:
+ * without progress (bytes taken by the channel or read from the packer,
+ * FILE_DONE after DATA_END) for the boot timeout, it has failed.
+ */
+static void
+on_upload_deadline(struct loop *l, void *opaque)
+{
+	struct build *b = opaque;
+	int64_t due = b->upload_seen + b->recipe->limits.boot_timeout_ms;
+
+	b->t_phase = NULL;
+	if (now_ms() < due) {
+		b->t_phase = loop_timer_at(l, due, on_upload_deadline, b);
+		return;
+	}
+	fail(b, BUILD_ERROR, "source upload made no progress for %.0fs (the "
+	     "boot timeout)", b->recipe->limits.boot_timeout_ms / 1000.0);
+}
+
 static void
 start_upload(struct build *b)
 {
@@ -1222,6 +1261,11 @@ start_upload(struct build *b)
 	struct error err = { 0 };
 
 	b->phase = PH_UPLOAD;
+	cancel_phase_timer(b);	/* the setup's */
+	b->upload_seen = now_ms();
+	b->t_phase = loop_timer_at(b->loop,
+				   now_ms() + b->recipe->limits.boot_timeout_ms,
+				   on_upload_deadline, b);
 	/* The tree is read by a process of its own (the loop never waits on
 	 * a file system), with its owner's rights under qctl serve: root
 	 * never reads a client's files for it. */
@@ -1279,6 +1323,8 @@ start_step(struct build *b, size_t i)
 	char *argv[1];
 	int rc;
 
+	/* no deadline of the phase before (setup, upload) runs on */
+	cancel_phase_timer(b);
 	if (i >= r->n_steps) {
 		result_finish(&b->res, BUILD_PASSED, "all %zu steps passed",
 			      r->n_steps);
@@ -1617,6 +1663,7 @@ on_agent_io(struct loop *l, int fd, uint32_t events, void *opaque)
 {
 	struct build *b = opaque;
 	struct error err = { 0 };
+	size_t pending = agent_pending(&b->agent);
 
 	(void)l;
 	(void)fd;
@@ -1630,6 +1677,8 @@ on_agent_io(struct loop *l, int fd, uint32_t events, void *opaque)
 							    : err.msg + 7);
 		return;
 	}
+	if (b->phase == PH_UPLOAD && agent_pending(&b->agent) < pending)
+		b->upload_seen = now_ms();	/* the guest is reading */
 	if (b->phase == PH_UPLOAD)
 		pump_upload(b);
 	update_watches(b);

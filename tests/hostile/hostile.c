@@ -13,6 +13,10 @@
  * nothing had happened and ends the job with a clean EXIT 0, so that a
  * host that misses the violation passes the build and the test notices.
  * Nothing here is careful about the guest: modes hang, flood, panic.
+ *
+ * What comes before any step (HELLO, the manager's setup EXEC, the source
+ * upload) is chosen on the kernel command line, "qctl.hostile=MODE": a test
+ * gives the image a cmdline of its own in a copy of image.json.
  */
 #include "hostile.h"
 
@@ -421,13 +425,101 @@ static const struct {
 	{"poweroff", m_poweroff},
 };
 
+/* The word after "qctl.hostile=" on the kernel command line, or "". */
+static const char *
+boot_mode(void)
+{
+	static char mode[64];
+	static bool done;
+	char line[4096];
+	const char *k;
+	ssize_t n;
+	int fd;
+
+	if (done)
+		return mode;
+	done = true;
+	fd = open("/proc/cmdline", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return mode;
+	n = read(fd, line, sizeof(line) - 1);
+	close(fd);
+	line[n > 0 ? n : 0] = '\0';
+	k = strstr(line, "qctl.hostile=");
+	if (k) {
+		k += strlen("qctl.hostile=");
+		snprintf(mode, sizeof(mode), "%.*s", (int)strcspn(k, " \n"), k);
+	}
+	return mode;
+}
+
+bool
+hostile_hello(struct ga_port *p)
+{
+	unsigned char pl[256];
+	const char *m = boot_mode();
+
+	if (!strcmp(m, "hello-len0")) {
+		port_send(p, AGENT_HELLO, 0, NULL, 0);
+		return true;
+	}
+	if (!strcmp(m, "hello-version")) {
+		port_send(p, AGENT_HELLO, 0, pl,
+			  ga_encode_u32_strs(pl, sizeof(pl), 99, "hostile",
+					     "from the future"));
+		return true;
+	}
+	return false;
+}
+
+/* The manager's own first EXEC (mounting /src), as the boot mode says. */
+static bool
+first_exec(struct ga_port *p, uint32_t id)
+{
+	const char *m = boot_mode();
+
+	if (!strcmp(m, "setup-silent")) {
+		/* never answered; the agent goes on serving */
+		ga_log("hostile: ignoring job %u", id);
+		return true;
+	}
+	if (!strcmp(m, "upload-silent")) {
+		/* "set up", then nothing read: the host's DATA piles up */
+		started(p, id);
+		exited(p, id, 0);
+		hang();
+	}
+	if (!strcmp(m, "upload-deaf")) {
+		/* "set up", then deaf: the upload never ends */
+		started(p, id);
+		exited(p, id, 0);
+		for (;;) {
+			struct pollfd pfd = {.fd = p->fd, .events = POLLIN};
+			unsigned char buf[4096];
+
+			if (poll(&pfd, 1, 1000) > 0 && (pfd.revents & POLLIN))
+				while (read(p->fd, buf, sizeof(buf)) > 0)
+					;
+			if (pfd.revents & POLLHUP)
+				usleep(100 * 1000);
+		}
+	}
+	return false;
+}
+
 bool
 hostile_exec(struct ga_port *p, uint32_t id, const void *pl, size_t len)
 {
 	static struct ga_exec x;
+	static bool first = true;
 	const char *why, *m;
 	size_t n;
 
+	if (first) {
+		first = false;
+		if (first_exec(p, id))
+			return true;
+	}
 	if (ga_exec_decode(pl, len, &x, &why) < 0 ||
 	    !(x.flags & AGENT_EXEC_SHELL) ||
 	    strncmp(x.argv[0], MARK, strlen(MARK)))

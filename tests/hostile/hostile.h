@@ -21,5 +21,10 @@
  * to serve it normally.
  */
 bool hostile_exec(struct ga_port *p, uint32_t id, const void *pl, size_t len);
+/*
+ * Send HELLO as the mode of the kernel command line ("qctl.hostile=MODE",
+ * for what happens before any EXEC) says; false to send the normal one.
+ */
+bool hostile_hello(struct ga_port *p);
 
 #endif

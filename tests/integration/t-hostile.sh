@@ -18,7 +18,7 @@ STEP_S=10		# the hostile step's timeout
 WALL_S=120		# every build's wall_time
 SHUTDOWN_MS=7000	# build.c: POWEROFF_GRACE_MS + QUIT_GRACE_MS
 SLACK_MS=5000		# killing and reaping QEMU on a loaded host
-JOBS=${QCTL_HOSTILE_JOBS:-6}	# builds at once (2 cores, TCG)
+JOBS=${QCTL_HOSTILE_JOBS:-7}	# builds at once (2 cores, TCG)
 test_netns		# one case has a fetch step: its namespace must go too
 
 # hostile MODE [yaml]: a recipe whose step "h" is MODE, then a normal step
@@ -37,38 +37,76 @@ R
 # CASES: NAME RC STATUS KIND REASON-REGEX.  KIND is how the end is bounded,
 # from the step's start: "now" (the violation ends it before the step's
 # timeout), "timeout" (the timeout ends it, plus the kill), "shutdown" (the
-# step passes; the guest is stopped after the power-off grace).
+# step passes; the guest is stopped after the power-off grace); or from the
+# start of the build: "boot" (no step ran; within three boot timeouts: a
+# boot, its retry, and setup or a stalled upload).
 CASES=()
 case_add() { CASES+=("$*"); }
+# more of the same kind (each build costs ~7 s of CPU here): with
+# QCTL_HOSTILE_FULL=1 only
+extra() { [ "${QCTL_HOSTILE_FULL:-0}" = 1 ]; }
 
-# Silences first: they take longest.
+# Before any step, chosen on the kernel command line (qctl.hostile=MODE)
+# of a copy of the image: HELLO, the manager's setup, the source upload.
+# The boot timeout bounds the setup, and the upload while it stands still.
+BOOT_S=30
+head -c 3000000 /dev/urandom >"$T/src.blob"
+mkdir -p "$T/src" && mv "$T/src.blob" "$T/src/blob"
+boot_mode() {
+	mkdir -p "$T/img-$1"
+	for f in vmlinuz vmlinux initrd.img; do
+		[ ! -e "$QCTL_IMAGES/hostile/$f" ] ||
+			ln -s "$QCTL_IMAGES/hostile/$f" "$T/img-$1/$f"
+	done
+	python3 - "$QCTL_IMAGES/hostile/image.json" "$T/img-$1/image.json" "$1" <<'P'
+import json, sys
+j = json.load(open(sys.argv[1]))
+j["name"] = "hostile-" + sys.argv[3]
+j["cmdline"] += " qctl.hostile=" + sys.argv[3]
+json.dump(j, open(sys.argv[2], "w"))
+P
+	cat >"$T/$1.yaml" <<R
+image: $T/img-$1
+memory: 192M
+source: $T/src
+limits: {boot_timeout: ${BOOT_S}s, wall_time: ${WALL_S}s}
+steps: [{name: never, run: "echo SHOULD-NOT-RUN"}]
+R
+}
+# The longest first.
+boot_mode setup-silent;		case_add setup-silent 4 error boot '^guest setup did not finish within 30s \(the boot timeout\)$'
+boot_mode upload-silent;	case_add upload-silent 4 error boot '^source upload made no progress for 30s \(the boot timeout\)$'
+boot_mode upload-deaf;		case_add upload-deaf 4 error boot '^source upload made no progress for 30s \(the boot timeout\)$'
+boot_mode hello-len0;		case_add hello-len0 4 error boot 'broke the protocol: short HELLO$'
+extra && boot_mode hello-version && case_add hello-version 4 error boot 'broke the protocol: agent speaks protocol 99, not 1$'
+
 hostile truncated;		case_add truncated 3 limit timeout 'step "h" timed out after 10.0s'
 hostile slowloris;		case_add slowloris 3 limit timeout 'step "h" timed out after 10.0s'
-hostile silent;			case_add silent 3 limit timeout 'step "h" timed out after 10.0s'
+extra && hostile silent && case_add silent 3 limit timeout 'step "h" timed out after 10.0s'
 hostile deaf
 sed -i '/name: after/d' "$T/deaf.yaml"	# the agent is deaf after step h
 case_add deaf 0 passed shutdown 'all 1 steps passed'
 hostile len0-exit;		case_add len0-exit 4 error now 'broke the protocol: EXIT of 0 bytes'
 hostile len0-started;		case_add len0-started 4 error now 'broke the protocol: malformed STARTED \(0 bytes\)'
-hostile len0-error;		case_add len0-error 4 error now 'broke the protocol: short status frame'
+extra && hostile len0-error && case_add len0-error 4 error now 'broke the protocol: short status frame'
 hostile over-max;		case_add over-max 4 error now 'broke the protocol: bad frame header \(len 65537, flags 0\)'
 # with a fetch step: a namespace, helper and proxy to tear down as well
 hostile len-4g 'allow: ["127.0.0.1:9"]' ', network: fetch'
 case_add len-4g 4 error now 'broke the protocol: bad frame header \(len 4294967295,'
-hostile bad-flags;		case_add bad-flags 4 error now 'bad frame header \(len 2, flags 0x8000\)'
+extra && hostile bad-flags && case_add bad-flags 4 error now 'bad frame header \(len 2, flags 0x8000\)'
 hostile truncated-close;	case_add truncated-close 4 error now '^guest agent closed its channel$'
 hostile close;			case_add close 4 error now '^guest agent closed its channel$'
 hostile unknown-id;		case_add unknown-id 4 error now 'unexpected STDOUT frame \(type 66, [0-9]+ bytes\) for id 1100$'
-hostile unknown-type;		case_add unknown-type 4 error now 'unexpected unknown frame \(type 30583, 1 bytes\) for id 100$'
+extra && hostile unknown-type && case_add unknown-type 4 error now 'unexpected unknown frame \(type 30583, 1 bytes\) for id 100$'
 hostile exit-twice;		case_add exit-twice 4 error now 'unexpected EXIT frame \(type 68, 8 bytes\) for id 100$'
 hostile stdout-after-exit;	case_add stdout-after-exit 4 error now 'unexpected STDOUT frame .* for id 100$'
 hostile exit-before-started;	case_add exit-before-started 4 error now 'unexpected EXIT frame .* for id 100 before STARTED$'
-hostile hello-again;		case_add hello-again 4 error now 'broke the protocol: HELLO twice'
+extra && hostile hello-again && case_add hello-again 4 error now 'broke the protocol: HELLO twice'
 hostile error-esc;		case_add error-esc 4 error now '^step could not start: denied \?\]0;owned'
 hostile flood;			case_add flood 3 limit now 'step "h" wrote more than 1048576 bytes of output'
 hostile console;		case_add console 0 passed now 'all 2 steps passed'
 hostile panic;			case_add panic 4 error now 'guest shut down unexpectedly: the guest reset \(a kernel panic or a reboot\)'
-hostile poweroff;		case_add poweroff 4 error now 'guest shut down unexpectedly: the guest powered off'
+extra && hostile poweroff && case_add poweroff 4 error now 'guest shut down unexpectedly: the guest powered off'
 
 # The normal image: signals for PID 1 (all but those it handles are
 # dropped by the kernel), then SIGTERM, its power-off request.
@@ -137,9 +175,9 @@ for c in "${CASES[@]}"; do
 	n=${c%% *}
 	printf '%s\t%s\t%s\n' "$c" "${RC[$n]}" "${MS[$n]}"
 done >"$T/cases"
-python3 - "$T" "$STEP_S" "$WALL_S" "$SHUTDOWN_MS" "$SLACK_MS" <<'P' >"$T/ids" ||
+python3 - "$T" "$STEP_S" "$WALL_S" "$SHUTDOWN_MS" "$SLACK_MS" "$BOOT_S" <<'P' >"$T/ids" ||
 import json, os, re, sys
-T, step_s, wall_s, shut, slack = sys.argv[1], *map(int, sys.argv[2:])
+T, step_s, wall_s, shut, slack, boot_s = sys.argv[1], *map(int, sys.argv[2:])
 tmo = step_s * 1000
 bad = 0
 def clean(f):
@@ -170,8 +208,11 @@ for line in open(T + "/cases"):
         if (r["limit"] or {}).get("name") != want:
             errs.append("limit %r, expected %r" % (r["limit"], want))
         # the step that ended the build: the last one that started
-        s = [x for x in r["steps"] if x["started_ms"] is not None][-1]
+        ran = [x for x in r["steps"] if x["started_ms"] is not None]
+        s = ran[-1] if ran else {"started_ms": 0, "duration_ms": 0}
         after = r["stats"]["wall_ms"] - s["started_ms"]
+        if kind == "boot" and (ran or after > 3 * boot_s * 1000 + slack):
+            errs.append("%d steps ran, ended after %d ms" % (len(ran), after))
         if kind == "now" and not after < tmo:
             # ended by what the guest did, not by the step's deadline
             errs.append("ended %d ms after its step started (timeout %d)"
@@ -204,6 +245,7 @@ P
 mapfile -t ids <"$T/ids"
 
 # what the guest showed, as text, and what it could not stop
+! grep -q SHOULD-NOT-RUN "$T"/*.err || fail "a step ran after a broken boot"
 grep -q '^h| visible-marker ' "$T/console.err" || fail "console: the marker line is missing"
 grep -q '^h| after-junk$' "$T/console.err" || fail "console: the line after the junk is missing"
 grep -q '^after| second-step$' "$T/console.err" || fail "console: second step"
