@@ -41,7 +41,10 @@ R
 # start of the build: "boot" (no step ran; within three boot timeouts: a
 # boot, its retry, and setup or a stalled upload).
 CASES=()
-case_add() { CASES+=("$*"); }
+# QCTL_HOSTILE_ONLY="name ...": only these cases (to look at one)
+case_add() {
+	case " ${QCTL_HOSTILE_ONLY:-$1} " in *" $1 "*) CASES+=("$*") ;; esac
+}
 # more of the same kind (each build costs ~7 s of CPU here): with
 # QCTL_HOSTILE_FULL=1 only
 extra() { [ "${QCTL_HOSTILE_FULL:-0}" = 1 ]; }
@@ -245,16 +248,23 @@ P
 mapfile -t ids <"$T/ids"
 
 # what the guest showed, as text, and what it could not stop
+ran() { [ -n "${RC[$1]:-}" ]; }
 ! grep -q SHOULD-NOT-RUN "$T"/*.err || fail "a step ran after a broken boot"
-grep -q '^h| visible-marker ' "$T/console.err" || fail "console: the marker line is missing"
-grep -q '^h| after-junk$' "$T/console.err" || fail "console: the line after the junk is missing"
-grep -q '^after| second-step$' "$T/console.err" || fail "console: second step"
-grep -q '^h| step done; ignoring POWEROFF' "$T/deaf.err" || fail "deaf: its step output"
-grep -q '^h| pid1-alive$' "$T/kill1.err" || fail "kill1: PID 1 did not survive the signals it does not handle"
-grep -q '^after| second-step$' "$T/kill1.err" || fail "kill1: the agent did not serve after the signals"
-grep -q '^h| dd-exit=1$' "$T/fill.err" || fail "fill: no ENOSPC in the guest"
-grep -q '^after| small-written$' "$T/fill.err" || fail "fill: no write after ENOSPC"
-expect_eq "$(json "$T/fill.out" '[a["path"] for a in r["artifacts"]]')" '["small"]' "fill: artifacts"
+if ran console; then
+	grep -q '^h| visible-marker ' "$T/console.err" || fail "console: the marker line is missing"
+	grep -q '^h| after-junk$' "$T/console.err" || fail "console: the line after the junk is missing"
+	grep -q '^after| second-step$' "$T/console.err" || fail "console: second step"
+fi
+! ran deaf || grep -q '^h| step done; ignoring POWEROFF' "$T/deaf.err" || fail "deaf: its step output"
+if ran kill1; then
+	grep -q '^h| pid1-alive$' "$T/kill1.err" || fail "kill1: PID 1 did not survive the signals it does not handle"
+	grep -q '^after| second-step$' "$T/kill1.err" || fail "kill1: the agent did not serve after the signals"
+fi
+if ran fill; then
+	grep -q '^h| dd-exit=1$' "$T/fill.err" || fail "fill: no ENOSPC in the guest"
+	grep -q '^after| small-written$' "$T/fill.err" || fail "fill: no write after ENOSPC"
+	expect_eq "$(json "$T/fill.out" '[a["path"] for a in r["artifacts"]]')" '["small"]' "fill: artifacts"
+fi
 
 # nothing left of any of them
 no_qemu_left
