@@ -46,6 +46,8 @@ enum { UPLOAD_ID = 1, ARTIFACTS_ID = 2, SETUP_ID = 3, STEP_ID_BASE = 100 };
 #define AGENT_CLOSED_GRACE_MS 2000
 #define UPLOAD_WINDOW (512u * 1024)
 #define CONSOLE_LOG_MAX (1u << 20)
+/* qctl's own setup command says little; more is a broken guest. */
+#define SETUP_OUTPUT_MAX (16u * 1024)
 #define LINE_MAX_BYTES 4096
 /* The artifacts tar may carry headers and padding beyond the payload. */
 #define ARTIFACT_TAR_SLACK (16u << 20)
@@ -110,6 +112,7 @@ struct build {
 	bool killing;
 	int shutdown_stage;
 	bool job_started;	/* STARTED came for the EXEC (setup, step) */
+	uint64_t setup_out;	/* bytes of output of the setup EXEC */
 
 	/* resources: the VM's cgroup where there is one, /proc otherwise */
 	struct cgroup cg;
@@ -1541,6 +1544,12 @@ on_agent_frame(const struct agent_hdr *h, const void *p, void *opaque,
 
 	if (b->phase >= PH_SHUTDOWN)
 		return 0;	/* whatever the guest says now is moot */
+	/* Output and data carry at least a byte: empty frames would be
+	 * traffic that no limit counts. */
+	if ((h->type == AGENT_STDOUT || h->type == AGENT_STDERR ||
+	     h->type == AGENT_DATA) && h->len == 0)
+		return error_set(err, EPROTO, "agent: empty %s frame for id %u",
+				 agent_type_name(h->type), h->id);
 	switch (h->type) {
 	case AGENT_HELLO: {
 		struct agent_hello hello;
@@ -1599,6 +1608,13 @@ on_agent_frame(const struct agent_hdr *h, const void *p, void *opaque,
 	case AGENT_STDOUT:
 	case AGENT_STDERR:
 		if (live && b->phase == PH_SETUP) {
+			b->setup_out += h->len;
+			if (b->setup_out > SETUP_OUTPUT_MAX) {
+				fail(b, BUILD_ERROR, "guest setup wrote more "
+				     "than %u bytes of output",
+				     SETUP_OUTPUT_MAX);
+				return 0;
+			}
 			agent_sanitize(p, h->len, msg, sizeof(msg));
 			say(b, 1, "setup: %s", msg);
 			return 0;
@@ -1645,9 +1661,7 @@ on_agent_frame(const struct agent_hdr *h, const void *p, void *opaque,
 			return 0;
 		}
 		return error_set(err, EPROTO, "agent error %d: %s", code, msg);
-	case AGENT_PONG:
-		return 0;
-	default:
+	default:	/* PONG too: the host sends no PING */
 		break;
 	}
 	/* The guest broke the protocol: nothing it says can be trusted. */

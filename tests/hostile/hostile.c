@@ -280,6 +280,25 @@ m_flood(struct ga_port *p, uint32_t id)
 		frame(p, AGENT_STDOUT, id, chunk, sizeof(chunk));
 }
 
+/* Frames without end that carry no output: nothing counts them. */
+static _Noreturn void
+m_empty_flood(struct ga_port *p, uint32_t id)
+{
+	started(p, id);
+	for (;;)
+		frame(p, AGENT_STDOUT, id, NULL, 0);
+}
+
+static _Noreturn void
+m_pong_flood(struct ga_port *p, uint32_t id)
+{
+	static char pl[GA_READ_CHUNK];
+
+	started(p, id);
+	for (;;)
+		frame(p, AGENT_PONG, id, pl, sizeof(pl));
+}
+
 /* A frame a byte at a time, one every 250 ms, never ending. */
 static _Noreturn void
 drip(struct ga_port *p, uint32_t id)
@@ -416,6 +435,8 @@ static const struct {
 	{"error-esc", m_error_esc},
 	/* floods and silences */
 	{"flood", m_flood},
+	{"empty-flood", m_empty_flood},
+	{"pong-flood", m_pong_flood},
 	{"slowloris", m_slowloris},
 	{"silent", m_silent},
 	{"deaf", m_deaf},
@@ -482,6 +503,15 @@ first_exec(struct ga_port *p, uint32_t id)
 		/* never answered; the agent goes on serving */
 		ga_log("hostile: ignoring job %u", id);
 		return true;
+	}
+	if (!strcmp(m, "setup-flood")) {
+		/* output without end from the manager's own command */
+		static char line[GA_READ_CHUNK];
+
+		memset(line, 'S', sizeof(line));
+		started(p, id);
+		for (;;)
+			frame(p, AGENT_STDOUT, id, line, sizeof(line));
 	}
 	if (!strcmp(m, "upload-silent")) {
 		/* "set up", then nothing read: the host's DATA piles up */

@@ -80,6 +80,7 @@ R
 boot_mode setup-silent;		case_add setup-silent 4 error boot '^guest setup did not finish within 30s \(the boot timeout\)$'
 boot_mode upload-silent;	case_add upload-silent 4 error boot '^source upload made no progress for 30s \(the boot timeout\)$'
 boot_mode upload-deaf;		case_add upload-deaf 4 error boot '^source upload made no progress for 30s \(the boot timeout\)$'
+boot_mode setup-flood;		case_add setup-flood 4 error boot '^guest setup wrote more than 16384 bytes of output$'
 boot_mode hello-len0;		case_add hello-len0 4 error boot 'broke the protocol: short HELLO$'
 extra && boot_mode hello-version && case_add hello-version 4 error boot 'broke the protocol: agent speaks protocol 99, not 1$'
 
@@ -107,6 +108,9 @@ hostile exit-before-started;	case_add exit-before-started 4 error now 'unexpecte
 extra && hostile hello-again && case_add hello-again 4 error now 'broke the protocol: HELLO twice'
 hostile error-esc;		case_add error-esc 4 error now '^step could not start: denied \?\]0;owned'
 hostile flood;			case_add flood 3 limit now 'step "h" wrote more than 1048576 bytes of output'
+# floods that no byte limit would count
+hostile empty-flood;		case_add empty-flood 4 error now 'broke the protocol: empty STDOUT frame for id 100$'
+hostile pong-flood;		case_add pong-flood 4 error now 'unexpected PONG frame \(type 70, 32768 bytes\) for id 100$'
 hostile console;		case_add console 0 passed now 'all 2 steps passed'
 hostile panic;			case_add panic 4 error now 'guest shut down unexpectedly: the guest reset \(a kernel panic or a reboot\)'
 extra && hostile poweroff && case_add poweroff 4 error now 'guest shut down unexpectedly: the guest powered off'
