@@ -61,13 +61,9 @@ boot_mode() {
 		[ ! -e "$QCTL_IMAGES/hostile/$f" ] ||
 			ln -s "$QCTL_IMAGES/hostile/$f" "$T/img-$1/$f"
 	done
-	python3 - "$QCTL_IMAGES/hostile/image.json" "$T/img-$1/image.json" "$1" <<'P'
-import json, sys
-j = json.load(open(sys.argv[1]))
-j["name"] = "hostile-" + sys.argv[3]
-j["cmdline"] += " qctl.hostile=" + sys.argv[3]
-json.dump(j, open(sys.argv[2], "w"))
-P
+	# (no python: a start of it costs seconds on this loaded host)
+	printf '{"name":"hostile-%s","kernel":"vmlinuz","kernel_pvh":"vmlinux","initrd":"initrd.img","cmdline":"%s qctl.hostile=%s"}\n' \
+		"$1" "$(cat "$QCTL_IMAGES/hostile/cmdline")" "$1" >"$T/img-$1/image.json"
 	cat >"$T/$1.yaml" <<R
 image: $T/img-$1
 memory: 192M
@@ -229,6 +225,8 @@ for line in open(T + "/cases"):
         if kind == "shutdown" and after - s["duration_ms"] > shut + slack:
             # POWEROFF ignored: QEMU stopped after the grace periods
             errs.append("shutdown took %d ms" % (after - s["duration_ms"]))
+        if name == "fill" and [a["path"] for a in r["artifacts"]] != ["small"]:
+            errs.append("artifacts %r" % r["artifacts"])
         if os.path.exists(r["run_dir"]):
             errs.append("run directory %s left" % r["run_dir"])
         print(os.path.basename(r["run_dir"]))
@@ -267,7 +265,6 @@ fi
 if ran fill; then
 	grep -q '^h| dd-exit=1$' "$T/fill.err" || fail "fill: no ENOSPC in the guest"
 	grep -q '^after| small-written$' "$T/fill.err" || fail "fill: no write after ENOSPC"
-	expect_eq "$(json "$T/fill.out" '[a["path"] for a in r["artifacts"]]')" '["small"]' "fill: artifacts"
 fi
 
 # nothing left of any of them
