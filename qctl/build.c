@@ -97,7 +97,7 @@ struct build {
 	int upload_fd;		/* the packer's tar stream */
 	bool upload_done;	/* DATA_END sent */
 	bool upload_eof;	/* the stream ended */
-	int64_t upload_seen;	/* the upload's last progress */
+	int64_t xfer_seen;	/* last progress of the upload, artifacts */
 	struct peer_child packer;	/* packs the source, as its owner */
 	struct loop_watch *w_upload, *w_packer;
 	int disk_fd;
@@ -1188,7 +1188,7 @@ pump_upload(struct build *b)
 			b->upload_eof = true;
 			break;
 		}
-		b->upload_seen = now_ms();
+		b->xfer_seen = now_ms();
 		if (agent_send(&b->agent, AGENT_DATA, UPLOAD_ID, chunk, n,
 			       &err) < 0) {
 			fail(b, BUILD_ERROR, "%s", err.msg);
@@ -1236,23 +1236,29 @@ on_packer_exit(struct loop *l, int fd, uint32_t events, void *opaque)
 }
 
 /*
- * The upload may take as long as the source needs, but not stand still:
- * without progress (bytes taken by the channel or read from the packer,
- * FILE_DONE after DATA_END) for the boot timeout, it has failed.
+ * The upload and the artifacts may take as long as they need, but not
+ * stand still: without progress (upload: bytes taken by the channel or
+ * read from the packer; artifacts: DATA) for the boot timeout, and with
+ * no FILE_DONE after it, the transfer has failed.
  */
 static void
-on_upload_deadline(struct loop *l, void *opaque)
+on_xfer_deadline(struct loop *l, void *opaque)
 {
 	struct build *b = opaque;
-	int64_t due = b->upload_seen + b->recipe->limits.boot_timeout_ms;
+	int64_t due = b->xfer_seen + b->recipe->limits.boot_timeout_ms;
 
 	b->t_phase = NULL;
 	if (now_ms() < due) {
-		b->t_phase = loop_timer_at(l, due, on_upload_deadline, b);
+		b->t_phase = loop_timer_at(l, due, on_xfer_deadline, b);
 		return;
 	}
-	fail(b, BUILD_ERROR, "source upload made no progress for %.0fs (the "
-	     "boot timeout)", b->recipe->limits.boot_timeout_ms / 1000.0);
+	/* a passed build has not passed without its artifacts */
+	if (b->phase == PH_ARTIFACTS && b->res.status == BUILD_PASSED)
+		b->res.status = BUILD_RUNNING;
+	fail(b, BUILD_ERROR, "%s made no progress for %.0fs (the boot "
+	     "timeout)", b->phase == PH_UPLOAD ? "source upload"
+					       : "artifact collection",
+	     b->recipe->limits.boot_timeout_ms / 1000.0);
 }
 
 static void
@@ -1265,10 +1271,10 @@ start_upload(struct build *b)
 
 	b->phase = PH_UPLOAD;
 	cancel_phase_timer(b);	/* the setup's */
-	b->upload_seen = now_ms();
+	b->xfer_seen = now_ms();
 	b->t_phase = loop_timer_at(b->loop,
 				   now_ms() + b->recipe->limits.boot_timeout_ms,
-				   on_upload_deadline, b);
+				   on_xfer_deadline, b);
 	/* The tree is read by a process of its own (the loop never waits on
 	 * a file system), with its owner's rights under qctl serve: root
 	 * never reads a client's files for it. */
@@ -1451,6 +1457,10 @@ start_artifacts(struct build *b)
 		fail(b, BUILD_ERROR, "%s", err.msg);
 		return;
 	}
+	b->xfer_seen = now_ms();
+	b->t_phase = loop_timer_at(b->loop,
+				   now_ms() + b->recipe->limits.boot_timeout_ms,
+				   on_xfer_deadline, b);
 	say(b, 2, "collecting artifacts");
 }
 
@@ -1459,6 +1469,7 @@ artifacts_data(struct build *b, const void *p, size_t n)
 {
 	uint64_t max = b->recipe->limits.artifacts_bytes;
 
+	b->xfer_seen = now_ms();
 	b->art_bytes += n;
 	if (max && b->art_bytes > max + ARTIFACT_TAR_SLACK) {
 		limit_exceeded(b, "artifacts_bytes", b->art_bytes, max, "bytes",
@@ -1692,7 +1703,7 @@ on_agent_io(struct loop *l, int fd, uint32_t events, void *opaque)
 		return;
 	}
 	if (b->phase == PH_UPLOAD && agent_pending(&b->agent) < pending)
-		b->upload_seen = now_ms();	/* the guest is reading */
+		b->xfer_seen = now_ms();	/* the guest is reading */
 	if (b->phase == PH_UPLOAD)
 		pump_upload(b);
 	update_watches(b);
@@ -1976,10 +1987,20 @@ on_wall_time(struct loop *l, void *opaque)
 
 	(void)l;
 	b->t_wall = NULL;
+	/* collecting the artifacts of a passed build: not passed yet */
+	if (b->phase == PH_ARTIFACTS && b->res.status == BUILD_PASSED)
+		b->res.status = BUILD_RUNNING;
 	limit_exceeded(b, "wall_time", since_start(b),
 		       b->recipe->limits.wall_time_ms, "ms",
 		       "build exceeded its wall time of %.0fs",
 		       b->recipe->limits.wall_time_ms / 1000.0);
+	/* A failed step's result stands, but the wait for its artifacts
+	 * ends here too: the wall time ends every build. */
+	if (b->phase < PH_SHUTDOWN) {
+		say(b, 0, "wall time of %.0fs exceeded while collecting "
+		    "artifacts", b->recipe->limits.wall_time_ms / 1000.0);
+		build_teardown(b);
+	}
 }
 
 static void

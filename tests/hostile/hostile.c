@@ -329,16 +329,16 @@ m_silent(struct ga_port *p, uint32_t id)
 }
 
 /*
- * The step passes; then everything the host sends, POWEROFF included, is
+ * The step ends; then everything the host sends (FILE_OUT, POWEROFF) is
  * read and thrown away while a frame of 64 KiB trickles out a byte every
  * 250 ms (it would take 4.5 hours to complete).
  */
 static _Noreturn void
-m_deaf(struct ga_port *p, uint32_t id)
+deaf(struct ga_port *p, uint32_t id, int code)
 {
 	started(p, id);
 	say(p, id, "step done; ignoring POWEROFF from now on\n");
-	exited(p, id, 0);
+	exited(p, id, code);
 	raw_hdr(p, AGENT_MAX_PAYLOAD, AGENT_STDOUT, 0, id);
 	for (;;) {
 		struct pollfd pfd = {.fd = p->fd, .events = POLLIN};
@@ -351,6 +351,19 @@ m_deaf(struct ga_port *p, uint32_t id)
 			usleep(100 * 1000);
 		raw(p, ".", 1);
 	}
+}
+
+static _Noreturn void
+m_deaf(struct ga_port *p, uint32_t id)
+{
+	deaf(p, id, 0);
+}
+
+/* The same after a step that failed (its artifacts are still wanted). */
+static _Noreturn void
+m_deaf_fail(struct ga_port *p, uint32_t id)
+{
+	deaf(p, id, 1);
 }
 
 /* Bytes a terminal would act on: titles, clears, resets, C1 controls. */
@@ -440,6 +453,7 @@ static const struct {
 	{"slowloris", m_slowloris},
 	{"silent", m_silent},
 	{"deaf", m_deaf},
+	{"deaf-fail", m_deaf_fail},
 	/* the console, the kernel, the machine */
 	{"console", m_console},
 	{"panic", m_panic},

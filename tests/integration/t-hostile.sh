@@ -39,7 +39,9 @@ R
 # timeout), "timeout" (the timeout ends it, plus the kill), "shutdown" (the
 # step passes; the guest is stopped after the power-off grace); or from the
 # start of the build: "boot" (no step ran; within three boot timeouts: a
-# boot, its retry, and setup or a stalled upload).
+# boot, its retry, and setup or a stalled upload); "stall" (the artifacts
+# stand still: a boot timeout after the step, plus the kill); "wall" (the
+# wall time ends it, plus the kill).
 CASES=()
 # QCTL_HOSTILE_ONLY="name ...": only these cases (to look at one)
 case_add() {
@@ -111,6 +113,23 @@ hostile console;		case_add console 0 passed now 'all 2 steps passed'
 hostile panic;			case_add panic 4 error now 'guest shut down unexpectedly: the guest reset \(a kernel panic or a reboot\)'
 extra && hostile poweroff && case_add poweroff 4 error now 'guest shut down unexpectedly: the guest powered off'
 
+# Deaf after the step, so its artifacts never come: the collection fails
+# when it stands still for a boot timeout; else the wall time ends it, and
+# a failed step's result stands.
+ART_WALL_S=45
+art() {
+	cat >"$T/$1.yaml" <<R
+image: hostile
+memory: 192M
+limits: {boot_timeout: $2, wall_time: $3}
+steps: [{name: h, run: "#hostile $4", timeout: ${STEP_S}s}]
+artifacts: ["x"]
+R
+}
+art art-stall ${BOOT_S}s ${WALL_S}s deaf;		case_add art-stall 4 error stall '^artifact collection made no progress for 30s \(the boot timeout\)$'
+art art-wall 60s ${ART_WALL_S}s deaf;			case_add art-wall 3 limit wall '^build exceeded its wall time of 45s$'
+art art-wall-failed 60s ${ART_WALL_S}s deaf-fail;	case_add art-wall-failed 1 failed wall '^step "h" failed with exit code 1$'
+
 # The normal image: signals for PID 1 (all but those it handles are
 # dropped by the kernel), then SIGTERM, its power-off request.
 cat >"$T/kill1.yaml" <<R
@@ -178,9 +197,11 @@ for c in "${CASES[@]}"; do
 	n=${c%% *}
 	printf '%s\t%s\t%s\n' "$c" "${RC[$n]}" "${MS[$n]}"
 done >"$T/cases"
-python3 - "$T" "$STEP_S" "$WALL_S" "$SHUTDOWN_MS" "$SLACK_MS" "$BOOT_S" <<'P' >"$T/ids" ||
+python3 - "$T" "$STEP_S" "$WALL_S" "$SHUTDOWN_MS" "$SLACK_MS" "$BOOT_S" \
+	"$ART_WALL_S" <<'P' >"$T/ids" ||
 import json, os, re, sys
-T, step_s, wall_s, shut, slack, boot_s = sys.argv[1], *map(int, sys.argv[2:])
+T, step_s, wall_s, shut, slack, boot_s, art_wall_s = sys.argv[1], \
+    *map(int, sys.argv[2:])
 tmo = step_s * 1000
 bad = 0
 def clean(f):
@@ -207,7 +228,8 @@ for line in open(T + "/cases"):
         if not re.search(rx, r["reason"]):
             errs.append("reason does not match %r" % rx)
         want = None if status != "limit" else (
-            "log_bytes" if "output" in rx else "timeout")
+            "log_bytes" if "output" in rx else
+            "wall_time" if "wall time" in rx else "timeout")
         if (r["limit"] or {}).get("name") != want:
             errs.append("limit %r, expected %r" % (r["limit"], want))
         # the step that ended the build: the last one that started
@@ -222,6 +244,12 @@ for line in open(T + "/cases"):
                         % (after, tmo))
         if kind == "timeout" and not tmo <= after <= tmo + slack:
             errs.append("ended %d ms after its step started" % after)
+        rest = after - s["duration_ms"]
+        if kind == "stall" and not boot_s * 1000 <= rest <= boot_s * 1000 + slack:
+            errs.append("ended %d ms after its step" % rest)
+        wall = r["stats"]["wall_ms"]
+        if kind == "wall" and not art_wall_s * 1000 <= wall <= art_wall_s * 1000 + slack:
+            errs.append("ended after %d ms" % wall)
         if kind == "shutdown" and after - s["duration_ms"] > shut + slack:
             # POWEROFF ignored: QEMU stopped after the grace periods
             errs.append("shutdown took %d ms" % (after - s["duration_ms"]))
