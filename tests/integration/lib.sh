@@ -19,8 +19,10 @@ qemu_pids_of_test() {
 		[ -r "$p/cmdline" ] || continue
 		tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -q "qemu-system.*-name qctl-run-" || continue
 		local id
-		id=$(tr '\0' '\n' <"$p/cmdline" | grep -A1 -x -- -name | tail -1 | sed 's/^qctl-//; s/,.*//')
-		[ -e "$QCTL_RUN_ROOT/$id" ] && echo "${p#/proc/}"
+		# (a QEMU that exits meanwhile has no cmdline left: no id, and
+		# the run root itself must not pass for its run directory)
+		id=$(tr '\0' '\n' <"$p/cmdline" 2>/dev/null | grep -A1 -x -- -name | tail -1 | sed 's/^qctl-//; s/,.*//')
+		case $id in run-*) [ -e "$QCTL_RUN_ROOT/$id" ] && echo "${p#/proc/}" ;; esac
 	done
 	return 0
 }

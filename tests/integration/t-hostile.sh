@@ -15,7 +15,7 @@
 	fail "the minimal image contains the hostile agent"
 
 STEP_S=10		# the hostile step's timeout
-WALL_S=120		# every build's wall_time
+WALL_S=200		# every build's wall_time
 SHUTDOWN_MS=7000	# build.c: POWEROFF_GRACE_MS + QUIT_GRACE_MS
 SLACK_MS=5000		# killing and reaping QEMU on a loaded host
 JOBS=${QCTL_HOSTILE_JOBS:-7}	# builds at once (2 cores, TCG)
@@ -54,7 +54,7 @@ extra() { [ "${QCTL_HOSTILE_FULL:-0}" = 1 ]; }
 # Before any step, chosen on the kernel command line (qctl.hostile=MODE)
 # of a copy of the image: HELLO, the manager's setup, the source upload.
 # The boot timeout bounds the setup, and the upload while it stands still.
-BOOT_S=30
+BOOT_S=60
 head -c 3000000 /dev/urandom >"$T/src.blob"
 mkdir -p "$T/src" && mv "$T/src.blob" "$T/src/blob"
 boot_mode() {
@@ -75,9 +75,9 @@ steps: [{name: never, run: "echo SHOULD-NOT-RUN"}]
 R
 }
 # The longest first.
-boot_mode setup-silent;		case_add setup-silent 4 error boot '^guest setup did not finish within 30s \(the boot timeout\)$'
-boot_mode upload-silent;	case_add upload-silent 4 error boot '^source upload made no progress for 30s \(the boot timeout\)$'
-boot_mode upload-deaf;		case_add upload-deaf 4 error boot '^source upload made no progress for 30s \(the boot timeout\)$'
+boot_mode setup-silent;		case_add setup-silent 4 error boot '^guest setup did not finish within 60s \(the boot timeout\)$'
+boot_mode upload-silent;	case_add upload-silent 4 error boot '^source upload made no progress for 60s \(the boot timeout\)$'
+boot_mode upload-deaf;		case_add upload-deaf 4 error boot '^source upload made no progress for 60s \(the boot timeout\)$'
 boot_mode setup-flood;		case_add setup-flood 4 error boot '^guest setup wrote more than 16384 bytes of output$'
 boot_mode hello-len0;		case_add hello-len0 4 error boot 'broke the protocol: short HELLO$'
 extra && boot_mode hello-version && case_add hello-version 4 error boot 'broke the protocol: agent speaks protocol 99, not 1$'
@@ -116,7 +116,7 @@ extra && hostile poweroff && case_add poweroff 4 error now 'guest shut down unex
 # Deaf after the step, so its artifacts never come: the collection fails
 # when it stands still for a boot timeout; else the wall time ends it, and
 # a failed step's result stands.
-ART_WALL_S=45
+ART_WALL_S=60
 art() {
 	cat >"$T/$1.yaml" <<R
 image: hostile
@@ -126,8 +126,8 @@ steps: [{name: h, run: "#hostile $4", timeout: ${STEP_S}s}]
 artifacts: ["x"]
 R
 }
-art art-stall ${BOOT_S}s ${WALL_S}s deaf;		case_add art-stall 4 error stall '^artifact collection made no progress for 30s \(the boot timeout\)$'
-art art-wall 60s ${ART_WALL_S}s deaf;			case_add art-wall 3 limit wall '^build exceeded its wall time of 45s$'
+art art-stall ${BOOT_S}s ${WALL_S}s deaf;		case_add art-stall 4 error stall '^artifact collection made no progress for 60s \(the boot timeout\)$'
+art art-wall 60s ${ART_WALL_S}s deaf;			case_add art-wall 3 limit wall '^build exceeded its wall time of 60s$'
 art art-wall-failed 60s ${ART_WALL_S}s deaf-fail;	case_add art-wall-failed 1 failed wall '^step "h" failed with exit code 1$'
 
 # The normal image: signals for PID 1 (all but those it handles are
