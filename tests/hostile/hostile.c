@@ -44,7 +44,7 @@ drain(struct ga_port *p)
 		if (poll(&pfd, 1, 1000) < 0 && errno != EINTR)
 			return;
 		if (pfd.revents & (POLLHUP | POLLERR)) {
-			usleep(100 * 1000);	/* no host: nothing to do */
+			usleep(100 * 1000); /* no host: nothing to do */
 			continue;
 		}
 		if (port_flush(p) < 0)
@@ -73,8 +73,7 @@ raw_hdr(struct ga_port *p, uint32_t len, uint16_t type, uint16_t flags,
 }
 
 static void
-frame(struct ga_port *p, uint16_t type, uint32_t id, const void *pl,
-      size_t len)
+frame(struct ga_port *p, uint16_t type, uint32_t id, const void *pl, size_t len)
 {
 	port_send(p, type, id, pl, len);
 	drain(p);
@@ -262,8 +261,11 @@ static void
 m_error_esc(struct ga_port *p, uint32_t id)
 {
 	/* the reason the host prints comes from here */
-	port_send_error(p, id, EPERM, "denied \033]0;owned\007\033[2J\033c"
-				      "\302\233" "31m\233" "1m end");
+	port_send_error(p, id, EPERM,
+			"denied \033]0;owned\007\033[2J\033c"
+			"\302\233"
+			"31m\233"
+			"1m end");
 	drain(p);
 }
 
@@ -369,7 +371,9 @@ m_deaf_fail(struct ga_port *p, uint32_t id)
 /* Bytes a terminal would act on: titles, clears, resets, C1 controls. */
 static const char esc_junk[] =
 	"\033]0;owned\007\033[2J\033[H\033c\033]52;c;b3duZWQ=\007"
-	"\033P+q544e\033\\\233" "31m\302\233" "1m\a\b\r\177 ";
+	"\033P+q544e\033\\\233"
+	"31m\302\233"
+	"1m\a\b\r\177 ";
 
 static void
 m_console(struct ga_port *p, uint32_t id)
@@ -571,7 +575,8 @@ hostile_exec(struct ga_port *p, uint32_t id, const void *pl, size_t len)
 	m = x.argv[0] + strlen(MARK);
 	n = strcspn(m, " \t\n");
 	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
-		if (strlen(modes[i].name) == n && !strncmp(m, modes[i].name, n)) {
+		if (strlen(modes[i].name) == n &&
+		    !strncmp(m, modes[i].name, n)) {
 			ga_log("hostile mode %s for job %u", modes[i].name, id);
 			modes[i].fn(p, id);
 			return true;
