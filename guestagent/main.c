@@ -10,6 +10,10 @@
  */
 #include "agent.h"
 #include "decode.h"
+#ifdef QCTL_HOSTILE
+/* the test-only agent of images/out/hostile (tests/hostile/hostile.c) */
+#include "hostile.h"
+#endif
 
 #include <errno.h>
 #include <poll.h>
@@ -47,6 +51,10 @@ send_hello(void)
 	struct utsname u;
 	size_t n;
 
+#ifdef QCTL_HOSTILE
+	if (hostile_hello(&port))
+		return;
+#endif
 	if (uname(&u) < 0)
 		memset(&u, 0, sizeof(u));
 	snprintf(un, sizeof(un), "%s %s %s %s %s", u.sysname, u.nodename,
@@ -98,6 +106,10 @@ dispatch(const struct agent_hdr *h, const unsigned char *pl)
 {
 	switch (h->type) {
 	case AGENT_EXEC:
+#ifdef QCTL_HOSTILE
+		if (hostile_exec(&port, h->id, pl, h->len))
+			break;
+#endif
 		job_exec(&port, h->id, pl, h->len);
 		break;
 	case AGENT_SIGNAL:

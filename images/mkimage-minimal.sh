@@ -15,7 +15,9 @@
 #
 # Knobs (environment): QCTL_INITRD_COMPRESS=none|gzip (default none: under
 # TCG the kernel's gunzip costs more than reading the larger initrd),
-# QCTL_CMDLINE, and SOURCE_DATE_EPOCH (default: the kernel's timestamp).
+# QCTL_CMDLINE, QCTL_IMAGE_NAME (image.json's name, default minimal; the
+# test image "hostile" is this image with a test agent) and
+# SOURCE_DATE_EPOCH (default: the kernel's timestamp).
 set -euo pipefail
 
 # Modules the agent needs: the virtio transports (PCI for q35, MMIO for
@@ -48,9 +50,13 @@ here=$(cd "$(dirname "$0")" && pwd)
 cache=${QCTL_IMAGE_CACHE:-$here/cache}
 compress=${QCTL_INITRD_COMPRESS:-none}
 cmdline=${QCTL_CMDLINE:-$CMDLINE_DEFAULT}
+image_name=${QCTL_IMAGE_NAME:-minimal}
 
 case $cmdline in
 *'"'* | *\\*) die "the kernel command line must not hold quotes or backslashes" ;;
+esac
+case $image_name in
+'' | *[!A-Za-z0-9_.-]*) die "QCTL_IMAGE_NAME: letters, digits, . _ - only" ;;
 esac
 [ -x "$agent" ] || die "$agent: not an executable (run make first)"
 busybox=/bin/busybox
@@ -251,7 +257,7 @@ else
 fi
 printf '%s\n' "$cmdline" >"$stage/cmdline"
 cat >"$stage/image.json" <<EOF
-{"name":"minimal","kernel":"vmlinuz"$pvh,"initrd":"initrd.img","cmdline":"$cmdline","kernel_version":"$kver"}
+{"name":"$image_name","kernel":"vmlinuz"$pvh,"initrd":"initrd.img","cmdline":"$cmdline","kernel_version":"$kver"}
 EOF
 
 # --- into place -------------------------------------------------------------

@@ -213,6 +213,29 @@ agent_handle_io(struct agent_conn *c, uint32_t events, struct error *err)
 	return agent_flush(c, err);
 }
 
+const char *
+agent_type_name(uint16_t type)
+{
+	static const struct {
+		uint16_t type;
+		const char *name;
+	} names[] = {
+		{ AGENT_EXEC, "EXEC" },		{ AGENT_SIGNAL, "SIGNAL" },
+		{ AGENT_FILE_IN, "FILE_IN" },	{ AGENT_FILE_OUT, "FILE_OUT" },
+		{ AGENT_DATA, "DATA" },		{ AGENT_DATA_END, "DATA_END" },
+		{ AGENT_POWEROFF, "POWEROFF" },	{ AGENT_PING, "PING" },
+		{ AGENT_HELLO, "HELLO" },	{ AGENT_STARTED, "STARTED" },
+		{ AGENT_STDOUT, "STDOUT" },	{ AGENT_STDERR, "STDERR" },
+		{ AGENT_EXIT, "EXIT" },		{ AGENT_ERROR, "ERROR" },
+		{ AGENT_PONG, "PONG" },		{ AGENT_FILE_DONE, "FILE_DONE" },
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++)
+		if (names[i].type == type)
+			return names[i].name;
+	return "unknown";
+}
+
 void
 agent_sanitize(const void *p, size_t len, char *out, size_t outlen)
 {

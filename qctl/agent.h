@@ -63,6 +63,8 @@ int agent_decode_exit(const void *p, size_t len, int32_t *code,
 /* i32 status/errno followed by an optional message. */
 int agent_decode_status(const void *p, size_t len, int32_t *status,
 			char *msg, size_t msglen, struct error *err);
+/* The name of a frame type ("EXIT"), or "unknown". */
+const char *agent_type_name(uint16_t type);
 /* Copy at most outlen-1 bytes of guest text, replacing control chars. */
 void agent_sanitize(const void *p, size_t len, char *out, size_t outlen);
 

@@ -41,8 +41,13 @@ enum { UPLOAD_ID = 1, ARTIFACTS_ID = 2, SETUP_ID = 3, STEP_ID_BASE = 100 };
 #define QMP_TIMEOUT_MS 10000
 #define POWEROFF_GRACE_MS 5000
 #define QUIT_GRACE_MS 2000
+/* After the guest closed the agent's port: time for a SHUTDOWN to name
+ * the cause (a power off or reset closes it a moment before). */
+#define AGENT_CLOSED_GRACE_MS 2000
 #define UPLOAD_WINDOW (512u * 1024)
 #define CONSOLE_LOG_MAX (1u << 20)
+/* qctl's own setup command says little; more is a broken guest. */
+#define SETUP_OUTPUT_MAX (16u * 1024)
 #define LINE_MAX_BYTES 4096
 /* The artifacts tar may carry headers and padding beyond the payload. */
 #define ARTIFACT_TAR_SLACK (16u << 20)
@@ -82,6 +87,7 @@ struct build {
 	bool agent_up;
 	struct loop_watch *w_pid, *w_qmp, *w_agent, *w_console;
 	struct loop_timer *t_phase, *t_wall, *t_tick;
+	struct loop_timer *t_closed;	/* the agent's port closed */
 
 	enum phase phase;
 	int boot_attempt;
@@ -91,6 +97,7 @@ struct build {
 	int upload_fd;		/* the packer's tar stream */
 	bool upload_done;	/* DATA_END sent */
 	bool upload_eof;	/* the stream ended */
+	int64_t xfer_seen;	/* last progress of the upload, artifacts */
 	struct peer_child packer;	/* packs the source, as its owner */
 	struct loop_watch *w_upload, *w_packer;
 	int disk_fd;
@@ -104,6 +111,8 @@ struct build {
 	struct buf line[2];
 	bool killing;
 	int shutdown_stage;
+	bool job_started;	/* STARTED came for the EXEC (setup, step) */
+	uint64_t setup_out;	/* bytes of output of the setup EXEC */
 
 	/* resources: the VM's cgroup where there is one, /proc otherwise */
 	struct cgroup cg;
@@ -393,6 +402,8 @@ release_vm(struct build *b)
 {
 	mkfs_stop(b);
 	unwatch_all(b);
+	loop_timer_cancel(b->t_closed);
+	b->t_closed = NULL;
 	if (b->qmp) {
 		qmp_free(b->qmp);
 		b->qmp = NULL;
@@ -516,19 +527,37 @@ static void on_blockstats(struct qmp *q, json_t *ret, const struct error *err,
 static void on_shutdown_deadline(struct loop *l, void *opaque);
 
 static void
+on_agent_closed(struct loop *l, void *opaque)
+{
+	struct build *b = opaque;
+
+	(void)l;
+	b->t_closed = NULL;
+	fail(b, BUILD_ERROR, "guest agent closed its channel");
+}
+
+static void
 on_qmp_event(struct qmp *q, const char *event, json_t *data, void *opaque)
 {
 	struct build *b = opaque;
 
 	(void)q;
-	(void)data;
 	say(b, 2, "QMP event %s", event);
 	if (!strcmp(event, "GUEST_PANICKED"))
 		fail(b, BUILD_ERROR, "guest kernel panicked");
 	else if (!strcmp(event, "BLOCK_IO_ERROR"))
 		fail(b, BUILD_ERROR, "VM disk I/O error");
 	else if (!strcmp(event, "SHUTDOWN") && b->phase < PH_SHUTDOWN)
-		fail(b, BUILD_ERROR, "guest shut down unexpectedly");
+		fail(b, BUILD_ERROR, "guest shut down unexpectedly: %s",
+		     qmp_shutdown_cause(data));
+	else if (!strcmp(event, "VSERPORT_CHANGE") && b->phase < PH_SHUTDOWN &&
+		 qmp_vserport_closed(data, QEMU_AGENT_PORT_ID) && !b->t_closed)
+		/* The agent never closes its port: it died, went rogue, or
+		 * the guest is going down (then SHUTDOWN follows at once and
+		 * is the better reason).  Nothing more will come through. */
+		b->t_closed = loop_timer_at(b->loop,
+					    now_ms() + AGENT_CLOSED_GRACE_MS,
+					    on_agent_closed, b);
 	else if (!strcmp(event, "SHUTDOWN") && !b->killing &&
 		 b->shutdown_stage == 0) {
 		/* The guest is off and its writes are flushed: a last look
@@ -1048,9 +1077,21 @@ net_stop(struct build *b)
 
 /* ---- guest setup ----------------------------------------------------- */
 
+static void
+on_setup_timeout(struct loop *l, void *opaque)
+{
+	struct build *b = opaque;
+
+	(void)l;
+	b->t_phase = NULL;
+	fail(b, BUILD_ERROR, "guest setup did not finish within %.0fs (the "
+	     "boot timeout)", b->recipe->limits.boot_timeout_ms / 1000.0);
+}
+
 /*
  * One shell command prepares the guest: the scratch disk becomes /src.  It
  * is qctl's own fixed text, never anything from the recipe or the guest.
+ * It is part of getting the guest ready, so the boot timeout bounds it.
  */
 static void
 start_setup(struct build *b)
@@ -1067,9 +1108,15 @@ start_setup(struct build *b)
 
 	snprintf(buf, sizeof(buf), "%s%s", disk, b->net ? net : "");
 	b->phase = PH_SETUP;
+	b->job_started = false;
 	if (agent_send_exec(&b->agent, SETUP_ID, AGENT_EXEC_SHELL, "/", argv,
-			    1, NULL, 0, &err) < 0)
+			    1, NULL, 0, &err) < 0) {
 		fail(b, BUILD_ERROR, "%s", err.msg);
+		return;
+	}
+	b->t_phase = loop_timer_at(b->loop,
+				   now_ms() + b->recipe->limits.boot_timeout_ms,
+				   on_setup_timeout, b);
 }
 
 /* ---- upload ---------------------------------------------------------- */
@@ -1141,6 +1188,7 @@ pump_upload(struct build *b)
 			b->upload_eof = true;
 			break;
 		}
+		b->xfer_seen = now_ms();
 		if (agent_send(&b->agent, AGENT_DATA, UPLOAD_ID, chunk, n,
 			       &err) < 0) {
 			fail(b, BUILD_ERROR, "%s", err.msg);
@@ -1187,6 +1235,32 @@ on_packer_exit(struct loop *l, int fd, uint32_t events, void *opaque)
 	upload_finish(b);
 }
 
+/*
+ * The upload and the artifacts may take as long as they need, but not
+ * stand still: without progress (upload: bytes taken by the channel or
+ * read from the packer; artifacts: DATA) for the boot timeout, and with
+ * no FILE_DONE after it, the transfer has failed.
+ */
+static void
+on_xfer_deadline(struct loop *l, void *opaque)
+{
+	struct build *b = opaque;
+	int64_t due = b->xfer_seen + b->recipe->limits.boot_timeout_ms;
+
+	b->t_phase = NULL;
+	if (now_ms() < due) {
+		b->t_phase = loop_timer_at(l, due, on_xfer_deadline, b);
+		return;
+	}
+	/* a passed build has not passed without its artifacts */
+	if (b->phase == PH_ARTIFACTS && b->res.status == BUILD_PASSED)
+		b->res.status = BUILD_RUNNING;
+	fail(b, BUILD_ERROR, "%s made no progress for %.0fs (the boot "
+	     "timeout)", b->phase == PH_UPLOAD ? "source upload"
+					       : "artifact collection",
+	     b->recipe->limits.boot_timeout_ms / 1000.0);
+}
+
 static void
 start_upload(struct build *b)
 {
@@ -1196,6 +1270,11 @@ start_upload(struct build *b)
 	struct error err = { 0 };
 
 	b->phase = PH_UPLOAD;
+	cancel_phase_timer(b);	/* the setup's */
+	b->xfer_seen = now_ms();
+	b->t_phase = loop_timer_at(b->loop,
+				   now_ms() + b->recipe->limits.boot_timeout_ms,
+				   on_xfer_deadline, b);
 	/* The tree is read by a process of its own (the loop never waits on
 	 * a file system), with its owner's rights under qctl serve: root
 	 * never reads a client's files for it. */
@@ -1253,6 +1332,8 @@ start_step(struct build *b, size_t i)
 	char *argv[1];
 	int rc;
 
+	/* no deadline of the phase before (setup, upload) runs on */
+	cancel_phase_timer(b);
 	if (i >= r->n_steps) {
 		result_finish(&b->res, BUILD_PASSED, "all %zu steps passed",
 			      r->n_steps);
@@ -1263,6 +1344,7 @@ start_step(struct build *b, size_t i)
 	sr = &b->res.steps[i];
 	b->phase = PH_STEP;
 	b->step = i;
+	b->job_started = false;
 	b->step_t0 = now_ms();
 	sr->ran = true;
 	sr->started_ms = since_start(b);
@@ -1375,6 +1457,10 @@ start_artifacts(struct build *b)
 		fail(b, BUILD_ERROR, "%s", err.msg);
 		return;
 	}
+	b->xfer_seen = now_ms();
+	b->t_phase = loop_timer_at(b->loop,
+				   now_ms() + b->recipe->limits.boot_timeout_ms,
+				   on_xfer_deadline, b);
 	say(b, 2, "collecting artifacts");
 }
 
@@ -1383,6 +1469,7 @@ artifacts_data(struct build *b, const void *p, size_t n)
 {
 	uint64_t max = b->recipe->limits.artifacts_bytes;
 
+	b->xfer_seen = now_ms();
 	b->art_bytes += n;
 	if (max && b->art_bytes > max + ARTIFACT_TAR_SLACK) {
 		limit_exceeded(b, "artifacts_bytes", b->art_bytes, max, "bytes",
@@ -1458,11 +1545,22 @@ on_agent_frame(const struct agent_hdr *h, const void *p, void *opaque,
 {
 	struct build *b = opaque;
 	uint32_t step_id = STEP_ID_BASE + b->step;
+	/* a frame of the EXEC the host waits for (setup or step) */
+	bool job = (b->phase == PH_STEP && h->id == step_id) ||
+		   (b->phase == PH_SETUP && h->id == SETUP_ID);
+	/* ... after its STARTED: output and EXIT come only then */
+	bool live = job && b->job_started;
 	char msg[512];
 	int32_t code, sig;
 
 	if (b->phase >= PH_SHUTDOWN)
 		return 0;	/* whatever the guest says now is moot */
+	/* Output and data carry at least a byte: empty frames would be
+	 * traffic that no limit counts. */
+	if ((h->type == AGENT_STDOUT || h->type == AGENT_STDERR ||
+	     h->type == AGENT_DATA) && h->len == 0)
+		return error_set(err, EPROTO, "agent: empty %s frame for id %u",
+				 agent_type_name(h->type), h->id);
 	switch (h->type) {
 	case AGENT_HELLO: {
 		struct agent_hello hello;
@@ -1508,24 +1606,37 @@ on_agent_frame(const struct agent_hdr *h, const void *p, void *opaque,
 		}
 		break;
 	case AGENT_STARTED:
-		if ((b->phase == PH_STEP && h->id == step_id) ||
-		    (b->phase == PH_SETUP && h->id == SETUP_ID))
-			return 0;
-		break;
+		if (!job)
+			break;
+		/* exactly one per EXEC, with its u32 pid */
+		if (b->job_started || h->len != 4)
+			return error_set(err, EPROTO,
+					 "agent: %s STARTED (%u bytes) for id %u",
+					 b->job_started ? "second" : "malformed",
+					 h->len, h->id);
+		b->job_started = true;
+		return 0;
 	case AGENT_STDOUT:
 	case AGENT_STDERR:
-		if (b->phase == PH_SETUP && h->id == SETUP_ID) {
+		if (live && b->phase == PH_SETUP) {
+			b->setup_out += h->len;
+			if (b->setup_out > SETUP_OUTPUT_MAX) {
+				fail(b, BUILD_ERROR, "guest setup wrote more "
+				     "than %u bytes of output",
+				     SETUP_OUTPUT_MAX);
+				return 0;
+			}
 			agent_sanitize(p, h->len, msg, sizeof(msg));
 			say(b, 1, "setup: %s", msg);
 			return 0;
 		}
-		if (b->phase == PH_STEP && h->id == step_id) {
+		if (live && b->phase == PH_STEP) {
 			step_output(b, h->type == AGENT_STDERR, p, h->len);
 			return 0;
 		}
 		break;
 	case AGENT_EXIT:
-		if (b->phase == PH_SETUP && h->id == SETUP_ID) {
+		if (live && b->phase == PH_SETUP) {
 			if (agent_decode_exit(p, h->len, &code, &sig, err) <
 			    0)
 				return -1;
@@ -1541,7 +1652,7 @@ on_agent_frame(const struct agent_hdr *h, const void *p, void *opaque,
 				start_upload(b);
 			return 0;
 		}
-		if (b->phase == PH_STEP && h->id == step_id) {
+		if (live && b->phase == PH_STEP) {
 			if (agent_decode_exit(p, h->len, &code, &sig, err) <
 			    0)
 				return -1;
@@ -1553,23 +1664,23 @@ on_agent_frame(const struct agent_hdr *h, const void *p, void *opaque,
 		if (agent_decode_status(p, h->len, &code, msg, sizeof(msg),
 					err) < 0)
 			return -1;
-		if ((h->id == step_id && b->phase == PH_STEP) ||
-		    (h->id == SETUP_ID && b->phase == PH_SETUP)) {
+		/* ERROR ends an EXEC only in place of its STARTED */
+		if (job && !b->job_started) {
 			fail(b, BUILD_ERROR, "%s could not start: %s",
 			     b->phase == PH_SETUP ? "guest setup" : "step",
 			     msg);
 			return 0;
 		}
 		return error_set(err, EPROTO, "agent error %d: %s", code, msg);
-	case AGENT_PONG:
-		return 0;
-	default:
+	default:	/* PONG too: the host sends no PING */
 		break;
 	}
 	/* The guest broke the protocol: nothing it says can be trusted. */
 	return error_set(err, EPROTO,
-			 "agent: unexpected frame type %u id %u in phase %d",
-			 h->type, h->id, b->phase);
+			 "agent: unexpected %s frame (type %u, %u bytes) for "
+			 "id %u%s",
+			 agent_type_name(h->type), h->type, h->len, h->id,
+			 job && !b->job_started ? " before STARTED" : "");
 }
 
 static void
@@ -1577,6 +1688,7 @@ on_agent_io(struct loop *l, int fd, uint32_t events, void *opaque)
 {
 	struct build *b = opaque;
 	struct error err = { 0 };
+	size_t pending = agent_pending(&b->agent);
 
 	(void)l;
 	(void)fd;
@@ -1584,9 +1696,14 @@ on_agent_io(struct loop *l, int fd, uint32_t events, void *opaque)
 		loop_unwatch(b->w_agent);
 		b->w_agent = NULL;
 		if (b->phase < PH_SHUTDOWN)
-			fail(b, BUILD_ERROR, "guest agent lost: %s", err.msg);
+			fail(b, BUILD_ERROR, "guest agent %s: %s",
+			     err.code == EPROTO ? "broke the protocol" : "lost",
+			     strncmp(err.msg, "agent: ", 7) ? err.msg
+							    : err.msg + 7);
 		return;
 	}
+	if (b->phase == PH_UPLOAD && agent_pending(&b->agent) < pending)
+		b->xfer_seen = now_ms();	/* the guest is reading */
 	if (b->phase == PH_UPLOAD)
 		pump_upload(b);
 	update_watches(b);
@@ -1870,10 +1987,20 @@ on_wall_time(struct loop *l, void *opaque)
 
 	(void)l;
 	b->t_wall = NULL;
+	/* collecting the artifacts of a passed build: not passed yet */
+	if (b->phase == PH_ARTIFACTS && b->res.status == BUILD_PASSED)
+		b->res.status = BUILD_RUNNING;
 	limit_exceeded(b, "wall_time", since_start(b),
 		       b->recipe->limits.wall_time_ms, "ms",
 		       "build exceeded its wall time of %.0fs",
 		       b->recipe->limits.wall_time_ms / 1000.0);
+	/* A failed step's result stands, but the wait for its artifacts
+	 * ends here too: the wall time ends every build. */
+	if (b->phase < PH_SHUTDOWN) {
+		say(b, 0, "wall time of %.0fs exceeded while collecting "
+		    "artifacts", b->recipe->limits.wall_time_ms / 1000.0);
+		build_teardown(b);
+	}
 }
 
 static void

@@ -169,8 +169,10 @@ qemu_argv_build(const struct qemu_config *cfg, char ***argv,
 	argv_addf(&b, "-chardev", "socket,id=agent,fd=%d", cfg->agent_fd);
 	argv_addf(&b, "-device", "%s",
 		  microvm ? "virtio-serial-device" : "virtio-serial-pci");
-	argv_addf(&b, "-device", "virtserialport,chardev=agent,name=%s",
-		  "org.qctl.agent.0");
+	/* With an id, QEMU says VSERPORT_CHANGE when the guest closes the
+	 * port: an agent that left is seen at once, not at a timeout. */
+	argv_addf(&b, "-device", "virtserialport,chardev=agent,id=%s,name=%s",
+		  QEMU_AGENT_PORT_ID, "org.qctl.agent.0");
 	if (cfg->disk_fd >= 0) {
 		/* Handed over as an fd set: QEMU dups the open file and never
 		 * needs a path to (or permission on) the run directory. */

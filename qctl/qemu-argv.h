@@ -7,6 +7,9 @@
 
 #include "util.h"
 
+/* id of the agent's virtserialport: QEMU names it in VSERPORT_CHANGE */
+#define QEMU_AGENT_PORT_ID "agentport"
+
 enum accel {
 	ACCEL_AUTO,
 	ACCEL_KVM,

@@ -726,3 +726,34 @@ qmp_execute_sync(struct qmp *q, const char *cmd, json_t *args,
 	*ret = st.ret;
 	return 0;
 }
+
+const char *
+qmp_shutdown_cause(const json_t *data)
+{
+	static const struct {
+		const char *reason, *words;
+	} causes[] = {
+		{ "guest-shutdown", "the guest powered off" },
+		/* panic=-1 on the kernel command line: a panic is a reset */
+		{ "guest-reset", "the guest reset (a kernel panic or a reboot)" },
+		{ "guest-panic", "the guest kernel panicked" },
+		{ "host-signal", "QEMU got a signal" },
+		{ "host-error", "QEMU hit an error" },
+		{ "host-qmp-quit", "QEMU was told to quit" },
+	};
+	const char *r = json_string_value(json_object_get(data, "reason"));
+
+	for (size_t i = 0; r && i < ARRAY_SIZE(causes); i++)
+		if (!strcmp(r, causes[i].reason))
+			return causes[i].words;
+	return "cause unknown";
+}
+
+bool
+qmp_vserport_closed(const json_t *data, const char *id)
+{
+	const char *s = json_string_value(json_object_get(data, "id"));
+	json_t *is_open = json_object_get(data, "open");
+
+	return s && !strcmp(s, id) && json_is_false(is_open);
+}

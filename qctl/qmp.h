@@ -110,4 +110,9 @@ void qmp_check_timeouts(struct qmp *q, int64_t now);
 int qmp_execute_sync(struct qmp *q, const char *cmd, json_t *args,
 		     int64_t timeout_ms, json_t **ret, struct error *err);
 
+/* Words for the cause a SHUTDOWN event's data gives (QEMU's ShutdownCause). */
+const char *qmp_shutdown_cause(const json_t *data);
+/* Whether a VSERPORT_CHANGE event's data says the guest closed port id. */
+bool qmp_vserport_closed(const json_t *data, const char *id);
+
 #endif

@@ -19,8 +19,10 @@ qemu_pids_of_test() {
 		[ -r "$p/cmdline" ] || continue
 		tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -q "qemu-system.*-name qctl-run-" || continue
 		local id
-		id=$(tr '\0' '\n' <"$p/cmdline" | grep -A1 -x -- -name | tail -1 | sed 's/^qctl-//; s/,.*//')
-		[ -e "$QCTL_RUN_ROOT/$id" ] && echo "${p#/proc/}"
+		# (a QEMU that exits meanwhile has no cmdline left: no id, and
+		# the run root itself must not pass for its run directory)
+		id=$(tr '\0' '\n' <"$p/cmdline" 2>/dev/null | grep -A1 -x -- -name | tail -1 | sed 's/^qctl-//; s/,.*//')
+		case $id in run-*) [ -e "$QCTL_RUN_ROOT/$id" ] && echo "${p#/proc/}" ;; esac
 	done
 	return 0
 }
@@ -184,4 +186,30 @@ net_pids() {
 	line=$(sed -n 's/.*helper pid \([0-9]*\), proxy pid \([0-9]*\).*/\1 \2/p' "$1" | head -1)
 	[ -n "$line" ] || { tail -20 "$1" >&2; fail "no helper/proxy pids in $1 (run qctl with -v)"; }
 	read -r HELPER_PID PROXY_PID <<<"$line"
+}
+
+# terminal_clean FILE: no ESC, DEL or C1 (raw or UTF-8 encoded) in what
+# qctl wrote for a terminal
+terminal_clean() {
+	python3 - "$1" <<'P' || fail "raw control bytes on the terminal side of $1"
+import re, sys
+b = open(sys.argv[1], "rb").read()
+# invalid UTF-8 bytes (a raw 0x9b among them) decode to U+DC80..U+DCFF
+s = b.decode("utf-8", "surrogateescape")
+bad = re.search("[\x1b\x7f\x80-\x9f\udc80-\udcff]", s)
+if bad:
+    print("at %d: %r" % (bad.start(), s[max(0, bad.start() - 20):bad.start() + 20]))
+    sys.exit(1)
+P
+}
+
+# leftover_cgroups RUN-ID...: VM cgroups (PID-RUNID-ATTEMPT under qctl/ of
+# the cgroup2 mount) still there for these runs
+leftover_cgroups() {
+	local root id
+	root=$(findmnt -n -t cgroup2 -o TARGET | head -1)
+	[ -n "$root" ] && [ -d "$root/qctl" ] || return 0
+	for id in "$@"; do
+		ls "$root/qctl" | grep -F -- "-$id-" || true
+	done
 }

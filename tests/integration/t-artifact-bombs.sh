@@ -20,20 +20,6 @@ refused() {
 	[ ! -e "$T/arts-$1" ] || fail "$1: refused artifacts left in $T/arts-$1: $(find "$T/arts-$1" | head -5)"
 }
 
-# no ESC, DEL or C1 (raw or UTF-8 encoded) may reach the terminal side
-terminal_clean() {
-	python3 - "$1" <<'P' || fail "raw control bytes on the terminal side of $1"
-import re, sys
-b = open(sys.argv[1], "rb").read()
-# invalid UTF-8 bytes (a raw 0x9b among them) decode to U+DC80..U+DCFF
-s = b.decode("utf-8", "surrogateescape")
-bad = re.search("[\x1b\x7f\x80-\x9f\udc80-\udcff]", s)
-if bad:
-    print("at %d: %r" % (bad.start(), s[max(0, bad.start() - 20):bad.start() + 20]))
-    sys.exit(1)
-P
-}
-
 # 1. a path 41 levels deep: refused by name (error, exit 4)
 cat >"$T/deep.yaml" <<'R'
 steps:

@@ -86,6 +86,42 @@ Test(agent_frames, oversized_length_is_fatal_before_buffering)
 	buf_free(&in);
 }
 
+Test(agent_frames, length_of_4_gib_is_fatal)
+{
+	struct buf in = { 0 };
+	struct seen s = { 0 };
+	unsigned char hdr[AGENT_HDR_SIZE];
+	struct agent_hdr h = { .len = 0xffffffffu, .type = AGENT_STDOUT,
+			       .id = 100 };
+	struct error err = { 0 };
+
+	agent_hdr_encode(hdr, &h);
+	buf_append(&in, hdr, sizeof(hdr));
+	buf_append(&in, "yyyy", 4);
+	cr_assert_lt(agent_frames_parse(&in, collect, &s, &err), 0);
+	cr_assert_eq(err.code, EPROTO);
+	cr_assert(strstr(err.msg, "len 4294967295"), "%s", err.msg);
+	cr_assert_eq(s.n, 0);
+	buf_free(&in);
+}
+
+Test(agent_frames, truncated_frame_waits_for_the_rest)
+{
+	struct buf in = { 0 };
+	struct seen s = { 0 };
+	unsigned char hdr[AGENT_HDR_SIZE];
+	struct agent_hdr h = { .len = 1000, .type = AGENT_STDOUT, .id = 100 };
+
+	agent_hdr_encode(hdr, &h);
+	buf_append(&in, hdr, sizeof(hdr));
+	buf_append(&in, "0123456789", 10);
+	/* not an error, nothing delivered, the bytes kept for later */
+	cr_assert_eq(agent_frames_parse(&in, collect, &s, NULL), 0);
+	cr_assert_eq(s.n, 0);
+	cr_assert_eq(in.len, AGENT_HDR_SIZE + 10);
+	buf_free(&in);
+}
+
 Test(agent_frames, nonzero_flags_rejected)
 {
 	struct buf in = { 0 };
@@ -157,6 +193,27 @@ Test(agent_decode, exit)
 	cr_assert_lt(agent_decode_exit(bad, 8, &code, &sig, NULL), 0);
 	cr_assert_lt(agent_decode_exit(ok, 7, &code, &sig, NULL), 0);
 	cr_assert_lt(agent_decode_exit(ok, 4, &code, &sig, NULL), 0);
+}
+
+Test(agent_decode, empty_payloads_where_one_is_required)
+{
+	int32_t code, sig, st;
+	struct agent_hello hello;
+	char msg[8];
+
+	cr_assert_lt(agent_decode_exit("", 0, &code, &sig, NULL), 0);
+	cr_assert_lt(agent_decode_status("", 0, &st, msg, sizeof(msg), NULL),
+		     0);
+	cr_assert_lt(agent_decode_hello("", 0, &hello, NULL), 0);
+}
+
+Test(agent_decode, type_names)
+{
+	cr_assert_str_eq(agent_type_name(AGENT_EXIT), "EXIT");
+	cr_assert_str_eq(agent_type_name(AGENT_FILE_DONE), "FILE_DONE");
+	cr_assert_str_eq(agent_type_name(AGENT_EXEC), "EXEC");
+	cr_assert_str_eq(agent_type_name(0), "unknown");
+	cr_assert_str_eq(agent_type_name(0x7777), "unknown");
 }
 
 Test(agent_decode, status_with_message)

@@ -73,7 +73,8 @@ Test(qemu_argv, golden_q35_tcg)
 		"-chardev socket,id=qmp,fd=3 -mon chardev=qmp,mode=control "
 		"-chardev socket,id=console,fd=5 -serial chardev:console "
 		"-chardev socket,id=agent,fd=4 -device virtio-serial-pci "
-		"-device virtserialport,chardev=agent,name=org.qctl.agent.0 "
+		"-device virtserialport,chardev=agent,id=agentport,"
+		"name=org.qctl.agent.0 "
 		"-parallel none -monitor none -sandbox on,obsolete=deny,"
 		"elevateprivileges=deny,spawn=deny,resourcecontrol=deny");
 	free(s);

@@ -1011,3 +1011,47 @@ Test(qmp_qemu, query_status_version_and_quit, .timeout = 120)
 	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
 		  "qemu status %#x", status);
 }
+
+Test(qmp_events, shutdown_cause_in_words)
+{
+	json_t *d;
+
+	d = json_pack("{s:b, s:s}", "guest", 1, "reason", "guest-reset");
+	cr_assert(strstr(qmp_shutdown_cause(d), "kernel panic"));
+	json_decref(d);
+	d = json_pack("{s:b, s:s}", "guest", 1, "reason", "guest-shutdown");
+	cr_assert_str_eq(qmp_shutdown_cause(d), "the guest powered off");
+	json_decref(d);
+	d = json_pack("{s:s}", "reason", "guest-panic");
+	cr_assert_str_eq(qmp_shutdown_cause(d), "the guest kernel panicked");
+	json_decref(d);
+	/* what QEMU may add later, or nothing at all */
+	d = json_pack("{s:s}", "reason", "snapshot-load");
+	cr_assert_str_eq(qmp_shutdown_cause(d), "cause unknown");
+	json_decref(d);
+	d = json_pack("{s:i}", "reason", 3);
+	cr_assert_str_eq(qmp_shutdown_cause(d), "cause unknown");
+	json_decref(d);
+	cr_assert_str_eq(qmp_shutdown_cause(NULL), "cause unknown");
+}
+
+Test(qmp_events, vserport_closed_only_for_our_port)
+{
+	json_t *d;
+
+	d = json_pack("{s:s, s:b}", "id", "agentport", "open", 0);
+	cr_assert(qmp_vserport_closed(d, "agentport"));
+	cr_assert_not(qmp_vserport_closed(d, "other"));
+	json_decref(d);
+	d = json_pack("{s:s, s:b}", "id", "agentport", "open", 1);
+	cr_assert_not(qmp_vserport_closed(d, "agentport"));
+	json_decref(d);
+	/* a malformed event closes nothing */
+	d = json_pack("{s:s, s:s}", "id", "agentport", "open", "false");
+	cr_assert_not(qmp_vserport_closed(d, "agentport"));
+	json_decref(d);
+	d = json_pack("{s:b}", "open", 0);
+	cr_assert_not(qmp_vserport_closed(d, "agentport"));
+	json_decref(d);
+	cr_assert_not(qmp_vserport_closed(NULL, "agentport"));
+}
