@@ -63,7 +63,7 @@ builder_ns=$(sed -n 's/.*network: namespace \(qctl-run-[^,]*\),.*/\1/p' "$T/err"
 check_exec() {
 	local pid=$1 exe
 	exe=$(readlink "/proc/$pid/exe")
-	expect_eq "$exe" "$TOP/build/qctl-proxy" "pid $pid exe"
+	expect_eq "$exe" "$QCTL_BUILD/qctl-proxy" "pid $pid exe"
 	expect_eq "$(tr '\0' ' ' <"/proc/$pid/cmdline")" "qctl-proxy " "pid $pid cmdline"
 	expect_eq "$(wc -c <"/proc/$pid/environ")" 0 "pid $pid environment bytes"
 	grep -q '^Uid:	\([1-9][0-9]*\)	\1	\1	\1$' "/proc/$pid/status" ||
@@ -126,7 +126,7 @@ no_qemu_left
 # A proxy slow to start (the guest boots in a few seconds here): the
 # window of the fetch step that is waiting for it opens once it is ready.
 chmod 755 "$T"
-printf '#!/bin/sh\n/bin/sleep 6\nexec %s/build/qctl-proxy\n' "$TOP" >"$T/slow"
+printf '#!/bin/sh\n/bin/sleep 6\nexec %s/qctl-proxy\n' "$QCTL_BUILD" >"$T/slow"
 chmod 755 "$T/slow"
 cat >"$T/s.yaml" <<R
 allow: ["self.test:8091", "192.0.2.1:8091"]
