@@ -6,6 +6,8 @@
 # build through it ("$QCTL_BUILD/qctl-proxy"), never as build/...; one that
 # compiles a driver against that build's libraries uses $QCTL_CC and
 # $QCTL_CFLAGS (the sanitized build's -fsanitize flags; empty otherwise).
+# QCTL_SANITIZE is 1 for the sanitized build: only for what ASan changes
+# (memory use, speed), never to skip a check of qctl's behaviour.
 set -euo pipefail
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 QCTL_BUILD=${QCTL_BUILD:-$TOP/build}
