@@ -19,6 +19,7 @@
 #include <sys/socket.h>
 
 #include "nf-error.h"
+#include "sanitize.h"
 
 #define MAX_ARGS 2
 
@@ -144,6 +145,14 @@ nf_sandbox_enter(struct error *err)
 					   allowlist[i].nargs,
 					   allowlist[i].args);
 	}
+#ifdef QCTL_SANITIZE
+	/* The sanitized test build only: a sanitizer report's own calls
+	 * (qctl/sanitize.c). */
+	if (r == 0) {
+		what = "sanitizer report calls";
+		r = san_seccomp_add(ctx);
+	}
+#endif
 	if (r == 0) {
 		what = "seccomp_load";
 		r = seccomp_load(ctx);

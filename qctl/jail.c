@@ -281,9 +281,8 @@ tab_str(const char *tab, uint64_t sz, uint64_t off)
 	return xstrdup(tab + off);
 }
 
-int
-jail_elf_parse(jail_read_fn rd, void *ctx, struct jail_elf *out,
-	       struct error *err)
+static int
+elf_parse(jail_read_fn rd, void *ctx, struct jail_elf *out, struct error *err)
 {
 	Elf64_Ehdr eh;
 	_cleanup_free_ Elf64_Phdr *ph = NULL;
@@ -295,7 +294,6 @@ jail_elf_parse(jail_read_fn rd, void *ctx, struct jail_elf *out,
 	int64_t toff;
 	int r;
 
-	memset(out, 0, sizeof(*out));
 	r = rd(ctx, 0, &eh, sizeof(eh));
 	if (r < 0)
 		return error_sys(err, -r, "ELF header");
@@ -376,14 +374,29 @@ jail_elf_parse(jail_read_fn rd, void *ctx, struct jail_elf *out,
 	out->needed = xcalloc(nneeded ? nneeded : 1, sizeof(char *));
 	for (size_t i = 0; i < nneeded; i++) {
 		out->needed[i] = tab_str(tab, strsz, needed[i]);
-		if (!out->needed[i] || !out->needed[i][0])
+		if (!out->needed[i])
 			goto bad;
 		out->n_needed++;
+		if (!out->needed[i][0])
+			goto bad;
 	}
 	return 0;
 bad:
-	jail_elf_free(out);
 	return error_set(err, EINVAL, "malformed ELF object");
+}
+
+int
+jail_elf_parse(jail_read_fn rd, void *ctx, struct jail_elf *out,
+	       struct error *err)
+{
+	int r;
+
+	memset(out, 0, sizeof(*out));
+	r = elf_parse(rd, ctx, out, err);
+	/* A failure, even a read error, leaves nothing to free. */
+	if (r < 0)
+		jail_elf_free(out);
+	return r;
 }
 
 /* ---- ld.so.conf -----------------------------------------------------------

@@ -1,8 +1,19 @@
 # Shared helpers for integration tests (sourced).  Each test runs in its own
 # temp dir, with its own run root, and must leave no QEMU behind.
+#
+# The programs under test are in $QCTL_BUILD: build/ by default, build/san
+# under `make integration SANITIZE=1`.  A script names every program of the
+# build through it ("$QCTL_BUILD/qctl-proxy"), never as build/...; one that
+# compiles a driver against that build's libraries uses $QCTL_CC and
+# $QCTL_CFLAGS (the sanitized build's -fsanitize flags; empty otherwise).
+# QCTL_SANITIZE is 1 for the sanitized build: only for what ASan changes
+# (memory use, speed), never to skip a check of qctl's behaviour.
 set -euo pipefail
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-QCTL="$TOP/build/qctl"
+QCTL_BUILD=${QCTL_BUILD:-$TOP/build}
+QCTL_CC=${QCTL_CC:-cc}
+QCTL_CFLAGS=${QCTL_CFLAGS:-}
+QCTL="$QCTL_BUILD/qctl"
 T=$(mktemp -d /tmp/qctl-it.XXXXXX)
 export QCTL_RUN_ROOT="$T/runs"
 export QCTL_STATE_DIR="$T/state"

@@ -12,8 +12,8 @@
 # No traffic leaves these two namespaces.
 . "$(dirname "$0")/lib.sh"
 
-HELPER="$TOP/build/qctl-netfilter"
-[ -x "$HELPER" ] || fail "$HELPER missing: make build/qctl-netfilter"
+HELPER="$QCTL_BUILD/qctl-netfilter"
+[ -x "$HELPER" ] || fail "$HELPER missing: make ${HELPER#$TOP/}"
 [ "$(id -u)" = 0 ] || fail "needs root"
 command -v nft >/dev/null || fail "nft missing (apt-get install nftables)"
 

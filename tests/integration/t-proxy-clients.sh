@@ -11,9 +11,10 @@ for c in ip python3 curl openssl cc; do
 	command -v $c >/dev/null || { echo "SKIP: no $c"; exit 77; }
 done
 
-make -C "$TOP" --no-print-directory build/libqctl.a build/qctl-proxy >/dev/null
-cc -D_GNU_SOURCE -I"$TOP/qctl" -O2 -o "$T/proxy-driver" \
-	"$TOP/tests/integration/proxy-driver.c" "$TOP/build/libqctl.a" \
+make -C "$TOP" --no-print-directory "${QCTL_BUILD#"$TOP"/}/libqctl.a" \
+	"${QCTL_BUILD#"$TOP"/}/qctl-proxy" >/dev/null
+$QCTL_CC $QCTL_CFLAGS -D_GNU_SOURCE -I"$TOP/qctl" -O2 -o "$T/proxy-driver" \
+	"$TOP/tests/integration/proxy-driver.c" "$QCTL_BUILD/libqctl.a" \
 	$(pkg-config --libs jansson yaml-0.1 libarchive libcrypto libseccomp \
 	  libcap-ng)
 
@@ -80,7 +81,7 @@ bg_ns python3 -m http.server --bind ::1 --directory "$T/www" 18086
 bg_ns openssl s_server -quiet -accept 127.0.0.1:18443 -cert "$T/cert.pem" \
 	-key "$T/key.pem" -www
 mkfifo "$T/ctl"
-ip netns exec "$NS" "$T/proxy-driver" -P "$TOP/build/qctl-proxy" \
+ip netns exec "$NS" "$T/proxy-driver" -P "$QCTL_BUILD/qctl-proxy" \
 	3128 127.0.0.1:18080 mirror.test:18080 \
 	mirror.test:18443 127.0.0.1:18443 '[::1]:18086' meta.test:80 \
 	far.test:80 <"$T/ctl" >"$T/out" & BG_PIDS+=($!)

@@ -58,7 +58,7 @@ builder_ns=$(sed -n 's/.*network: namespace \(qctl-run-[^,]*\),.*/\1/p' "$T/err"
 check_exec() {
 	local pid=$1 exe
 	exe=$(readlink "/proc/$pid/exe")
-	expect_eq "$exe" "$TOP/build/qctl-proxy" "pid $pid exe"
+	expect_eq "$exe" "$QCTL_BUILD/qctl-proxy" "pid $pid exe"
 	expect_eq "$(tr '\0' ' ' <"/proc/$pid/cmdline")" "qctl-proxy " "pid $pid cmdline"
 	expect_eq "$(wc -c <"/proc/$pid/environ")" 0 "pid $pid environment bytes"
 	grep -q '^Uid:	\([1-9][0-9]*\)	\1	\1	\1$' "/proc/$pid/status" ||
@@ -132,7 +132,7 @@ end=\$((\$(/bin/date +%s) + 7))
 while ! /bin/grep -q 'waiting for the proxy' "$T/err" && [ \$(/bin/date +%s) -lt \$end ]; do
 	/bin/sleep 0.1
 done
-exec $TOP/build/qctl-proxy
+exec $QCTL_BUILD/qctl-proxy
 SH
 chmod 755 "$T/slow"
 cat >"$T/s.yaml" <<R

@@ -54,7 +54,9 @@ for n in range(1, N + 1):
 (f5, r5), (f50, r50) = marks[FIRST], marks[N]
 if f50 != f5:
     raise SystemExit("FAIL: fds grew from %d to %d" % (f5, f50))
-if r50 - r5 > 2048:
+# (Under ASan freed memory waits in a quarantine of up to 256 MiB, so RSS
+# says nothing there; LeakSanitizer checks the server when it exits.)
+if r50 - r5 > 2048 and not __import__("os").environ.get("QCTL_SANITIZE"):
     raise SystemExit("FAIL: RSS grew by %d KiB (> 2 MiB)" % (r50 - r5))
 kept = c.cmd("build-list")
 if len(kept) > 16 or any(b["status"] != "passed" for b in kept):

@@ -1141,16 +1141,16 @@ Test(real, lifecycle, .timeout = 90)
 	int fd, ws;
 	uint64_t c1, c2, n1;
 	volatile uint64_t *spins;
-	char *buf, *dir;
+	char *buf, *dir, *path;
 	unsigned file_mask;
 	char plan[256], note[512];
 
 	cr_assert_eq(cgroup_create(real.root, real.name, &real.cg, &err), 0,
 		     "%s", err.msg);
 	/* our computed controllers agree with the kernel's file */
-	cr_assert_eq(read_file(xasprintf("%s/cgroup.controllers", real.cg.path),
-			       4096, &buf, NULL, NULL),
-		     0);
+	path = xasprintf("%s/cgroup.controllers", real.cg.path);
+	cr_assert_eq(read_file(path, 4096, &buf, NULL, NULL), 0);
+	free(path);
 	cr_assert_eq(cgroup_parse_controllers(buf, &file_mask, NULL), 0);
 	free(buf);
 	cr_assert_eq(real.cg.controllers, file_mask);
@@ -1250,13 +1250,12 @@ Test(real, plan_matches_host)
 						? LIMIT_KERNEL
 						: LIMIT_UNENFORCED);
 	if (real.cg.controllers & CG_MEMORY) {
-		char *buf;
+		char *buf, *path = xasprintf("%s/memory.max", real.cg.path);
 
-		cr_assert_eq(read_file(xasprintf("%s/memory.max", real.cg.path),
-				       64, &buf, NULL, NULL),
-			     0);
+		cr_assert_eq(read_file(path, 64, &buf, NULL, NULL), 0);
 		cr_assert_eq(strtoull(buf, NULL, 10), l.memory_bytes);
 		free(buf);
+		free(path);
 	}
 	cr_assert_eq(cgroup_destroy(&real.cg, 2000, &err), 0, "%s", err.msg);
 }

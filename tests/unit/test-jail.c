@@ -275,6 +275,11 @@ Test(jail, elf_malformed)
 	cr_assert_lt(parse(&f, 10, &e), 0, "truncated header");
 	cr_assert_lt(parse(&f, sizeof(f) - 8, &e), 0, "truncated strings");
 	fake_elf(&f);
+	f.ph[2].p_offset = sizeof(f); /* dynamic section past the end */
+	cr_assert_eq(parse(&f, sizeof(f), &e), -EIO);
+	/* the interpreter, read before the failure, is not left behind */
+	cr_assert_null(e.interp);
+	fake_elf(&f);
 	f.eh.e_ident[EI_CLASS] = ELFCLASS32;
 	cr_assert_eq(parse(&f, sizeof(f), &e), -EINVAL);
 	fake_elf(&f);

@@ -123,19 +123,28 @@ Test(nf_sandbox, forbidden_calls_kill_with_sigsys)
 	static const struct {
 		const char *what;
 		body_fn fn;
+		bool report; /* a sanitizer report needs it (sanitize.c) */
 	} cases[] = {
-		{ "socket", call_socket },
-		{ "openat", call_openat },
-		{ "execve", call_execve },
-		{ "write(1)", call_write_stdout },
-		{ "mmap(PROT_EXEC)", call_exec_mapping },
-		{ "getpid", call_getpid },
-		{ "setsockopt(SO_REUSEADDR)", call_setsockopt_other },
+		{ "socket", call_socket, false },
+		{ "openat", call_openat, false },
+		{ "execve", call_execve, false },
+		{ "write(1)", call_write_stdout, true },
+		{ "mmap(PROT_EXEC)", call_exec_mapping, false },
+		{ "getpid", call_getpid, true },
+		{ "setsockopt(SO_REUSEADDR)", call_setsockopt_other, false },
 	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
 		int st = confined(cases[i].fn);
 
+#ifdef QCTL_SANITIZE
+		/* The sanitized test build lets these through. */
+		if (cases[i].report) {
+			cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+				  "%s: status %#x", cases[i].what, st);
+			continue;
+		}
+#endif
 		cr_expect(WIFSIGNALED(st) && WTERMSIG(st) == SIGSYS,
 			  "%s: status %#x", cases[i].what, st);
 	}
@@ -166,8 +175,12 @@ Test(nf_sandbox, other_architecture_kills)
 	/* Without a filter, is there an i386 ABI at all here? */
 	pid = fork();
 	cr_assert_geq(pid, 0);
-	if (pid == 0)
+	if (pid == 0) {
+		/* Without IA32 emulation int 0x80 is a SIGSEGV: ours, not
+		 * one for ASan to report. */
+		signal(SIGSEGV, SIG_DFL);
 		_exit(int80_getpid() == getpid() ? 0 : 1);
+	}
 	waitpid(pid, &st, 0);
 	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
 		cr_skip_test("kernel without IA32 emulation");
