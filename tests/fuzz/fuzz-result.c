@@ -147,8 +147,15 @@ build(struct src *s, struct build_result *r, char **accel)
 		st->started_ms = i64(s);
 		st->duration_ms = i64(s);
 	}
-	r->stats = (struct build_stats){ i64(s), i64(s), i64(s), i64(s),
-					 i64(s), i64(s), i64(s), i64(s) };
+	/* one by one: the order of an initializer list's is unspecified */
+	r->stats.wall_ms = i64(s);
+	r->stats.boot_ms = i64(s);
+	r->stats.cpu_usec = i64(s);
+	r->stats.mem_peak_bytes = i64(s);
+	r->stats.disk_written_bytes = i64(s);
+	r->stats.net_rx_bytes = i64(s);
+	r->stats.net_tx_bytes = i64(s);
+	r->stats.log_bytes = i64(s);
 	n = u8(s) % (MAX_ITEMS + 1);
 	r->artifacts = calloc(n ? n : 1, sizeof(*r->artifacts));
 	for (r->n_artifacts = 0; r->n_artifacts < n; r->n_artifacts++) {
@@ -170,11 +177,12 @@ build(struct src *s, struct build_result *r, char **accel)
 			struct proxy_record rec = {
 				.step = i & 1 ? "deps" : NULL,
 				.method = method, .host = host,
-				.port = (uint16_t)u64(s), .allowed = i & 2,
-				.reason = reason,
-				.bytes_up = u64(s) & INT64_MAX,
-				.bytes_down = u64(s) & INT64_MAX
+				.allowed = i & 2, .reason = reason,
 			};
+
+			rec.port = (uint16_t)u64(s);
+			rec.bytes_up = u64(s) & INT64_MAX;
+			rec.bytes_down = u64(s) & INT64_MAX;
 
 			json_array_append_new(r->network,
 					      proxy_record_to_json(&rec));
