@@ -511,12 +511,30 @@ def ga_decode():
     put(G, "signal-big", u32(65))
 
 
+def text():
+    T = "fuzz-text"
+    put(T, "plain", "out/x.deb")
+    put(T, "ansi", "\x1b[2J\x1b]0;title\x07red \x1b[31mX\x1b[0m\r\n")
+    put(T, "c1-raw", b"a\x9b31mb\x85c")
+    put(T, "c1-utf8", b"a\xc2\x9b31mb\xc2\x85c\xc2\xa0")
+    put(T, "overlong", b"\xc0\xaf\xe0\x80\xaf\xf0\x80\x80\xaf")
+    put(T, "surrogate", b"\xed\xa0\x80\xed\xbf\xbf")
+    put(T, "astral", "\U0001f600 \u00e9t\u00e9 \u4e2d")
+    put(T, "past-max", b"\xf4\x90\x80\x80\xf5\x80")
+    put(T, "truncated", b"abc\xe4\xb8")
+    put(T, "nul", b"a\0b\tc")
+    put(T, "dotdot", "a/../b")
+    put(T, "dots", "./a//b/./c/")
+    put(T, "deep", "d/" * 33 + "f")
+    put(T, "long-component", "x" * 256)
+
+
 def main():
     if os.path.isdir(OUT):
         shutil.rmtree(OUT)
     for f in (agent, artifacts, cgroup, control, http_req, image, nf_counters,
               nf_request, proxy_config, proxy_msg, qmp, recipe, result, sni,
-              ga_decode):
+              ga_decode, text):
         f()
     for t in sorted(os.listdir(OUT)):
         print("%-20s %3d seeds" % (t, len(os.listdir(os.path.join(OUT, t)))))
