@@ -281,6 +281,15 @@ tab_str(const char *tab, uint64_t sz, uint64_t off)
 	return xstrdup(tab + off);
 }
 
+/* A read that failed once out may hold something: out is emptied. */
+static int
+elf_read_fail(struct jail_elf *out, struct error *err, int r,
+	      const char *what)
+{
+	jail_elf_free(out);
+	return error_sys(err, -r, "%s", what);
+}
+
 int
 jail_elf_parse(jail_read_fn rd, void *ctx, struct jail_elf *out,
 	       struct error *err)
@@ -320,7 +329,8 @@ jail_elf_parse(jail_read_fn rd, void *ctx, struct jail_elf *out,
 				goto bad;
 			r = rd(ctx, ph[i].p_offset, buf, ph[i].p_filesz);
 			if (r < 0)
-				return error_sys(err, -r, "ELF interpreter");
+				return elf_read_fail(out, err, r,
+						     "ELF interpreter");
 			if (buf[ph[i].p_filesz - 1] != '\0')
 				goto bad;
 			out->interp = xstrdup(buf);
@@ -332,8 +342,8 @@ jail_elf_parse(jail_read_fn rd, void *ctx, struct jail_elf *out,
 			dyn = xcalloc(ndyn ? ndyn : 1, sizeof(*dyn));
 			r = rd(ctx, ph[i].p_offset, dyn, ndyn * sizeof(*dyn));
 			if (r < 0)
-				return error_sys(err, -r,
-						 "ELF dynamic section");
+				return elf_read_fail(out, err, r,
+						     "ELF dynamic section");
 		}
 	}
 	for (size_t i = 0; i < ndyn && dyn[i].d_tag != DT_NULL; i++) {
@@ -365,7 +375,7 @@ jail_elf_parse(jail_read_fn rd, void *ctx, struct jail_elf *out,
 	tab = xmalloc(strsz);
 	r = rd(ctx, toff, tab, strsz);
 	if (r < 0)
-		return error_sys(err, -r, "ELF string table");
+		return elf_read_fail(out, err, r, "ELF string table");
 	if (runpath == UINT64_MAX)
 		runpath = rpath;
 	if (runpath != UINT64_MAX) {
@@ -376,9 +386,12 @@ jail_elf_parse(jail_read_fn rd, void *ctx, struct jail_elf *out,
 	out->needed = xcalloc(nneeded ? nneeded : 1, sizeof(char *));
 	for (size_t i = 0; i < nneeded; i++) {
 		out->needed[i] = tab_str(tab, strsz, needed[i]);
-		if (!out->needed[i] || !out->needed[i][0])
+		if (!out->needed[i])
 			goto bad;
+		/* counted before it is checked: jail_elf_free frees it */
 		out->n_needed++;
+		if (!out->needed[i][0])
+			goto bad;
 	}
 	return 0;
 bad:

@@ -82,7 +82,7 @@ typedef int (*jail_read_fn)(void *ctx, uint64_t off, void *buf, size_t n);
  * Parse a 64-bit little-endian ELF object through rd, every offset and
  * size checked: its machine, interpreter, run path and needed
  * libraries.  A static object has none.  0 or -EINVAL (not such an
- * ELF, or malformed) / -errno of rd, with err filled.
+ * ELF, or malformed) / -errno of rd, with err filled and *out empty.
  */
 int jail_elf_parse(jail_read_fn rd, void *ctx, struct jail_elf *out,
 		   struct error *err);
