@@ -143,15 +143,18 @@ def cgroup():
 
 
 # ---- control socket: first byte = chunking/events/slow; client stream ----
+# chunk = (b & 63) + 1 bytes per write, events if b & 64, a client that
+# does not read if b & 128.  Mostly 64-byte chunks: a byte per loop round
+# is slow (one seed keeps small chunks for the framer's boundaries).
 def control():
     neg = b'{"execute":"qmp_capabilities"}'
     echo = b'{"execute":"echo","arguments":{"s":"x","n":1,"b":true,' \
            b'"o":{},"a":[1,2],"x":null},"id":7}'
-    put("fuzz-control", "negotiated-echo", b"\x40" + echo + b"\n" +
+    put("fuzz-control", "negotiated-echo", b"\x7f" + echo + b"\n" +
         b'{"execute":"fail","id":"s"}\r\n{"execute":"query-nothing"}')
-    put("fuzz-control", "negotiate-self", b"\x05" + neg + b"\n" + echo)
-    put("fuzz-control", "before-negotiation", b"\x00" + echo)
-    put("fuzz-control", "bad-args", b"\x41" +
+    put("fuzz-control", "negotiate-self", b"\x3f" + neg + b"\n" + echo)
+    put("fuzz-control", "before-negotiation", b"\x3f" + echo)
+    put("fuzz-control", "bad-args", b"\x7f" +
         b'{"execute":"echo","arguments":{"s":1}}'
         b'{"execute":"echo","arguments":{"t":"x"}}'
         b'{"execute":"echo"}{"execute":7}{"arguments":{}}[1]"str" 5\n')
@@ -159,8 +162,8 @@ def control():
         b"}}} not json\n" + b'{"a":"\x01"}\n' + echo)
     put("fuzz-control", "too-long", b"\x7f" + b'{"execute":"echo",'
         b'"arguments":{"s":"' + b"y" * 600 + b'"}}' + echo)
-    put("fuzz-control", "deep", b"\x41" + b"[" * 70 + b"]" * 70 + echo)
-    put("fuzz-control", "slow-reader", b"\xc1" + echo * 40)
+    put("fuzz-control", "deep", b"\x7f" + b"[" * 70 + b"]" * 70 + echo)
+    put("fuzz-control", "slow-reader", b"\xff" + echo * 40)
 
 
 # ---- proxy: request heads -------------------------------------------------
