@@ -1130,9 +1130,9 @@ Test(real, lifecycle, .timeout = 30)
 	cr_assert_eq(cgroup_create(real.root, real.name, &real.cg, &err), 0,
 		     "%s", err.msg);
 	/* our computed controllers agree with the kernel's file */
-	cr_assert_eq(read_file(xasprintf("%s/cgroup.controllers", real.cg.path),
-			       4096, &buf, NULL, NULL),
-		     0);
+	dir = xasprintf("%s/cgroup.controllers", real.cg.path);
+	cr_assert_eq(read_file(dir, 4096, &buf, NULL, NULL), 0);
+	free(dir);
 	cr_assert_eq(cgroup_parse_controllers(buf, &file_mask, NULL), 0);
 	free(buf);
 	cr_assert_eq(real.cg.controllers, file_mask);

@@ -187,14 +187,15 @@ Test(uidpool, status_uses)
 
 Test(uidpool, uid_busy_fake_proc, .init = mk_tmp, .fini = rm_tmp)
 {
-	char *d = xasprintf("%s/123", tmp);
+	char *d = xasprintf("%s/123", tmp), *self = xasprintf("%s/self", tmp);
 
 	cr_assert_eq(uidpool_uid_busy(tmp, 42), 0);
 	mkdir(d, 0755);
 	write_to(d, "status", "Name:\tx\nState:\tS\nUid:\t42\t42\t42\t42\n");
-	mkdir(xasprintf("%s/self", tmp), 0755); /* not a pid: skipped */
+	mkdir(self, 0755); /* not a pid: skipped */
 	cr_assert_eq(uidpool_uid_busy(tmp, 42), 1);
 	cr_assert_eq(uidpool_uid_busy(tmp, 43), 0);
+	free(self);
 	free(d);
 }
 
