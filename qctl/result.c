@@ -84,18 +84,21 @@ result_to_json(const struct build_result *r)
 			    json_string(result_status_name(r->status)));
 	json_object_set_new(o, "exit_code",
 			    json_integer(result_exit_code(r->status)));
-	/* reasons quote guest and client text: always valid JSON */
+	/* reasons quote guest and client text: always valid JSON.  Every
+	 * string goes through json_string_lossy, so that no key can be
+	 * lost to bytes that are not UTF-8 (json_string gives NULL). */
 	json_object_set_new(o, "reason", json_string_lossy(r->reason));
 	if (r->status == BUILD_LIMIT && r->has_limit)
 		json_object_set_new(o, "limit",
-				    json_pack("{s:s, s:I, s:I, s:s}", "name",
-					      r->limit_name, "value",
+				    json_pack("{s:o, s:I, s:I, s:o}", "name",
+					      json_string_lossy(r->limit_name),
+					      "value",
 					      (json_int_t)r->limit_value, "max",
 					      (json_int_t)r->limit_max, "unit",
-					      r->limit_unit));
+					      json_string_lossy(r->limit_unit)));
 	else
 		json_object_set_new(o, "limit", json_null());
-	json_object_set_new(o, "accel", json_string(r->accel ? r->accel : ""));
+	json_object_set_new(o, "accel", json_string_lossy(r->accel));
 	json_object_set_new(o, "qctl_version", json_string(QCTL_VERSION));
 	json_object_set_new(o, "run_dir",
 			    r->run_dir ? json_string_lossy(r->run_dir)
@@ -140,10 +143,11 @@ result_to_json(const struct build_result *r)
 		const struct artifact_result *a = &r->artifacts[i];
 
 		json_array_append_new(arts,
-				      json_pack("{s:o, s:I, s:s}", "path",
+				      json_pack("{s:o, s:I, s:o}", "path",
 						json_string_lossy(a->path),
 						"bytes", (json_int_t)a->bytes,
-						"sha256", a->sha256));
+						"sha256",
+						json_string_lossy(a->sha256)));
 	}
 	json_object_set_new(o, "artifacts", arts);
 	if (r->enforcement)

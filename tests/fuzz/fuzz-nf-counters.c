@@ -1,14 +1,13 @@
 /*
  * fuzz-nf-counters.c - libFuzzer target: the helper's reader of nft's
  * counter and quota listing (bounded, no overflow, no read past the NUL).
- * See fuzz-nf-request.c for why the source is included.
  */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../netfilter/counters.c"
+#include "counters.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -6,20 +6,15 @@
  * matters: from any accepted SETUP, the generated nft text has exactly the
  * structure of a known-good one (same count of quotes, braces, semicolons,
  * newlines, '#', '@' and '$'), i.e. no field can inject nft syntax.
- *
- * The helper's pure sources are compiled in here because the top-level
- * fuzz rule links only qctl/ (a rule adding netfilter/request.c,
- * permit.c and ruleset.c with -Inetfilter would make these includes
- * unnecessary).
  */
 #include <arpa/inet.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
-#include "../../netfilter/permit.c"
-#include "../../netfilter/request.c"
-#include "../../netfilter/ruleset.c"
+#include "permit.h"
+#include "request.h"
+#include "ruleset.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -6,7 +6,12 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-/* Parse arbitrary bytes as a recipe; any outcome but a crash/leak is fine. */
+/*
+ * Parse arbitrary bytes as a recipe; any outcome but a crash/leak is fine.
+ * Twice: as `qctl run` reads a file (paths against its directory), and as
+ * `qctl serve` reads a client's (RECIPE_NO_FS: nothing of the server's
+ * filesystem is consulted).
+ */
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -15,6 +20,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (recipe_load_buffer((const char *)data, size, "fuzz.yaml",
 			       "/nonexistent", &r, &err) == 0)
+		recipe_free(r);
+	r = NULL;
+	if (recipe_load_buffer_flags((const char *)data, size, "fuzz.yaml",
+				     "/", RECIPE_NO_FS, &r, &err) == 0)
 		recipe_free(r);
 	return 0;
 }

@@ -123,6 +123,41 @@ Test(result, hostile_strings)
 	json_decref(j);
 }
 
+/* Found by fuzz-result: every string of the result, not only the reason
+ * and paths, may hold bytes that are not UTF-8 (a limit name cut
+ * mid-character by result_set_limit, say); json_string refused them and
+ * the key ("limit", "accel", an artifact) silently went missing. */
+Test(result, no_key_lost_to_bad_utf8)
+{
+	struct build_result r = { 0 };
+	static struct artifact_result art = { .path = (char *)"x", .bytes = 1 };
+	json_t *j, *lim, *a;
+
+	r.status = BUILD_LIMIT;
+	/* 30 ASCII bytes and a 2-byte character: cut after its first byte */
+	result_set_limit(&r, "abcdefghijklmnopqrstuvwxyz0123\xc3\xa9", 1, 0,
+			 "\xff");
+	r.accel = "\xfe";
+	memset(art.sha256, 'a', 64);
+	art.sha256[0] = '\x80';
+	r.artifacts = &art;
+	r.n_artifacts = 1;
+	j = result_to_json(&r);
+	cr_assert_not_null(j);
+	lim = json_object_get(j, "limit");
+	cr_assert(json_is_object(lim), "\"limit\" lost");
+	cr_expect_str_eq(json_string_value(json_object_get(lim, "name")),
+			 "abcdefghijklmnopqrstuvwxyz0123?");
+	cr_expect_str_eq(json_string_value(json_object_get(lim, "unit")), "?");
+	cr_expect_str_eq(json_string_value(json_object_get(j, "accel")), "?");
+	cr_assert_eq(json_array_size(json_object_get(j, "artifacts")), 1,
+		     "the artifact was lost");
+	a = json_array_get(json_object_get(j, "artifacts"), 0);
+	cr_expect_eq(strlen(json_string_value(json_object_get(a, "sha256"))),
+		     64);
+	json_decref(j);
+}
+
 /* Every status has its exit code (DESIGN.md "Exit codes"). */
 Test(result, exit_codes)
 {
