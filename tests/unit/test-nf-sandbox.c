@@ -84,7 +84,7 @@ static void
 call_write_stdout(void)
 {
 	/* write is allowed on fd 2 only */
-	syscall(SYS_write, 1, "x", 1);
+	syscall(SYS_write, 1, "", 0); /* the filter looks at the fd only */
 }
 
 static void
