@@ -20,6 +20,8 @@ for t in "${tests[@]}"; do
 	else
 		failed=$((failed + 1)); names+=("$t"); echo "FAIL $t ($(( $(date +%s) - start ))s)"
 		sed 's/^/    /' "$log" | tail -40
+		# the reason again, in case output above pushed it out of the tail
+		grep -a -m3 -E '^(FAIL|==[0-9]+==ERROR|sanitizers:)' "$log" | sed 's/^/  why: /'
 	fi
 	rm -f "$log"
 done
