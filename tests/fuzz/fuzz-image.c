@@ -16,18 +16,9 @@
 #include <string.h>
 
 #include "image.h"
+#include "fuzz-check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-/* A broken promise: say which, then crash for libFuzzer. */
-#define check(x) ((x) ? (void)0 : fail(__LINE__, #x))
-
-static void
-fail(int line, const char *what)
-{
-	fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, line, what);
-	abort();
-}
 
 static void
 check_file_name(const char *s)

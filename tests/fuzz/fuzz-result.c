@@ -19,6 +19,7 @@
 
 #include "proxy.h"
 #include "result.h"
+#include "fuzz-check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -28,16 +29,6 @@ struct src {
 	const uint8_t *p;
 	size_t n;
 };
-
-/* A broken promise: say which, then crash for libFuzzer. */
-#define check(x) ((x) ? (void)0 : fail(__LINE__, #x))
-
-static void
-fail(int line, const char *what)
-{
-	fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, line, what);
-	abort();
-}
 
 static uint8_t
 u8(struct src *s)
