@@ -255,20 +255,26 @@ check_qemu() {
 cat >"$T/r.yaml" <<'R'
 steps: [{name: wait, run: "echo started; sleep 600"}]
 R
+# confined_build PID NET WHAT: the manager PID's build is in its step:
+# check its QEMU (fds with NET 0/1), end it with SIGINT, nothing left
+confined_build() {
+	local pid=$1 qpid rc=0
+	BG_PIDS+=("$pid")
+	wait_step wait "$T/err" "$pid"
+	qpid=$(qemu_pids_of_test)
+	[ -n "$qpid" ] || fail "no QEMU found"
+	check_qemu "$qpid" "$pid"
+	echo "QEMU's fds, $3:"
+	qemu_fds "$qpid" "$pid" "$RUN_DIR" "$2"
+	kill -INT "$pid"
+	wait "$pid" || rc=$?
+	expect_eq "$rc" 130 "exit after SIGINT ($3)"
+	no_qemu_left
+	[ -z "$CGROUP_DIR" ] || [ ! -e "$CGROUP_DIR" ] || fail "cgroup left after the build ($3)"
+}
+
 "$QCTL" run -v --json "$T/r.yaml" >"$T/out" 2>"$T/err" &
-pid=$!
-BG_PIDS+=("$pid")
-wait_step wait "$T/err" "$pid"
-qpid=$(qemu_pids_of_test)
-[ -n "$qpid" ] || fail "no QEMU found"
-check_qemu "$qpid" "$pid"
-echo "QEMU's fds, no network:"
-qemu_fds "$qpid" "$pid" "$RUN_DIR" 0
-kill -INT $pid
-rc=0; wait $pid || rc=$?
-expect_eq "$rc" 130 "exit after SIGINT"
-no_qemu_left
-[ -z "$CGROUP_DIR" ] || [ ! -e "$CGROUP_DIR" ] || fail "cgroup left after the build"
+confined_build $! 0 "no network"
 
 # 2. a fetch step: the tap is fd 6 (the manager in a namespace of the
 # test's, as every network test)
@@ -280,18 +286,6 @@ R
 # not through in_ns: $! must be the manager itself (ip and env exec it)
 ip netns exec "$NS" env QCTL_RUN_ROOT="$QCTL_RUN_ROOT" QCTL_STATE_DIR="$QCTL_STATE_DIR" \
 	QCTL_IMAGES="$QCTL_IMAGES" "$QCTL" run -v --json "$T/n.yaml" >"$T/out" 2>"$T/err" &
-pid=$!
-BG_PIDS+=("$pid")
-wait_step wait "$T/err" "$pid"
-qpid=$(qemu_pids_of_test)
-[ -n "$qpid" ] || fail "no QEMU found"
-check_qemu "$qpid" "$pid"
-echo "QEMU's fds, with network:"
-qemu_fds "$qpid" "$pid" "$RUN_DIR" 1
-kill -INT $pid
-rc=0; wait $pid || rc=$?
-expect_eq "$rc" 130 "exit after SIGINT (network)"
-no_qemu_left
-[ -z "$CGROUP_DIR" ] || [ ! -e "$CGROUP_DIR" ] || fail "cgroup left after the build"
+confined_build $! 1 "with network"
 [ -z "$(leftover_netns)" ] || fail "namespace left: $(leftover_netns)"
 echo ok
