@@ -36,7 +36,7 @@ KERNEL_META=linux-image-cloud-amd64
 # no_timer_check, i8042.*, pci=lastbus=0, 8250.nr_uarts=1, mitigations=off,
 # random.trust_cpu=on showed no difference within the noise and are left out
 # (pci=lastbus=0 would also hide devices behind a PCIe root port).
-CMDLINE_DEFAULT="console=ttyS0 quiet panic=-1 cryptomgr.notests tsc=reliable"
+CMDLINE_DEFAULT="console=ttyS0 quiet panic=-1 no_timer_check cryptomgr.notests tsc=reliable"
 
 die() {
 	echo "mkimage-minimal: $*" >&2

@@ -152,6 +152,7 @@ static void net_sample(struct build *b);
 static int net_window(struct build *b, bool open, const char *step,
 		      struct error *err);
 static int boot_vm(struct build *b, struct error *err);
+static void on_boot_reset(struct loop *l, void *opaque);
 static int boot_qemu(struct build *b, struct error *err);
 static void mkfs_stop(struct build *b);
 
@@ -547,7 +548,18 @@ on_qmp_event(struct qmp *q, const char *event, json_t *data, void *opaque)
 		fail(b, BUILD_ERROR, "guest kernel panicked");
 	else if (!strcmp(event, "BLOCK_IO_ERROR"))
 		fail(b, BUILD_ERROR, "VM disk I/O error");
-	else if (!strcmp(event, "SHUTDOWN") && b->phase < PH_SHUTDOWN)
+	else if (!strcmp(event, "SHUTDOWN") && b->phase == PH_BOOT &&
+		 b->boot_attempt < 2 && !b->killing) {
+		/* Before HELLO nothing of the build has run in the guest:
+		 * an emulated boot that went down (under TCG on a loaded
+		 * host, most often an early panic, which panic=-1 makes a
+		 * reset) gets the same one retry as a boot that hangs. */
+		say(b, 0, "guest went down while booting (%s); retrying with "
+		    "a fresh VM", qmp_shutdown_cause(data));
+		cancel_phase_timer(b);
+		b->t_phase = loop_timer_at(b->loop, now_ms(), on_boot_reset,
+					   b);
+	} else if (!strcmp(event, "SHUTDOWN") && b->phase < PH_SHUTDOWN)
 		fail(b, BUILD_ERROR, "guest shut down unexpectedly: %s",
 		     qmp_shutdown_cause(data));
 	else if (!strcmp(event, "VSERPORT_CHANGE") && b->phase < PH_SHUTDOWN &&
@@ -1871,10 +1883,31 @@ disk_start(struct build *b, struct error *err)
 /* ---- boot ------------------------------------------------------------ */
 
 static void
+retry_boot(struct build *b)
+{
+	struct error err = { 0 };
+
+	release_vm(b);
+	if (boot_vm(b, &err) < 0)
+		fail(b, BUILD_ERROR, "%s", err.msg);
+}
+
+/* Timer set by on_qmp_event: the VM that reset is freed from the loop,
+ * not from inside its own QMP callback. */
+static void
+on_boot_reset(struct loop *l, void *opaque)
+{
+	struct build *b = opaque;
+
+	(void)l;
+	b->t_phase = NULL;
+	retry_boot(b);
+}
+
+static void
 on_boot_timeout(struct loop *l, void *opaque)
 {
 	struct build *b = opaque;
-	struct error err = { 0 };
 
 	(void)l;
 	b->t_phase = NULL;
@@ -1883,9 +1916,7 @@ on_boot_timeout(struct loop *l, void *opaque)
 		 * user's build: one retry with a fresh VM. */
 		say(b, 0, "guest did not answer within %.0fs; retrying with "
 		    "a fresh VM", b->recipe->limits.boot_timeout_ms / 1000.0);
-		release_vm(b);
-		if (boot_vm(b, &err) < 0)
-			fail(b, BUILD_ERROR, "%s", err.msg);
+		retry_boot(b);
 		return;
 	}
 	fail(b, BUILD_ERROR, "guest agent did not answer within %.0fs "
