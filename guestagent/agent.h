@@ -74,6 +74,17 @@ void init_system(void);
 /* Kill everything, sync and power off; never returns. */
 _Noreturn void init_poweroff(void);
 
+/* root.c ---------------------------------------------------------------- */
+/* virtio-blk serials the manager gives the image's base and the scratch */
+#define GA_ROOT_SERIAL "qctl-root"
+#define GA_SCRATCH_SERIAL "scratch"
+/* the initramfs's busybox as the image's root sees it */
+#define GA_ROOT_BUSYBOX "/run/qctl/busybox"
+/* "qctl.root" is on the kernel command line: the image has a root disk. */
+bool root_wanted(void);
+/* Overlay the root disk with the scratch disk and make it the root. */
+int root_switch(void);
+
 /* port.c ---------------------------------------------------------------- */
 
 struct ga_port {

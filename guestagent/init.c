@@ -230,6 +230,8 @@ init_system(void)
 	reboot(RB_DISABLE_CAD);
 	loopback_up();
 	load_modules();
+	if (root_wanted() && root_switch() < 0)
+		ga_fatal("cannot enter the image's root file system");
 }
 
 _Noreturn void

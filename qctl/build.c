@@ -67,6 +67,10 @@ struct build {
 	struct loop *loop;
 	const struct recipe *recipe;
 	struct build_opts opts;
+	int cpus;		/* the recipe's, or else the image's */
+	uint64_t memory;
+	char **allow;		/* the recipe's, image:NAME expanded */
+	size_t n_allow;
 	build_done_fn done;
 	void *opaque;
 
@@ -749,7 +753,7 @@ res_prepare(struct build *b, struct vm_confine *confine)
 	_cleanup_free_ char *name = NULL;
 	struct error err = { 0 };
 
-	limit_for_vm(b->recipe->cpus, b->recipe->memory,
+	limit_for_vm(b->cpus, b->memory,
 		     b->opts.accel == ACCEL_TCG, LIMIT_TCG_TB_MIB,
 		     (uint64_t)b->recipe->limits.cpu_time_ms * 1000, &b->lim);
 	/* the manager's pid first: a gc can tell live owners from dead */
@@ -1029,8 +1033,8 @@ net_start(struct build *b, struct error *err)
 	}
 	pc.path = proxy;
 	pc.listen_fd = b->ns.listen_fd;
-	pc.allow = b->recipe->allow;
-	pc.n_allow = b->recipe->n_allow;
+	pc.allow = b->allow;
+	pc.n_allow = b->n_allow;
 	pc.max_bytes = b->recipe->limits.net_bytes;
 	/* Returns at once: "ready" comes through on_proxy_io, within the
 	 * deadline, and no window opens before it. */
@@ -1111,14 +1115,20 @@ start_setup(struct build *b)
 	static const char disk[] =
 		"set -e; mkdir -p /src; "
 		"busybox mount -t ext4 -o nosuid,nodev,noatime /dev/vda /src";
+	/* an image with a root: the scratch disk is its overlay's upper
+	 * layer already, /src a directory there; busybox is the
+	 * initramfs's, kept for this (guestagent/root.c) */
+	static const char root[] =
+		"set -e; mkdir -p /src; busybox() { /run/qctl/busybox \"$@\"; }";
 	static const char net[] =
 		"; busybox ip link set lo up; busybox ip link set eth0 up; "
 		"busybox ip addr add " NETNS_GUEST_IP "/30 dev eth0";
-	char buf[sizeof(disk) + sizeof(net)];
+	char buf[sizeof(disk) + sizeof(root) + sizeof(net)];
 	char *argv[] = { buf };
 	struct error err = { 0 };
 
-	snprintf(buf, sizeof(buf), "%s%s", disk, b->net ? net : "");
+	snprintf(buf, sizeof(buf), "%s%s", b->img.root_fd >= 0 ? root : disk,
+		 b->net ? net : "");
 	b->phase = PH_SETUP;
 	b->job_started = false;
 	if (agent_send_exec(&b->agent, SETUP_ID, AGENT_EXEC_SHELL, "/", argv,
@@ -1941,8 +1951,9 @@ boot_qemu(struct build *b, struct error *err)
 		.binary = b->opts.qemu_binary,
 		.accel = b->opts.accel,
 		.machine = b->opts.machine,
-		.cpus = b->recipe->cpus,
-		.memory = b->recipe->memory,
+		.cpus = b->cpus,
+		.memory = b->memory,
+		.root_file = b->img.root_fd,
 		.kernel = b->img.kernel,
 		.initrd = b->img.initrd,
 		.kernel_file = b->img.kernel_fd,
@@ -1955,11 +1966,13 @@ boot_qemu(struct build *b, struct error *err)
 	bool microvm = b->opts.machine && !strcmp(b->opts.machine, "microvm");
 	/* Modules for devices this VM lacks only cost boot time. */
 	_cleanup_free_ char *cmdline = xasprintf(
-		"%s qctl.skip_modules=%s%s", b->img.cmdline,
+		"%s qctl.skip_modules=%s%s%s", b->img.cmdline,
 		microvm ? "virtio_pci,virtio_pci_modern_dev,"
 			  "virtio_pci_legacy_dev"
 			: "virtio_mmio",
-		b->net ? "" : ",virtio_net,net_failover,failover");
+		b->net ? "" : ",virtio_net,net_failover,failover",
+		/* the agent overlays the root disk (guestagent/root.c) */
+		b->img.root_fd >= 0 ? " qctl.root" : "");
 	/* The VM's name carries the run id, so ps shows whose QEMU it is. */
 	_cleanup_free_ char *name = xasprintf("qctl-%s",
 					      strrchr(b->run_dir, '/') + 1);
@@ -2101,6 +2114,54 @@ build_new(struct loop *loop, const struct recipe *recipe,
 
 static int build_start_inner(struct build *b, struct error *err);
 
+/*
+ * What the image decides for a recipe: cpus and memory the recipe left
+ * unsaid (within the server's ceilings), and its allow entries with each
+ * "image:NAME" replaced by the image's host list NAME.
+ */
+static int
+resolve_image_defaults(struct build *b, struct error *err)
+{
+	const struct recipe *rc = b->recipe;
+
+	b->cpus = rc->cpus_set || !b->img.cpus ? rc->cpus : b->img.cpus;
+	b->memory = rc->memory_set || !b->img.memory ? rc->memory
+						       : b->img.memory;
+	if (!rc->cpus_set && b->opts.max_cpus && b->cpus > b->opts.max_cpus)
+		b->cpus = b->opts.max_cpus;
+	if (!rc->memory_set && b->opts.max_memory &&
+	    b->memory > b->opts.max_memory)
+		b->memory = b->opts.max_memory;
+	b->allow = xcalloc(1, sizeof(*b->allow));
+	for (size_t i = 0; i < rc->n_allow; i++) {
+		const char *e = rc->allow[i];
+		const struct image_hosts *h;
+		size_t n;
+
+		if (strncmp(e, RECIPE_ALLOW_IMAGE, strlen(RECIPE_ALLOW_IMAGE))) {
+			b->allow = xrealloc(b->allow, (b->n_allow + 2) *
+						      sizeof(*b->allow));
+			b->allow[b->n_allow++] = xstrdup(e);
+			continue;
+		}
+		h = image_hosts_get(&b->img, e + strlen(RECIPE_ALLOW_IMAGE));
+		if (!h)
+			return error_set(err, EINVAL, "allow \"%s\": image %s "
+					 "recorded no such host list (%s)", e,
+					 b->img.name,
+					 b->img.n_hosts ? "see its image.json "
+							  "\"hosts\""
+							: "it has none");
+		n = h->n;
+		b->allow = xrealloc(b->allow, (b->n_allow + n + 1) *
+					      sizeof(*b->allow));
+		for (size_t k = 0; k < n; k++)
+			b->allow[b->n_allow++] = xstrdup(h->entries[k]);
+		say(b, 2, "allow %s: %zu host%s", e, n, n == 1 ? "" : "s");
+	}
+	return 0;
+}
+
 int
 build_start(struct build *b, struct error *err)
 {
@@ -2177,9 +2238,12 @@ build_start_inner(struct build *b, struct error *err)
 			       &b->img, err);
 	if (r < 0)
 		return r;
+	r = resolve_image_defaults(b, err);
+	if (r < 0)
+		return r;
 	say(b, 1, "booting %s (%s, %d cpu, %llu MiB) in %s", b->img.name,
-	    accel_name(b->opts.accel), b->recipe->cpus,
-	    (unsigned long long)(b->recipe->memory >> 20), b->run_dir);
+	    accel_name(b->opts.accel), b->cpus,
+	    (unsigned long long)(b->memory >> 20), b->run_dir);
 	b->t_wall = loop_timer_at(b->loop,
 				  b->t0 + b->recipe->limits.wall_time_ms,
 				  on_wall_time, b);
@@ -2292,6 +2356,9 @@ build_free(struct build *b)
 	state_close(b->state);
 	image_close(&b->img);
 	result_clear(&b->res);
+	for (size_t i = 0; i < b->n_allow; i++)
+		free(b->allow[i]);
+	free(b->allow);
 	free(b->run_dir);
 	free(b->artifacts_dir);
 	free(b->disk_path);

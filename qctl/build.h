@@ -31,6 +31,10 @@ struct build_opts {
 	const struct peer_creds *creds;
 	/* an image opened already (a client's); overrides image */
 	const struct image *image_pre;
+	/* ceilings for what an image's defaults may ask (0: none); a
+	 * recipe's own cpus and memory were checked when submitted */
+	int max_cpus;
+	uint64_t max_memory;
 	const char *artifacts_dir;	/* NULL: RUNDIR/artifacts */
 	const char *run_root;		/* parent of run directories */
 	const char *state_dir;		/* crash-recovery records; NULL none */

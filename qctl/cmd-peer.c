@@ -110,7 +110,7 @@ send_image(const char *dir)
 	_cleanup_close_ int dfd = -1, jfd = -1;
 	struct image_meta m;
 	struct error err = { 0 };
-	int fds[2] = { -1, -1 };
+	int fds[3] = { -1, -1, -1 };
 	bool pvh = false;
 	ssize_t n;
 
@@ -139,10 +139,12 @@ send_image(const char *dir)
 		fds[0] = open_file(dfd, dir, m.kernel, &err);
 	if (fds[0] >= 0)
 		fds[1] = open_file(dfd, dir, m.initrd, &err);
-	if (fds[0] < 0 || fds[1] < 0)
+	if (fds[1] >= 0 && m.root)
+		fds[2] = open_file(dfd, dir, m.root, &err);
+	if (fds[0] < 0 || fds[1] < 0 || (m.root && fds[2] < 0))
 		peer_fail(&err);
 	buf[0] = pvh;
-	send_msg(PEER_MSG_IMAGE, buf, n + 1, fds, 2);
+	send_msg(PEER_MSG_IMAGE, buf, n + 1, fds, m.root ? 3 : 2);
 	image_meta_free(&m);
 }
 

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "json-util.h"
+#include "recipe.h"
 
 static bool
 is_dir(const char *p)
@@ -86,6 +87,98 @@ meta_name(json_t *j, const char *key, const char *dflt, const char *where,
 	return 0;
 }
 
+/* "cpus" and "memory": what a recipe that names neither gets. */
+static int
+meta_defaults(json_t *j, const char *where, struct image_meta *m,
+	      struct error *err)
+{
+	json_t *c = json_object_get(j, "cpus"), *mem = json_object_get(j,
+								     "memory");
+
+	if (c && (!json_is_integer(c) || json_integer_value(c) < 1 ||
+		  json_integer_value(c) > 64))
+		return error_set(err, EINVAL, "%s: \"cpus\" must be an "
+				 "integer 1..64", where);
+	if (mem && (!json_is_integer(mem) ||
+		    json_integer_value(mem) < (64ll << 20) ||
+		    json_integer_value(mem) > (64ll << 30)))
+		return error_set(err, EINVAL, "%s: \"memory\" must be bytes, "
+				 "64M..64G", where);
+	m->cpus = c ? (int)json_integer_value(c) : 0;
+	m->memory = mem ? (uint64_t)json_integer_value(mem) : 0;
+	return 0;
+}
+
+static bool
+hosts_name_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	return n >= 1 && n <= 32 &&
+	       strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789_-") == n;
+}
+
+static void
+hosts_free(struct image_hosts *h, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(h[i].name);
+		for (size_t k = 0; k < h[i].n; k++)
+			free(h[i].entries[k]);
+		free(h[i].entries);
+	}
+	free(h);
+}
+
+/* "hosts": {"apt": ["host:80", ...], ...}, each entry an allow entry. */
+static int
+meta_hosts(json_t *v, const char *where, struct image_meta *m,
+	   struct error *err)
+{
+	const char *name;
+	json_t *list;
+
+	if (!v)
+		return 0;
+	if (!json_is_object(v) || json_object_size(v) > IMAGE_HOSTS_MAX)
+		return error_set(err, EINVAL, "%s: \"hosts\" must be an object "
+				 "of at most %d lists", where, IMAGE_HOSTS_MAX);
+	m->hosts = xcalloc(json_object_size(v) ? json_object_size(v) : 1,
+			   sizeof(*m->hosts));
+	json_object_foreach(v, name, list) {
+		struct image_hosts *h = &m->hosts[m->n_hosts];
+		size_t i;
+		json_t *e;
+
+		if (!hosts_name_ok(name))
+			return error_set(err, EINVAL, "%s: hosts: bad list "
+					 "name (a-z, 0-9, _ and -, at most 32)",
+					 where);
+		if (!json_is_array(list) ||
+		    json_array_size(list) > IMAGE_HOST_ENTRIES_MAX)
+			return error_set(err, EINVAL, "%s: hosts.%s must be an "
+					 "array of at most %d strings", where,
+					 name, IMAGE_HOST_ENTRIES_MAX);
+		h->name = xstrdup(name);
+		h->entries = xcalloc(json_array_size(list) + 1,
+				     sizeof(*h->entries));
+		m->n_hosts++;
+		json_array_foreach(list, i, e) {
+			struct error e2 = { 0 };
+
+			if (!json_is_string(e) ||
+			    recipe_check_allow(json_string_value(e), &e2) < 0)
+				return error_set(err, EINVAL, "%s: hosts.%s[%zu]"
+						 ": %s", where, name, i,
+						 json_is_string(e)
+							 ? e2.msg
+							 : "not a string");
+			h->entries[h->n++] = xstrdup(json_string_value(e));
+		}
+	}
+	return 0;
+}
+
 int
 image_meta_parse(const char *buf, size_t len, const char *where,
 		 struct image_meta *m, struct error *err)
@@ -113,6 +206,12 @@ image_meta_parse(const char *buf, size_t len, const char *where,
 					       : "console=ttyS0 quiet");
 	v = json_object_get(j, "name");
 	m->name = json_is_string(v) ? xstrdup(json_string_value(v)) : NULL;
+	if (meta_name(j, "root", NULL, where, &m->root, err) < 0 ||
+	    meta_defaults(j, where, m, err) < 0 ||
+	    meta_hosts(json_object_get(j, "hosts"), where, m, err) < 0) {
+		image_meta_free(m);
+		return -EINVAL;
+	}
 	return 0;
 }
 
@@ -122,9 +221,20 @@ image_meta_free(struct image_meta *m)
 	free(m->kernel_pvh);
 	free(m->kernel);
 	free(m->initrd);
+	free(m->root);
 	free(m->cmdline);
 	free(m->name);
+	hosts_free(m->hosts, m->n_hosts);
 	memset(m, 0, sizeof(*m));
+}
+
+const struct image_hosts *
+image_hosts_get(const struct image *img, const char *name)
+{
+	for (size_t i = 0; i < img->n_hosts; i++)
+		if (!strcmp(img->hosts[i].name, name))
+			return &img->hosts[i];
+	return NULL;
 }
 
 /* A regular file of the image, opened so that a FIFO cannot block us. */
@@ -148,7 +258,7 @@ static void
 image_init(struct image *img)
 {
 	memset(img, 0, sizeof(*img));
-	img->kernel_fd = img->initrd_fd = -1;
+	img->kernel_fd = img->initrd_fd = img->root_fd = -1;
 }
 
 static void
@@ -158,9 +268,15 @@ image_fill(struct image *img, const char *dir, struct image_meta *m,
 	img->dir = xstrdup(dir);
 	img->kernel = xasprintf("%s/%s", dir, kname);
 	img->initrd = xasprintf("%s/%s", dir, m->initrd);
+	img->root = m->root ? xasprintf("%s/%s", dir, m->root) : NULL;
 	img->cmdline = steal_pointer(&m->cmdline);
 	img->name = m->name ? steal_pointer(&m->name)
 			    : xstrdup(fallback_name);
+	img->cpus = m->cpus;
+	img->memory = m->memory;
+	img->hosts = steal_pointer(&m->hosts);
+	img->n_hosts = m->n_hosts;
+	m->n_hosts = 0;
 }
 
 int
@@ -168,7 +284,7 @@ image_open(const char *name_or_dir, struct image *img, struct error *err)
 {
 	_cleanup_free_ char *dir = image_find(name_or_dir);
 	_cleanup_free_ char *buf = NULL;
-	_cleanup_close_ int dfd = -1, jfd = -1, kfd = -1, ifd = -1;
+	_cleanup_close_ int dfd = -1, jfd = -1, kfd = -1, ifd = -1, rfd = -1;
 	struct image_meta m;
 	const char *kname;
 	ssize_t n;
@@ -207,7 +323,10 @@ image_open(const char *name_or_dir, struct image *img, struct error *err)
 	}
 	if (kfd >= 0)
 		ifd = open_regular(dfd, m.initrd, err);
-	if (kfd < 0 || ifd < 0) {
+	/* read-only: QEMU gets this very file, and it is never written */
+	if (ifd >= 0 && m.root)
+		rfd = open_regular(dfd, m.root, err);
+	if (kfd < 0 || ifd < 0 || (m.root && rfd < 0)) {
 		error_prefix(err, "image %s", dir);
 		image_meta_free(&m);
 		return -ENOENT;
@@ -215,13 +334,14 @@ image_open(const char *name_or_dir, struct image *img, struct error *err)
 	image_fill(img, dir, &m, kname, name_or_dir);
 	img->kernel_fd = steal_fd(&kfd);
 	img->initrd_fd = steal_fd(&ifd);
+	img->root_fd = steal_fd(&rfd);
 	image_meta_free(&m);
 	return 0;
 }
 
 int
 image_from_parts(const char *dir, const char *json, size_t len, bool pvh,
-		 int kernel_fd, int initrd_fd, struct image *img,
+		 int kernel_fd, int initrd_fd, int root_fd, struct image *img,
 		 struct error *err)
 {
 	struct image_meta m;
@@ -231,16 +351,22 @@ image_from_parts(const char *dir, const char *json, size_t len, bool pvh,
 	r = image_meta_parse(json, len, "image.json", &m, err);
 	if (r == 0 && pvh && !m.kernel_pvh)
 		r = error_set(err, EPROTO, "image.json names no kernel_pvh");
+	if (r == 0 && !m.root != (root_fd < 0))
+		r = error_set(err, EPROTO, "image.json and the files sent "
+			      "disagree about a root disk");
 	if (r < 0) {
 		error_prefix(err, "image %s", dir);
 		image_meta_free(&m);
 		close(kernel_fd);
 		close(initrd_fd);
+		if (root_fd >= 0)
+			close(root_fd);
 		return r;
 	}
 	image_fill(img, dir, &m, pvh ? m.kernel_pvh : m.kernel, dir);
 	img->kernel_fd = kernel_fd;
 	img->initrd_fd = initrd_fd;
+	img->root_fd = root_fd;
 	image_meta_free(&m);
 	return 0;
 }
@@ -251,7 +377,10 @@ image_dup(const struct image *src, struct image *dst, struct error *err)
 	image_init(dst);
 	dst->kernel_fd = fcntl(src->kernel_fd, F_DUPFD_CLOEXEC, 3);
 	dst->initrd_fd = fcntl(src->initrd_fd, F_DUPFD_CLOEXEC, 3);
-	if (dst->kernel_fd < 0 || dst->initrd_fd < 0) {
+	if (src->root_fd >= 0)
+		dst->root_fd = fcntl(src->root_fd, F_DUPFD_CLOEXEC, 3);
+	if (dst->kernel_fd < 0 || dst->initrd_fd < 0 ||
+	    (src->root_fd >= 0 && dst->root_fd < 0)) {
 		int e = errno;
 
 		image_close(dst);
@@ -262,6 +391,20 @@ image_dup(const struct image *src, struct image *dst, struct error *err)
 	dst->kernel = xstrdup(src->kernel);
 	dst->initrd = xstrdup(src->initrd);
 	dst->cmdline = xstrdup(src->cmdline);
+	dst->root = src->root ? xstrdup(src->root) : NULL;
+	dst->cpus = src->cpus;
+	dst->memory = src->memory;
+	dst->hosts = xcalloc(src->n_hosts ? src->n_hosts : 1,
+			     sizeof(*dst->hosts));
+	for (size_t i = 0; i < src->n_hosts; i++) {
+		struct image_hosts *h = &dst->hosts[i];
+
+		h->name = xstrdup(src->hosts[i].name);
+		h->entries = xcalloc(src->hosts[i].n + 1, sizeof(*h->entries));
+		for (h->n = 0; h->n < src->hosts[i].n; h->n++)
+			h->entries[h->n] = xstrdup(src->hosts[i].entries[h->n]);
+		dst->n_hosts++;
+	}
 	return 0;
 }
 
@@ -272,10 +415,14 @@ image_close(struct image *img)
 	free(img->name);
 	free(img->kernel);
 	free(img->initrd);
+	free(img->root);
 	free(img->cmdline);
+	hosts_free(img->hosts, img->n_hosts);
 	if (img->kernel_fd >= 0)
 		close(img->kernel_fd);
 	if (img->initrd_fd >= 0)
 		close(img->initrd_fd);
+	if (img->root_fd >= 0)
+		close(img->root_fd);
 	image_init(img);
 }

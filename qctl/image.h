@@ -4,20 +4,38 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "util.h"
 
 /* image.json is small; a larger one is refused unread. */
 #define IMAGE_JSON_MAX (60 * 1024)
 
+/* At most this many named host lists, each of at most this many entries. */
+#define IMAGE_HOSTS_MAX 16
+#define IMAGE_HOST_ENTRIES_MAX 64
+
+/* A named list of package hosts ("apt", "npm"): recipe allow "image:NAME". */
+struct image_hosts {
+	char *name;		/* [a-z0-9_-]{1,32} */
+	char **entries;		/* host:port, as a recipe's allow entries */
+	size_t n;
+};
+
 struct image {
 	char *dir;
 	char *name;
 	char *kernel;		/* paths, for messages */
 	char *initrd;
+	char *root;		/* NULL: the initramfs is the whole system */
 	char *cmdline;
 	int kernel_fd;		/* open files: QEMU gets these */
 	int initrd_fd;
+	int root_fd;		/* read-only, or -1 */
+	int cpus;		/* defaults for recipes that say none; 0: none */
+	uint64_t memory;
+	struct image_hosts *hosts;
+	size_t n_hosts;
 };
 
 /* What image.json says; file names are plain names inside the image. */
@@ -25,8 +43,13 @@ struct image_meta {
 	char *kernel_pvh;	/* NULL: none */
 	char *kernel;
 	char *initrd;
+	char *root;		/* NULL: none */
 	char *cmdline;
 	char *name;		/* NULL: none given */
+	int cpus;		/* 0: none given */
+	uint64_t memory;	/* 0: none given */
+	struct image_hosts *hosts;
+	size_t n_hosts;
 };
 
 /*
@@ -47,11 +70,15 @@ void image_meta_free(struct image_meta *m);
 int image_open(const char *name_or_dir, struct image *img, struct error *err);
 /*
  * An image a client named, read with the client's rights elsewhere: its
- * image.json bytes and its open kernel and initrd (both taken over).
+ * image.json bytes and its open kernel, initrd and root disk (root_fd -1
+ * when image.json names none; all taken over, even on failure).
  */
 int image_from_parts(const char *dir, const char *json, size_t len,
-		     bool pvh, int kernel_fd, int initrd_fd, struct image *img,
-		     struct error *err);
+		     bool pvh, int kernel_fd, int initrd_fd, int root_fd,
+		     struct image *img, struct error *err);
+/* The image's host list NAME, or NULL. */
+const struct image_hosts *image_hosts_get(const struct image *img,
+					  const char *name);
 /* A copy with fds of its own. */
 int image_dup(const struct image *src, struct image *dst, struct error *err);
 void image_close(struct image *img);

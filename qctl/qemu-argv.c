@@ -185,6 +185,17 @@ qemu_argv_build(const struct qemu_config *cfg, char ***argv,
 		argv_addf(&b, "-device", "%s,drive=disk0,serial=scratch",
 			  microvm ? "virtio-blk-device" : "virtio-blk-pci");
 	}
+	if (cfg->root_fd >= 0) {
+		/* The image's base: shared by every build, never written.
+		 * The guest finds it by its serial, and overlays it with
+		 * the scratch disk (guestagent/root.c). */
+		argv_addf(&b, "-add-fd", "fd=%d,set=2,opaque=root",
+			  cfg->root_fd);
+		argv_addf(&b, "-drive", "if=none,id=disk1,file=/dev/fdset/2,"
+			  "format=raw,read-only=on");
+		argv_addf(&b, "-device", "%s,drive=disk1,serial=qctl-root",
+			  microvm ? "virtio-blk-device" : "virtio-blk-pci");
+	}
 	if (cfg->tap_fd >= 0) {
 		/* The tap lives in the builder's own namespace; QEMU only
 		 * gets its fd, never the right to make or configure one. */

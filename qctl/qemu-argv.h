@@ -33,6 +33,8 @@ struct qemu_config {
 	int tap_fd;		/* -1: no network card at all */
 	int disk_fd;		/* raw scratch disk (read-write; its
 				 * read-only twin is disk_fd + 1), or -1 */
+	int root_file;		/* vm_spawn: the image's open root disk, -1 */
+	int root_fd;		/* the image's read-only root disk, or -1 */
 	const char *name;	/* VM name for ps/QMP, may be NULL */
 	bool sandbox;		/* QEMU's -sandbox (default on) */
 	int tb_size_mib;	/* TCG translation cache; 0: 256 */

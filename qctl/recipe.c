@@ -1251,6 +1251,20 @@ check_allow(struct vctx *vc, const char *s)
 {
 	struct error e;
 
+	/* a list the image recorded when it was built: checked against
+	 * the image when the build starts, expanded to host:port entries */
+	if (!strncmp(s, RECIPE_ALLOW_IMAGE, strlen(RECIPE_ALLOW_IMAGE))) {
+		const char *n = s + strlen(RECIPE_ALLOW_IMAGE);
+		size_t len = strlen(n);
+
+		if (len < 1 || len > 32 ||
+		    strspn(n, "abcdefghijklmnopqrstuvwxyz0123456789_-") != len)
+			return v_fail(vc, EINVAL, false, "bad allow entry "
+				      "\"%s\": image: takes the name of a "
+				      "host list of the image (a-z, 0-9, _, "
+				      "-)", s);
+		return 0;
+	}
 	if (recipe_check_allow(s, &e) < 0)
 		return v_fail(vc, e.code, false, "%s", e.msg);
 	/* and what the proxy will accept: a recipe error now, not an
@@ -1471,6 +1485,9 @@ recipe_validate(json_t *root, const struct lines *lines, const char *name,
 	json_decref(vc.step_names);
 	if (ret < 0)
 		return ret;
+	/* unsaid, the image's defaults apply (build.c) */
+	r->cpus_set = json_object_get(root, "cpus") != NULL;
+	r->memory_set = json_object_get(root, "memory") != NULL;
 	/* The fetch window is metered by a kernel quota: it needs a budget
 	 * (a zero quota would be no network at all, and no build would
 	 * want that with a fetch step). */

@@ -10,6 +10,9 @@
 
 #include "util.h"
 
+/* An allow entry naming a host list of the image: "image:apt". */
+#define RECIPE_ALLOW_IMAGE "image:"
+
 /* Larger recipe documents are rejected before parsing. */
 #define RECIPE_MAX_BYTES (1024 * 1024)
 
@@ -36,10 +39,14 @@ struct recipe {
 	char *image; /* default "minimal"; a name, or an absolute path */
 	int cpus;    /* default 1, 1..64 */
 	uint64_t memory; /* bytes, default 512M; at least 64M, at most 64G */
+	bool cpus_set;	 /* the recipe said: else the image's default wins */
+	bool memory_set;
 	char *source;	 /* realpath of an existing directory, or NULL */
 	char **env;	 /* "KEY=VALUE"; keys match [A-Za-z_][A-Za-z0-9_]* */
 	size_t n_env;
-	char **allow; /* host:port, *.suffix:port, IPv4:port, [IPv6]:port */
+	/* host:port, *.suffix:port, IPv4:port, [IPv6]:port, or
+	 * "image:NAME": the image's host list NAME (struct image_hosts) */
+	char **allow;
 	size_t n_allow;
 	struct recipe_limits limits;
 	struct recipe_step *steps; /* at least one step */

@@ -552,9 +552,11 @@ job_message(struct access_job *j, const struct peer_msg_hdr *h,
 		return 0;
 	case PEER_MSG_IMAGE: {
 		const char *dir = j->r ? j->r->image : NULL;
+		int r;
 		_cleanup_recipe_ struct recipe *pr = NULL;
 
-		if (j->have_img || n_fds != 2 || h->len < 1)
+		/* kernel, initrd, and the root disk if the image has one */
+		if (j->have_img || n_fds < 2 || n_fds > 3 || h->len < 1)
 			return -1;
 		if (!dir) {
 			/* a recipe file's image: from the bytes we hold */
@@ -570,12 +572,13 @@ job_message(struct access_job *j, const struct peer_msg_hdr *h,
 			dir = pr->image;
 		}
 		/* image_from_parts takes the fds, even when it fails */
-		if (image_from_parts(dir, p + 1, h->len - 1, p[0] != 0, fds[0],
-				     fds[1], &j->img, &err) < 0) {
-			fds[0] = fds[1] = -1;
+		r = image_from_parts(dir, p + 1, h->len - 1, p[0] != 0, fds[0],
+				     fds[1], n_fds > 2 ? fds[2] : -1, &j->img,
+				     &err);
+		for (int i = 0; i < n_fds; i++)
+			fds[i] = -1;
+		if (r < 0)
 			return -1;
-		}
-		fds[0] = fds[1] = -1;
 		j->have_img = true;
 		return 0;
 	}
@@ -745,7 +748,7 @@ job_start(struct serve *s, const struct ctl_peer *peer, const char *path,
 	j->r = steal_pointer(rp);
 	j->source = steal_pointer(sourcep);
 	peer_child_init(&j->pc);
-	j->img.kernel_fd = j->img.initrd_fd = -1;
+	j->img.kernel_fd = j->img.initrd_fd = j->img.root_fd = -1;
 	args[n++] = "access";
 	if (path) {
 		args[n++] = "--recipe";
@@ -896,7 +899,7 @@ submit_now(struct serve *s, const struct ctl_peer *peer, struct recipe **rp,
 	creds_of(peer, &sb->creds);
 	sb->recipe = steal_pointer(rp);
 	sb->source = steal_pointer(sourcep);
-	sb->img.kernel_fd = sb->img.initrd_fd = -1;
+	sb->img.kernel_fd = sb->img.initrd_fd = sb->img.root_fd = -1;
 	if (have_img) {
 		sb->img = *img;
 		sb->have_img = true;
@@ -910,6 +913,8 @@ submit_now(struct serve *s, const struct ctl_peer *peer, struct recipe **rp,
 	bo.source = sb->source;
 	bo.creds = &sb->creds;
 	bo.image_pre = sb->have_img ? &sb->img : NULL;
+	bo.max_cpus = s->o.max_cpus;
+	bo.max_memory = s->o.max_memory;
 	bo.out = sb->out;
 	if (!sb->out)
 		bo.verbosity = 0;

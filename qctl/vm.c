@@ -33,8 +33,9 @@ enum {
 	CHILD_INITRD_FD = 8,
 	CHILD_DISK_FD = 9,
 	CHILD_DISK_RO_FD = 10,
-	CHILD_ERR_FD = 11,
-	CHILD_NFDS = 8,		/* fds mapped to 3..10 */
+	CHILD_ROOT_FD = 11,
+	CHILD_ERR_FD = 12,
+	CHILD_NFDS = 9,		/* fds mapped to 3..11 */
 };
 
 int
@@ -270,6 +271,7 @@ vm_spawn(struct qemu_config *cfg, int tap_fd, int disk_fd, int log_fd,
 	cfg->console_fd = CHILD_CONSOLE_FD;
 	cfg->tap_fd = tap_fd >= 0 ? CHILD_TAP_FD : -1;
 	cfg->disk_fd = disk_fd >= 0 ? CHILD_DISK_FD : -1;
+	cfg->root_fd = cfg->root_file >= 0 ? CHILD_ROOT_FD : -1;
 	c2 = *cfg;
 	c2.binary = binary;
 	c2.kernel = "/dev/fd/7";
@@ -286,6 +288,8 @@ vm_spawn(struct qemu_config *cfg, int tap_fd, int disk_fd, int log_fd,
 	fds[5] = ifd;
 	fds[6] = disk_fd;
 	fds[7] = -1;
+	/* an open file: QEMU's uid needs no right on the image's path */
+	fds[8] = cfg->root_file;
 	if (disk_fd >= 0) {
 		/* QEMU reopens an fdset file read-only at times (permission
 		 * changes): the set needs a read-only twin of the same file. */

@@ -53,7 +53,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	 * harmlessly); a PVH kernel asked for when odd-sized. */
 	dup = malloc(size ? size : 1);
 	memcpy(dup, data, size);
-	if (image_from_parts("/images/x", dup, size, size & 1, -1, -1, &img,
+	if (image_from_parts("/images/x", dup, size, size & 1, -1, -1, -1, &img,
 			     &err) == 0) {
 		check(img.dir && img.kernel && img.initrd && img.cmdline &&
 		      img.name);

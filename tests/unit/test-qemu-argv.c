@@ -22,6 +22,7 @@ base(void)
 		.console_fd = 5,
 		.tap_fd = -1,
 		.disk_fd = -1,
+		.root_fd = -1,
 		.name = "qctl-run-abc",
 		.sandbox = true,
 	};
@@ -159,6 +160,33 @@ Test(qemu_argv, disk_is_passed_as_fdset)
 	s = joined(argv);
 	cr_assert_not_null(strstr(s, "file=/dev/fdset/1,format=raw"));
 	cr_assert_not_null(strstr(s, "virtio-blk-pci,drive=disk0"));
+	free(s);
+	qemu_argv_free(argv);
+}
+
+Test(qemu_argv, root_disk_is_read_only_and_named)
+{
+	struct qemu_config c = base();
+	char **argv = NULL;
+	char *s;
+
+	cr_assert_eq(qemu_argv_build(&c, &argv, NULL), 0);
+	s = joined(argv);
+	cr_assert_null(strstr(s, "qctl-root"), "no root disk unless given");
+	free(s);
+	qemu_argv_free(argv);
+
+	c.disk_fd = 9;
+	c.root_fd = 11;
+	cr_assert_eq(qemu_argv_build(&c, &argv, NULL), 0);
+	s = joined(argv);
+	cr_assert_not_null(strstr(s, "fd=11,set=2,opaque=root"));
+	cr_assert_not_null(strstr(s, "file=/dev/fdset/2,format=raw,"
+				     "read-only=on"));
+	cr_assert_not_null(strstr(s, "virtio-blk-pci,drive=disk1,"
+				     "serial=qctl-root"));
+	/* the scratch disk stays the first: /dev/vda in the guest */
+	cr_assert_lt(strstr(s, "drive=disk0"), strstr(s, "drive=disk1"));
 	free(s);
 	qemu_argv_free(argv);
 }
