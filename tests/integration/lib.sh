@@ -224,3 +224,43 @@ leftover_cgroups() {
 		ls "$root/qctl" | grep -F -- "-$id-" || true
 	done
 }
+
+# ---- real builds ----------------------------------------------------------
+# need_image NAME LIST: the builder image NAME (make image-NAME) and its
+# package hosts LIST (image.json "hosts"), or a skip (exit 77) when they
+# cannot be had because the package registry is out of reach.  A registry
+# that answers but no image is a failure: `make integration` builds them.
+need_image() {
+	local name=$1 list=$2 img="$QCTL_IMAGES/$1" hp reach=0
+	if [ -f "$img/image.json" ]; then
+		for hp in $(json "$img/image.json" "' '.join(r.get('hosts',{}).get('$list',[]))"); do
+			reachable "$hp" && reach=1 && break
+		done
+		[ $reach = 1 ] && return 0
+		echo "SKIP: no package host of image $name ($list) answers"
+		exit 77
+	fi
+	# no image: only a host without the registry may excuse that
+	if registry_down; then
+		echo "SKIP: image $name missing and the package registry is out of reach"
+		exit 77
+	fi
+	fail "image $name missing (make image-$name) though the registry answers"
+}
+
+# reachable HOST:PORT: a TCP connect within 5 s (from this host, as the
+# proxy connects; names resolved as the proxy would)
+reachable() {
+	timeout 5 bash -c "exec 3<>/dev/tcp/${1%:*}/${1##*:}" 2>/dev/null
+}
+
+# registry_down: none of the hosts of this host's apt sources answers
+registry_down() {
+	local u hp
+	for u in $(apt-get indextargets --format '$(URI)' 2>/dev/null | sort -u); do
+		hp=${u#*://}; hp=${hp%%/*}
+		case $hp in *:*) ;; *) case $u in https:*) hp=$hp:443 ;; *) hp=$hp:80 ;; esac ;; esac
+		reachable "$hp" && return 1
+	done
+	return 0
+}
