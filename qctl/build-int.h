@@ -147,7 +147,7 @@ void build_limit_exceeded(struct build *b, const char *name, int64_t value,
 	__attribute__((format(printf, 6, 7)));
 /* No deadline of the current phase runs on. */
 void build_cancel_phase_timer(struct build *b);
-/* Release everything, make the result final and call done (once). */
+/* The end: VM, network and upload released, result final, done called. */
 void build_finalize(struct build *b);
 /* The scratch disk is made: start QEMU and wait for the agent's HELLO. */
 int build_boot_qemu(struct build *b, struct error *err);
@@ -165,7 +165,7 @@ void build_statusline_draw(struct build *b);
 void build_emit(struct build *b, const char *event, json_t *data);
 /* Write out the step's unfinished lines of stdout and stderr. */
 void build_flush_lines(struct build *b);
-/* Output of the running step (stream 1: stderr), counted to log_bytes. */
+/* The running step's output (stream 1: stderr); log_bytes bounds it. */
 void build_step_output(struct build *b, int stream, const char *p, size_t n);
 /* Loop callback of the VM's console: into console.log, capped. */
 void build_on_console(struct loop *l, int fd, uint32_t events, void *opaque);
