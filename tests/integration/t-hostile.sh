@@ -16,7 +16,7 @@
 
 STEP_S=10		# the hostile step's timeout
 WALL_S=200		# every build's wall_time
-SHUTDOWN_MS=7000	# build.c: POWEROFF_GRACE_MS + QUIT_GRACE_MS
+SHUTDOWN_MS=7000	# build-int.h: POWEROFF_GRACE_MS + QUIT_GRACE_MS
 SLACK_MS=5000		# killing and reaping QEMU on a loaded host
 JOBS=${QCTL_HOSTILE_JOBS:-7}	# builds at once (2 cores, TCG)
 test_netns		# one case has a fetch step: its namespace must go too

@@ -1,0 +1,202 @@
+/*
+ * build-int.h - what the files of the build engine share: struct build,
+ * its phases and limits, and the calls they make across each other.
+ *
+ * Private: only build.c and its parts (build-output.c, build-net.c,
+ * build-sample.c, build-disk.c) include it; the API is build.h.
+ */
+#ifndef QCTL_BUILD_INT_H
+#define QCTL_BUILD_INT_H
+
+#include "build.h"
+
+#include "agent.h"
+#include "cgroup.h"
+#include "image.h"
+#include "limit.h"
+#include "netns.h"
+#include "peer.h"
+#include "util.h"
+#include "vm.h"
+
+struct nf_client;
+struct proxy;
+struct qmp;
+struct state_rec;
+
+/* ids of agent operations; steps use STEP_ID_BASE + index */
+enum { UPLOAD_ID = 1, ARTIFACTS_ID = 2, SETUP_ID = 3, STEP_ID_BASE = 100 };
+
+#define TICK_MS 250
+#define QMP_TIMEOUT_MS 10000
+#define POWEROFF_GRACE_MS 5000
+#define QUIT_GRACE_MS 2000
+/* After the guest closed the agent's port: time for a SHUTDOWN to name
+ * the cause (a power off or reset closes it a moment before). */
+#define AGENT_CLOSED_GRACE_MS 2000
+#define UPLOAD_WINDOW (512u * 1024)
+#define CONSOLE_LOG_MAX (1u << 20)
+/* qctl's own setup command says little; more is a broken guest. */
+#define SETUP_OUTPUT_MAX (16u * 1024)
+#define LINE_MAX_BYTES 4096
+/* The artifacts tar may carry headers and padding beyond the payload. */
+#define ARTIFACT_TAR_SLACK (16u << 20)
+
+enum phase {
+	PH_INIT,
+	PH_BOOT,
+	PH_SETUP,
+	PH_UPLOAD,
+	PH_STEP,
+	PH_ARTIFACTS,
+	PH_SHUTDOWN,
+	PH_DONE,
+};
+
+struct build {
+	struct loop *loop;
+	const struct recipe *recipe;
+	struct build_opts opts;
+	int cpus;		/* the recipe's, or else the image's */
+	uint64_t memory;
+	char **allow;		/* the recipe's, image:NAME expanded */
+	size_t n_allow;
+	build_done_fn done;
+	void *opaque;
+
+	struct image img;
+	char *run_dir;
+	char *artifacts_dir;
+	/* Every file of the build is created under dir_fd (rundir.h). */
+	int root_fd;		/* the checked run root */
+	int dir_fd;		/* the run directory */
+	int log_fd;
+	int console_log_fd;
+	int qemu_log_fd;
+	uint64_t console_bytes;
+
+	struct vm vm;
+	struct qmp *qmp;
+	struct agent_conn agent;
+	bool agent_up;
+	struct loop_watch *w_pid, *w_qmp, *w_agent, *w_console;
+	struct loop_timer *t_phase, *t_wall, *t_tick;
+	struct loop_timer *t_closed;	/* the agent's port closed */
+
+	enum phase phase;
+	int boot_attempt;
+	int64_t t0, vm_t0;
+	size_t step;
+	int64_t step_t0;
+	int upload_fd;		/* the packer's tar stream */
+	bool upload_done;	/* DATA_END sent */
+	bool upload_eof;	/* the stream ended */
+	int64_t xfer_seen;	/* last progress of the upload, artifacts */
+	struct peer_child packer;	/* packs the source, as its owner */
+	struct loop_watch *w_upload, *w_packer;
+	int disk_fd;
+	char *disk_path;
+	/* mkfs.ext4 making the scratch disk: a child watched by the loop */
+	pid_t mkfs_pid;
+	int mkfs_pidfd;
+	struct loop_watch *w_mkfs;
+	int art_fd;
+	uint64_t art_bytes;
+	struct buf line[2];
+	bool killing;
+	int shutdown_stage;
+	bool job_started;	/* STARTED came for the EXEC (setup, step) */
+	uint64_t setup_out;	/* bytes of output of the setup EXEC */
+
+	/* resources: the VM's cgroup where there is one, /proc otherwise */
+	struct cgroup cg;
+	bool cg_up;
+	struct limit_set lim;
+	struct limit_plan plan;
+	bool said_plan;
+
+	/* network: only for recipes with a fetch step */
+	bool net;
+	struct netns ns;
+	struct nf_client *nf;
+	struct proxy *proxy;
+	struct loop_watch *w_nf, *w_proxy;
+	struct loop_timer *t_proxy;	/* deadline of the proxy's "ready" */
+	bool window_open;
+	int net_log_fd;
+	unsigned ticks;
+
+	struct state_rec *state;
+	bool paused;
+	bool tty;		/* opts.out is a terminal: live status line */
+	bool status_shown;
+
+	struct build_result res;
+};
+
+/* build.c: the state machine */
+
+/* Milliseconds since the build started. */
+int64_t build_since_start(const struct build *b);
+/* End the build with status s (the first cause wins) and tear down. */
+void build_fail(struct build *b, enum build_status s, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Record, say and emit the limit exceeded, then fail with BUILD_LIMIT. */
+void build_limit_exceeded(struct build *b, const char *name, int64_t value,
+			  int64_t max, const char *unit, const char *fmt, ...)
+	__attribute__((format(printf, 6, 7)));
+/* No deadline of the current phase runs on. */
+void build_cancel_phase_timer(struct build *b);
+/* The end: VM, network and upload released, result final, done called. */
+void build_finalize(struct build *b);
+/* The scratch disk is made: start QEMU and wait for the agent's HELLO. */
+int build_boot_qemu(struct build *b, struct error *err);
+
+/* build-output.c: messages, the status line, step output, the console */
+
+/* Progress for the user: on opts.out at verbosity >= level, and the log. */
+void build_say(struct build *b, int level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Wipe the live status line before anything else is printed. */
+void build_statusline_clear(struct build *b);
+/* One compact line, redrawn in place: step, time and resource use. */
+void build_statusline_draw(struct build *b);
+/* An event for opts.event; takes data's reference. */
+void build_emit(struct build *b, const char *event, json_t *data);
+/* Write out the step's unfinished lines of stdout and stderr. */
+void build_flush_lines(struct build *b);
+/* The running step's output (stream 1: stderr); log_bytes bounds it. */
+void build_step_output(struct build *b, int stream, const char *p, size_t n);
+/* Loop callback of the VM's console: into console.log, capped. */
+void build_on_console(struct loop *l, int fd, uint32_t events, void *opaque);
+
+/* build-net.c: the network of a recipe with a fetch step */
+
+/* Namespace, nftables helper and proxy; the window stays closed. */
+int build_net_start(struct build *b, struct error *err);
+/* Stop the proxy and the helper, remove the namespace. */
+void build_net_stop(struct build *b);
+/* Guest and proxy byte counts; ends the build past net_bytes. */
+void build_net_sample(struct build *b);
+/* Open the network for the fetch step named step, or close it. */
+int build_net_window(struct build *b, bool open, const char *step,
+		     struct error *err);
+
+/* build-sample.c: resource use and limits */
+
+/* Sample QEMU's use; end the build on the first limit it exceeds. */
+void build_res_sample(struct build *b);
+/* Where the VM's cgroup is, and how each limit will be enforced. */
+void build_res_prepare(struct build *b, struct vm_confine *confine);
+/* QMP callback of query-blockstats: the bytes the guest wrote to disk. */
+void build_on_blockstats(struct qmp *q, json_t *ret, const struct error *err,
+			 void *opaque);
+
+/* build-disk.c: the scratch disk */
+
+/* Make a fresh scratch disk; build_boot_qemu follows when it is made. */
+int build_disk_start(struct build *b, struct error *err);
+/* Kill and reap mkfs.ext4 if it runs (synchronously: teardown, free). */
+void build_mkfs_stop(struct build *b);
+
+#endif
