@@ -21,6 +21,7 @@
 
 #include "agent.h"
 #include "cgroup.h"
+#include "gitsrc.h"
 #include "image.h"
 #include "limit.h"
 #include "netfilter.h"
@@ -100,6 +101,7 @@ struct build {
 	int64_t xfer_seen;	/* last progress of the upload, artifacts */
 	struct peer_child packer;	/* packs the source, as its owner */
 	struct loop_watch *w_upload, *w_packer;
+	struct gitsrc *git;	/* a git source's fetch and checkout */
 	int disk_fd;
 	char *disk_path;
 	/* mkfs.ext4 making the scratch disk: a child watched by the loop */
@@ -437,6 +439,9 @@ build_finalize(struct build *b)
 	release_vm(b);
 	net_stop(b);
 	upload_stop(b);
+	/* the checkout goes on every path; the run directory may stay */
+	gitsrc_free(b->git);
+	b->git = NULL;
 	if (b->art_fd >= 0)
 		close(b->art_fd);
 	b->art_fd = -1;
@@ -1281,6 +1286,13 @@ start_upload(struct build *b)
 	const char *args[] = { "pack", src, NULL };
 	struct error err = { 0 };
 
+	if (b->git) {
+		/* the checkout, as an fd: see gitsrc.h */
+		args[0] = "pack-fd";
+		args[1] = NULL;
+		src = b->recipe->git.url;
+	}
+
 	b->phase = PH_UPLOAD;
 	cancel_phase_timer(b);	/* the setup's */
 	b->xfer_seen = now_ms();
@@ -1292,6 +1304,10 @@ start_upload(struct build *b)
 	 * never reads a client's files for it. */
 	if (peer_spawn(b->opts.creds, SOCK_STREAM, args, &b->packer, &err) <
 	    0) {
+		fail(b, BUILD_ERROR, "source %s: %s", src, err.msg);
+		return;
+	}
+	if (b->git && gitsrc_send_tree(b->git, b->packer.fd, &err) < 0) {
 		fail(b, BUILD_ERROR, "source %s: %s", src, err.msg);
 		return;
 	}
@@ -1658,7 +1674,7 @@ on_agent_frame(const struct agent_hdr *h, const void *p, void *opaque,
 				return 0;
 			}
 			/* /src exists (setup made it): no source, no upload */
-			if (!b->opts.source && !b->recipe->source)
+			if (!b->opts.source && !b->recipe->source && !b->git)
 				start_step(b, 0);
 			else
 				start_upload(b);
@@ -2101,6 +2117,26 @@ build_new(struct loop *loop, const struct recipe *recipe,
 
 static int build_start_inner(struct build *b, struct error *err);
 
+/* The git source is checked out (or not): boot, or end here. */
+static void
+on_git_done(struct gitsrc *g, void *opaque)
+{
+	struct build *b = opaque;
+	struct error err = { 0 };
+	bool recipe_fault;
+
+	if (gitsrc_result(g, &err, &recipe_fault) < 0) {
+		b->res.recipe_error = recipe_fault;
+		fail(b, BUILD_ERROR, "%s", err.msg);
+		return;
+	}
+	b->res.source = gitsrc_to_json(g);
+	say(b, 1, "source: %s at %s (%s)", b->recipe->git.url,
+	    gitsrc_commit(g), b->recipe->git.ref);
+	if (boot_vm(b, &err) < 0)
+		fail(b, BUILD_ERROR, "%s", err.msg);
+}
+
 int
 build_start(struct build *b, struct error *err)
 {
@@ -2191,7 +2227,16 @@ build_start_inner(struct build *b, struct error *err)
 			return r;
 		}
 	}
-	r = boot_vm(b, err);
+	if (b->opts.source || b->recipe->source)
+		b->res.source = json_pack("{s:s}", "dir", b->opts.source
+					  ? b->opts.source : b->recipe->source);
+	/* a git source is fetched before the VM boots (on_git_done) */
+	if (b->recipe->git.url && !b->opts.source)
+		r = gitsrc_start(b->loop, &b->recipe->git, b->dir_fd,
+				 b->opts.creds, b->recipe->limits.boot_timeout_ms,
+				 on_git_done, b, &b->git, err);
+	else
+		r = boot_vm(b, err);
 	if (r < 0) {
 		release_vm(b);
 		net_stop(b);
@@ -2281,6 +2326,7 @@ build_free(struct build *b)
 		close(b->qemu_log_fd);
 	for (int s = 0; s < 2; s++)
 		buf_free(&b->line[s]);
+	gitsrc_free(b->git);
 	if (b->dir_fd >= 0)
 		close(b->dir_fd);
 	/* by name under the run root's fd, as it was made */

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 
 #include "cmd.h"
+#include "gitsrc.h"
 #include "image.h"
 #include "peer.h"
 #include "recipe.h"
@@ -217,7 +218,8 @@ peer_access(int argc, char **argv)
 	return 0;
 }
 
-/* `qctl __peer access|pack ...` (internal; see the top of this file). */
+/* `qctl __peer access|pack|pack-fd|git ...` (internal; see the top of
+ * this file). */
 int
 cmd_peer(int argc, char **argv)
 {
@@ -228,6 +230,24 @@ cmd_peer(int argc, char **argv)
 	if (argc == 3 && !strcmp(argv[1], "pack")) {
 		/* the tar stream of the client's tree, as the client */
 		if (transfer_pack_source_fd(argv[2], CHAN_FD, &err) < 0)
+			peer_fail(&err);
+		return 0;
+	}
+	if (argc == 4 && !strcmp(argv[1], "git"))
+		/* fetch and check out a git source (gitsrc.c) */
+		return gitsrc_peer_main(argv[2], argv[3], CHAN_FD, STATUS_FD);
+	if (argc == 2 && !strcmp(argv[1], "pack-fd")) {
+		/* the tree of a git source: root's run directory is closed
+		 * to the client, so the directory comes as an fd */
+		int fd = gitsrc_recv_dir(CHAN_FD);
+
+		if (fd < 0 || fchdir(fd) < 0) {
+			error_set(&err, EPROTO, "no source directory from "
+				  "the server");
+			peer_fail(&err);
+		}
+		close(fd);
+		if (transfer_pack_source_fd(".", CHAN_FD, &err) < 0)
 			peer_fail(&err);
 		return 0;
 	}

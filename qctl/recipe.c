@@ -1326,7 +1326,10 @@ v_git_url(struct vctx *vc, json_t *v, void *obj, const struct field *f)
 		if (!getcwd(cwd, sizeof(cwd)))
 			return v_fail(vc, errno, false, "getcwd: %s",
 				      strerror(errno));
-		url = xasprintf("%s/%s/%s", cwd, vc->basedir, s);
+		if (!strcmp(vc->basedir, "."))
+			url = xasprintf("%s/%s", cwd, s);
+		else
+			url = xasprintf("%s/%s/%s", cwd, vc->basedir, s);
 	} else {
 		url = xstrdup(s);	/* refused just below */
 	}
