@@ -2125,12 +2125,13 @@ on_git_done(struct gitsrc *g, void *opaque)
 	struct error err = { 0 };
 	bool recipe_fault;
 
+	/* what was asked for, and (null when it failed) what was got */
+	b->res.source = gitsrc_to_json(g);
 	if (gitsrc_result(g, &err, &recipe_fault) < 0) {
 		b->res.recipe_error = recipe_fault;
 		fail(b, BUILD_ERROR, "%s", err.msg);
 		return;
 	}
-	b->res.source = gitsrc_to_json(g);
 	say(b, 1, "source: %s at %s (%s)", b->recipe->git.url,
 	    gitsrc_commit(g), b->recipe->git.ref);
 	if (boot_vm(b, &err) < 0)

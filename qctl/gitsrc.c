@@ -456,6 +456,21 @@ gitsrc_peer_main(const char *url, const char *ref, int chan_fd,
 	if (recipe_check_git_url(url, &err) < 0 ||
 	    recipe_check_git_ref(ref, &err) < 0)
 		child_die(status_fd, GITSRC_EXIT_RECIPE, "%s", err.msg);
+	{
+		/* git says "does not appear to be a git repository" for
+		 * what it may not read: say why (with our rights only) */
+		const char *path = url[0] == '/' ? url : url + 7;
+		int fd = strchr(path, '%') ? -2
+			 : open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC |
+					      O_NONBLOCK);
+
+		if (fd == -1)
+			child_die(status_fd, GITSRC_EXIT_RECIPE, "cannot read "
+				  "repository %.200s: %s", url,
+				  strerror(errno));
+		if (fd >= 0)
+			close(fd);
+	}
 	dfd = gitsrc_recv_dir(chan_fd);
 	if (dfd < 0 || fchdir(dfd) < 0)
 		child_die(status_fd, 1, "no work directory from the server");
