@@ -440,6 +440,15 @@ resolve_one(int status_fd, const char *cand, char *commit)
 	return 1;
 }
 
+/* The manager died: take git and everything it started along. */
+static void
+on_parent_death(int sig)
+{
+	(void)sig;
+	kill(0, SIGKILL);
+	_exit(1);
+}
+
 int
 gitsrc_peer_main(const char *url, const char *ref, int chan_fd,
 		 int status_fd)
@@ -451,6 +460,16 @@ gitsrc_peer_main(const char *url, const char *ref, int chan_fd,
 	char **cands;
 	int dfd;
 
+	/* A SIGKILL at the manager's death (peer.c) would leave what git
+	 * started (upload-pack, blocked on a FIFO of the repository, say)
+	 * running: a SIGTERM instead, and its handler kills our whole
+	 * process group (child_setup made it ours). */
+	pid_t parent = getppid();
+
+	signal(SIGTERM, on_parent_death);
+	if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != parent ||
+	    parent == 1)
+		_exit(1);
 	/* the checks of the recipe once more: this process trusts no
 	 * argument it did not check itself */
 	if (recipe_check_git_url(url, &err) < 0 ||
