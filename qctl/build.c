@@ -2234,8 +2234,9 @@ build_start_inner(struct build *b, struct error *err)
 	/* a git source is fetched before the VM boots (on_git_done) */
 	if (b->recipe->git.url && !b->opts.source)
 		r = gitsrc_start(b->loop, &b->recipe->git, b->dir_fd,
-				 b->opts.creds, b->recipe->limits.boot_timeout_ms,
-				 on_git_done, b, &b->git, err);
+				 b->run_dir, b->opts.creds,
+				 b->recipe->limits.boot_timeout_ms, on_git_done,
+				 b, &b->git, err);
 	else
 		r = boot_vm(b, err);
 	if (r < 0) {

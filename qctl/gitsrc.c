@@ -26,7 +26,9 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sched.h>
 #include <sys/epoll.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -44,6 +46,8 @@ struct gitsrc {
 	int dir_fd;			/* the run directory (borrowed) */
 	int work_fd;			/* GITSRC_DIR */
 	bool made;			/* GITSRC_DIR exists: remove it */
+	char *bind_src;			/* RUNDIR/GITSRC_DIR */
+	char *bind_dst;			/* the run root */
 	struct peer_child pc;
 	struct loop_watch *w_pid;
 	struct loop_timer *t;
@@ -458,7 +462,6 @@ gitsrc_peer_main(const char *url, const char *ref, int chan_fd,
 	struct error err = { 0 };
 	struct git_run g;
 	char **cands;
-	int dfd;
 
 	/* A SIGKILL at the manager's death (peer.c) would leave what git
 	 * started (upload-pack, blocked on a FIFO of the repository, say)
@@ -490,10 +493,9 @@ gitsrc_peer_main(const char *url, const char *ref, int chan_fd,
 		if (fd >= 0)
 			close(fd);
 	}
-	dfd = gitsrc_recv_dir(chan_fd);
-	if (dfd < 0 || fchdir(dfd) < 0)
-		child_die(status_fd, 1, "no work directory from the server");
-	close(dfd);
+	/* the working directory is GITSRC_DIR (git_setup) */
+	if (access(".", W_OK) < 0)
+		child_die(status_fd, 1, "work directory: %s", strerror(errno));
 	/* the tree's modes are what the repository says */
 	umask(022);
 	{
@@ -678,9 +680,35 @@ send_fd(int sock, int fd, struct error *err)
 	return 0;
 }
 
+/*
+ * In the child, still root: git resolves the real path of its directory,
+ * which needs search rights on every directory above it, and the run
+ * root is root's, 0700.  So the child gets a mount namespace of its own
+ * in which GITSRC_DIR is mounted on the run root and is its working
+ * directory: the same path for git, no other build's run directory in
+ * sight, and nothing changed for anyone else.  (Not root: tests; the
+ * directory as it is.)
+ */
+static int
+git_setup(void *arg)
+{
+	const struct gitsrc *g = arg;
+
+	if (unshare(CLONE_NEWNS) == 0) {
+		if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+		    mount(g->bind_src, g->bind_dst, NULL, MS_BIND, NULL) < 0)
+			return errno;
+		return chdir(g->bind_dst) < 0 ? errno : 0;
+	}
+	if (errno != EPERM)
+		return errno;
+	return chdir(g->bind_src) < 0 ? errno : 0;
+}
+
 int
 gitsrc_start(struct loop *loop, const struct recipe_git *git, int dir_fd,
-	     const struct peer_creds *creds, int64_t timeout_ms,
+	     const char *run_dir, const struct peer_creds *creds,
+	     int64_t timeout_ms,
 	     gitsrc_done_fn done, void *opaque, struct gitsrc **out,
 	     struct error *err)
 {
@@ -693,6 +721,12 @@ gitsrc_start(struct loop *loop, const struct recipe_git *git, int dir_fd,
 	g->dir_fd = dir_fd;
 	g->work_fd = -1;
 	g->timeout_ms = timeout_ms;
+	g->bind_src = xasprintf("%s/%s", run_dir, GITSRC_DIR);
+	g->bind_dst = xstrndup(run_dir, strrchr(run_dir, '/') - run_dir);
+	if (!*g->bind_dst) {
+		free(g->bind_dst);
+		g->bind_dst = xstrdup("/");
+	}
 	g->done = done;
 	g->opaque = opaque;
 	peer_child_init(&g->pc);
@@ -704,15 +738,14 @@ gitsrc_start(struct loop *loop, const struct recipe_git *git, int dir_fd,
 	/* The submitter's git writes there and nowhere else: the run
 	 * directory stays root's, and the child reaches this one only
 	 * through the fd it is given. */
-	if (creds && creds->drop && geteuid() == 0 &&
-	    fchown(g->work_fd, creds->uid, creds->gid) < 0) {
-		r = error_sys(err, errno, "chown %s", GITSRC_DIR);
-		goto fail;
+	if (creds && creds->drop && geteuid() == 0) {
+		if (fchown(g->work_fd, creds->uid, creds->gid) < 0) {
+			r = error_sys(err, errno, "chown %s", GITSRC_DIR);
+			goto fail;
+		}
 	}
-	r = peer_spawn(creds, SOCK_SEQPACKET, args, &g->pc, err);
-	if (r < 0)
-		goto fail;
-	r = send_fd(g->pc.fd, g->work_fd, err);
+	r = peer_spawn_setup(creds, SOCK_SEQPACKET, args, git_setup, g, &g->pc,
+			     err);
 	if (r < 0)
 		goto fail;
 	g->w_pid = loop_watch_fd(loop, g->pc.pidfd, EPOLLIN, on_child_exit, g);
@@ -790,5 +823,7 @@ gitsrc_free(struct gitsrc *g)
 	 * the submitter's git could have made */
 	if (g->made)
 		rm_rf_at(g->dir_fd, GITSRC_DIR);
+	free(g->bind_src);
+	free(g->bind_dst);
 	free(g);
 }

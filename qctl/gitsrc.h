@@ -33,7 +33,7 @@ typedef void (*gitsrc_done_fn)(struct gitsrc *g, void *opaque);
 
 /*
  * Fetch git->url and check out git->ref into GITSRC_DIR of the run
- * directory dir_fd (borrowed: it must outlive g): a child
+ * directory dir_fd (borrowed: it must outlive g; its path run_dir): a child
  * (`qctl __peer git`, with creds' rights; NULL: ours) that runs git
  * without a shell, with no configuration but ours, no hooks, no
  * submodules, no network transport.  It is killed with everything it
@@ -41,7 +41,8 @@ typedef void (*gitsrc_done_fn)(struct gitsrc *g, void *opaque);
  * On failure nothing is left (no child, no directory) and *out is NULL.
  */
 int gitsrc_start(struct loop *loop, const struct recipe_git *git, int dir_fd,
-		 const struct peer_creds *creds, int64_t timeout_ms,
+		 const char *run_dir, const struct peer_creds *creds,
+		 int64_t timeout_ms,
 		 gitsrc_done_fn done, void *opaque, struct gitsrc **out,
 		 struct error *err);
 /*
@@ -61,9 +62,9 @@ int gitsrc_send_tree(const struct gitsrc *g, int sock, struct error *err);
 void gitsrc_free(struct gitsrc *g);
 
 /*
- * `qctl __peer git URL REF`, the child (see cmd-peer.c): receives its
- * work directory as an fd on chan_fd, fetches, checks out, sends the
- * commit id on chan_fd.  Returns its exit code; messages on status_fd.
+ * `qctl __peer git URL REF`, the child (see cmd-peer.c): in its working
+ * directory (GITSRC_DIR) fetches, checks out, sends the commit id on
+ * chan_fd.  Returns its exit code; messages on status_fd.
  */
 int gitsrc_peer_main(const char *url, const char *ref, int chan_fd,
 		     int status_fd);
