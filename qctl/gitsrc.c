@@ -79,12 +79,13 @@ void
 gitsrc_sanitize(const char *in, size_t n, char *out, size_t cap)
 {
 	size_t o = 0, i = 0;
-	bool space = true;	/* no leading space */
+	bool sep = false;	/* a line ended: "; " before the next */
 
 	if (!cap)
 		return;
 	while (i < n) {
 		size_t eol = i;
+		bool space = true;	/* no leading space on a line */
 
 		while (eol < n && in[eol] != '\n')
 			eol++;
@@ -100,23 +101,24 @@ gitsrc_sanitize(const char *in, size_t n, char *out, size_t cap)
 				c = ' ';
 			if (c == ' ' && space)
 				continue;
+			if (sep) {
+				if (o + 3 >= cap)
+					goto cut;
+				out[o++] = ';';
+				out[o++] = ' ';
+				sep = false;
+			}
 			space = c == ' ';
 			if (o + 1 >= cap)
 				goto cut;
 			out[o++] = c;
 		}
-		/* one line after another: "; " between them */
 		i = eol + 1;
-		if (o && !space) {
-			if (o + 2 >= cap)
-				goto cut;
-			out[o++] = ';';
-			out[o++] = ' ';
-			space = true;
-		}
+		while (o && out[o - 1] == ' ')
+			o--;
+		/* a line that left something: the next one is separated */
+		sep = o > 0;
 	}
-	while (o && (out[o - 1] == ' ' || out[o - 1] == ';'))
-		o--;
 	out[o] = '\0';
 	return;
 cut:

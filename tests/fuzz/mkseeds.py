@@ -365,6 +365,15 @@ steps:
 artifacts:
   - "out/*.deb"
 """)
+    put(R, "git-source.yaml", """source:
+  git: ../repo.git
+  ref: refs/tags/v1.2
+steps:
+  - {name: a, run: "cat /src/f.txt"}
+""")
+    put(R, "git-source-bad.yaml", """steps: [{name: a, run: x}]
+source: {git: "file:///srv/r", ref: "0123456789abcdef0123456789abcdef01234567", x: 1}
+""")
     put(R, "json.json", js({"image": "/abs/image", "steps": [
         {"name": "a", "run": "true", "network": "none", "timeout": "1s"}],
         "limits": {"disk": "1K"}}))
