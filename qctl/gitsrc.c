@@ -21,6 +21,7 @@
 #include "gitsrc.h"
 
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/close_range.h>
 #include <poll.h>
 #include <signal.h>
@@ -42,12 +43,12 @@
 
 struct gitsrc {
 	struct loop *loop;
-	const struct recipe_git *git;	/* borrowed from the recipe */
-	int dir_fd;			/* the run directory (borrowed) */
-	int work_fd;			/* GITSRC_DIR */
-	bool made;			/* GITSRC_DIR exists: remove it */
-	char *bind_src;			/* RUNDIR/GITSRC_DIR */
-	char *bind_dst;			/* the run root */
+	const struct recipe_git *git; /* borrowed from the recipe */
+	int dir_fd;		      /* the run directory (borrowed) */
+	int work_fd;		      /* GITSRC_DIR */
+	bool made;		      /* GITSRC_DIR exists: remove it */
+	char *bind_src;		      /* RUNDIR/GITSRC_DIR */
+	char *bind_dst;		      /* the run root */
 	struct peer_child pc;
 	struct loop_watch *w_pid;
 	struct loop_timer *t;
@@ -56,7 +57,7 @@ struct gitsrc {
 	void *opaque;
 	bool ended, timed_out;
 	char commit[COMMIT_MAX + 1];
-	int result;			/* 0 or -1, once ended */
+	int result; /* 0 or -1, once ended */
 	bool recipe_fault;
 	struct error err;
 };
@@ -79,13 +80,13 @@ void
 gitsrc_sanitize(const char *in, size_t n, char *out, size_t cap)
 {
 	size_t o = 0, i = 0;
-	bool sep = false;	/* a line ended: "; " before the next */
+	bool sep = false; /* a line ended: "; " before the next */
 
 	if (!cap)
 		return;
 	while (i < n) {
 		size_t eol = i;
-		bool space = true;	/* no leading space on a line */
+		bool space = true; /* no leading space on a line */
 
 		while (eol < n && in[eol] != '\n')
 			eol++;
@@ -170,39 +171,52 @@ strv_free(char **v)
  * config and hooks belong to the upload-pack side, which runs none of
  * them (uploadpack.packObjectsHook is read from protected config only).
  */
+/* clang-format off: one option per line, as git reads them */
 static const char *const git_opts[] = {
 	/* no hook of any repository ever runs */
-	"-c", "core.hooksPath=/dev/null",
+	"-c",
+	"core.hooksPath=/dev/null",
 	/* fsmonitor and untracked cache would run or trust a helper */
-	"-c", "core.fsmonitor=false",
-	"-c", "core.untrackedCache=false",
+	"-c",
+	"core.fsmonitor=false",
+	"-c",
+	"core.untrackedCache=false",
 	/* the file transport only: no ext::, ssh, http, git:// */
-	"-c", "protocol.allow=never",
-	"-c", "protocol.file.allow=always",
+	"-c",
+	"protocol.allow=never",
+	"-c",
+	"protocol.file.allow=always",
 	/* no credential helper, no askpass: nothing to prompt for */
-	"-c", "credential.helper=",
-	"-c", "core.askPass=",
+	"-c",
+	"credential.helper=",
+	"-c",
+	"core.askPass=",
 	/* no submodule is ever fetched or checked out */
-	"-c", "submodule.recurse=false",
-	"-c", "fetch.recurseSubmodules=false",
+	"-c",
+	"submodule.recurse=false",
+	"-c",
+	"fetch.recurseSubmodules=false",
 	/* objects are checked as they come in (malformed trees, paths) */
-	"-c", "transfer.fsckObjects=true",
+	"-c",
+	"transfer.fsckObjects=true",
 	/* no background work outliving the fetch */
-	"-c", "gc.auto=0",
-	"-c", "maintenance.auto=false",
-	"-c", "fetch.writeCommitGraph=false",
+	"-c",
+	"gc.auto=0",
+	"-c",
+	"maintenance.auto=false",
+	"-c",
+	"fetch.writeCommitGraph=false",
 	/* paths Windows or macOS would read otherwise: refused anyway */
-	"-c", "core.protectNTFS=true",
-	"-c", "core.protectHFS=true",
+	"-c",
+	"core.protectNTFS=true",
+	"-c",
+	"core.protectHFS=true",
 };
+/* clang-format on */
 
 static const char *const git_env[] = {
 	"PATH=/usr/bin:/bin",
-	/* no user's configuration, attributes or ignore files; the
-	 * submitter's uid cannot reach a directory of the run directory
-	 * by path, so HOME is one that does not exist */
-	"HOME=/nonexistent",
-	"XDG_CONFIG_HOME=/nonexistent",
+	/* (HOME and XDG_CONFIG_HOME: an empty directory, git_home) */
 	"GIT_CONFIG_NOSYSTEM=1",
 	"GIT_CONFIG_GLOBAL=/dev/null",
 	"GIT_CONFIG_SYSTEM=/dev/null",
@@ -220,12 +234,17 @@ static const char *const git_env[] = {
 	NULL,
 };
 
+/* "HOME=" and "XDG_CONFIG_HOME=" an empty directory of ours: no user's
+ * configuration, attributes or ignore files */
+static char git_home[2][PATH_MAX + 32] = {"HOME=/nonexistent",
+					  "XDG_CONFIG_HOME=/nonexistent"};
+
 struct git_run {
-	int status;		/* waitpid's, or -1: could not start */
+	int status; /* waitpid's, or -1: could not start */
 	int exec_errno;
-	char out[COMMIT_MAX + 2];	/* first bytes of stdout */
+	char out[COMMIT_MAX + 2]; /* first bytes of stdout */
 	size_t out_len;
-	char err[2048];		/* first bytes of stderr */
+	char err[2048]; /* first bytes of stderr */
 	size_t err_len;
 };
 
@@ -233,7 +252,7 @@ struct git_run {
 static void
 git_collect(int ofd, int efd, struct git_run *g)
 {
-	struct pollfd p[2] = { { ofd, POLLIN, 0 }, { efd, POLLIN, 0 } };
+	struct pollfd p[2] = {{ofd, POLLIN, 0}, {efd, POLLIN, 0}};
 	char buf[4096];
 
 	while (p[0].fd >= 0 || p[1].fd >= 0) {
@@ -275,7 +294,8 @@ static void
 git_run(const char *const *args, struct git_run *g)
 {
 	const char *argv[64];
-	int op[2] = { -1, -1 }, ep[2] = { -1, -1 }, xp[2] = { -1, -1 };
+	const char *envp[ARRAY_SIZE(git_env) + 2];
+	int op[2] = {-1, -1}, ep[2] = {-1, -1}, xp[2] = {-1, -1};
 	size_t n = 0;
 	pid_t pid;
 	ssize_t got;
@@ -288,6 +308,9 @@ git_run(const char *const *args, struct git_run *g)
 	for (size_t i = 0; args[i] && n + 1 < ARRAY_SIZE(argv); i++)
 		argv[n++] = args[i];
 	argv[n] = NULL;
+	envp[0] = git_home[0];
+	envp[1] = git_home[1];
+	memcpy(envp + 2, git_env, sizeof(git_env));
 	if (pipe2(op, O_CLOEXEC) < 0 || pipe2(ep, O_CLOEXEC) < 0 ||
 	    pipe2(xp, O_CLOEXEC) < 0) {
 		g->exec_errno = errno;
@@ -309,8 +332,8 @@ git_run(const char *const *args, struct git_run *g)
 		 * not our channel, not the status pipe */
 		if (syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
 			goto fail;
-		execve(GITSRC_GIT, (char *const *)argv, (char *const *)git_env);
-fail:
+		execve(GITSRC_GIT, (char *const *)argv, (char *const *)envp);
+	fail:
 		e = errno;
 		if (write(xp[1], &e, sizeof(e)) < 0)
 			_exit(127);
@@ -326,7 +349,7 @@ fail:
 	if (got != sizeof(g->exec_errno))
 		g->exec_errno = 0;
 	git_collect(op[0], ep[0], g);
-	op[0] = ep[0] = -1;	/* closed there */
+	op[0] = ep[0] = -1; /* closed there */
 	while (waitpid(pid, &g->status, 0) < 0 && errno == EINTR)
 		;
 	if (g->exec_errno)
@@ -371,8 +394,10 @@ git_die(int status_fd, int code, const char *what, const struct git_run *g)
 	char why[GITSRC_MSG_MAX + 1];
 
 	if (g->status < 0 && g->exec_errno == ENOENT)
-		child_die(status_fd, 1, "%s is not installed (Debian: apt-get "
-			  "install git)", GITSRC_GIT);
+		child_die(status_fd, 1,
+			  "%s is not installed (Debian: apt-get "
+			  "install git)",
+			  GITSRC_GIT);
 	if (g->status < 0)
 		child_die(status_fd, 1, "cannot run %s: %s", GITSRC_GIT,
 			  strerror(g->exec_errno));
@@ -393,10 +418,11 @@ gitsrc_recv_dir(int chan_fd)
 		struct cmsghdr align;
 	} u;
 	char byte;
-	struct iovec iov = { &byte, 1 };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
-			     .msg_control = u.buf,
-			     .msg_controllen = sizeof(u.buf) };
+	struct iovec iov = {&byte, 1};
+	struct msghdr mh = {.msg_iov = &iov,
+			    .msg_iovlen = 1,
+			    .msg_control = u.buf,
+			    .msg_controllen = sizeof(u.buf)};
 	struct cmsghdr *c;
 	struct stat st;
 	int fd = -1;
@@ -424,16 +450,16 @@ static int
 resolve_one(int status_fd, const char *cand, char *commit)
 {
 	_cleanup_free_ char *spec = xasprintf("%s^{commit}", cand);
-	const char *args[] = { "--git-dir=" GITSRC_REPO, "rev-parse",
-			       "--verify", "--quiet", "--end-of-options",
-			       spec, NULL };
+	const char *args[] = {
+		"--git-dir=" GITSRC_REPO, "rev-parse", "--verify", "--quiet",
+		"--end-of-options",	  spec,	       NULL};
 	struct git_run g;
 	size_t n;
 
 	git_run(args, &g);
 	if (g.status >= 0 && WIFEXITED(g.status) &&
 	    WEXITSTATUS(g.status) == 1 && !g.out_len)
-		return 0;	/* --quiet: "no such thing" */
+		return 0; /* --quiet: "no such thing" */
 	if (!git_ok(&g))
 		git_die(status_fd, 1, "git rev-parse failed", &g);
 	n = g.out_len;
@@ -456,12 +482,11 @@ on_parent_death(int sig)
 }
 
 int
-gitsrc_peer_main(const char *url, const char *ref, int chan_fd,
-		 int status_fd)
+gitsrc_peer_main(const char *url, const char *ref, int chan_fd, int status_fd)
 {
 	char commit[COMMIT_MAX + 1] = "", other[COMMIT_MAX + 1];
 	const char *cand_hit = NULL;
-	struct error err = { 0 };
+	struct error err = {0};
 	struct git_run g;
 	char **cands;
 
@@ -484,14 +509,16 @@ gitsrc_peer_main(const char *url, const char *ref, int chan_fd,
 		/* git says "does not appear to be a git repository" for
 		 * what it may not read: say why (with our rights only) */
 		const char *path = url[0] == '/' ? url : url + 7;
-		int fd = strchr(path, '%') ? -2
-			 : open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC |
-					      O_NONBLOCK);
+		int fd = strchr(path, '%')
+				 ? -2
+				 : open(path, O_RDONLY | O_DIRECTORY |
+						      O_CLOEXEC | O_NONBLOCK);
 
 		if (fd == -1)
-			child_die(status_fd, GITSRC_EXIT_RECIPE, "cannot read "
-				  "repository %.200s: %s", url,
-				  strerror(errno));
+			child_die(status_fd, GITSRC_EXIT_RECIPE,
+				  "cannot read "
+				  "repository %.200s: %s",
+				  url, strerror(errno));
 		if (fd >= 0)
 			close(fd);
 	}
@@ -501,8 +528,18 @@ gitsrc_peer_main(const char *url, const char *ref, int chan_fd,
 	/* the tree's modes are what the repository says */
 	umask(022);
 	{
-		const char *args[] = { "init", "--quiet", "--bare",
-				       "--template=", GITSRC_REPO, NULL };
+		char cwd[PATH_MAX];
+
+		if (mkdir("home", 0500) < 0 || !getcwd(cwd, sizeof(cwd)))
+			child_die(status_fd, 1, "work directory: %s",
+				  strerror(errno));
+		snprintf(git_home[0], sizeof(git_home[0]), "HOME=%s/home", cwd);
+		snprintf(git_home[1], sizeof(git_home[1]),
+			 "XDG_CONFIG_HOME=%s/home", cwd);
+	}
+	{
+		const char *args[] = {"init",	     "--quiet",	  "--bare",
+				      "--template=", GITSRC_REPO, NULL};
 
 		git_run(args, &g);
 		if (!git_ok(&g))
@@ -513,14 +550,18 @@ gitsrc_peer_main(const char *url, const char *ref, int chan_fd,
 		 * (an empty repository has none, and that is no error for
 		 * a branch) */
 		const char *args[] = {
-			"--git-dir=" GITSRC_REPO, "fetch", "--quiet",
-			"--no-tags", "--no-recurse-submodules",
-			"--no-write-fetch-head", "--end-of-options", url,
+			"--git-dir=" GITSRC_REPO,
+			"fetch",
+			"--quiet",
+			"--no-tags",
+			"--no-recurse-submodules",
+			"--no-write-fetch-head",
+			"--end-of-options",
+			url,
 			"+refs/heads/*:refs/qctl/heads/*",
 			"+refs/tags/*:refs/qctl/tags/*",
 			!strcmp(ref, "HEAD") ? "+HEAD:refs/qctl/HEAD" : NULL,
-			NULL
-		};
+			NULL};
 		char what[200];
 
 		snprintf(what, sizeof(what), "cannot fetch from %.150s", url);
@@ -530,9 +571,11 @@ gitsrc_peer_main(const char *url, const char *ref, int chan_fd,
 	}
 	cands = gitsrc_candidates(ref);
 	if (!cands[0])
-		child_die(status_fd, GITSRC_EXIT_RECIPE, "ref \"%s\": only "
+		child_die(status_fd, GITSRC_EXIT_RECIPE,
+			  "ref \"%s\": only "
 			  "HEAD, branches (refs/heads/), tags (refs/tags/) "
-			  "and full commit ids are fetched", ref);
+			  "and full commit ids are fetched",
+			  ref);
 	for (size_t i = 0; cands[i]; i++) {
 		char *dst = cand_hit ? other : commit;
 
@@ -544,15 +587,18 @@ gitsrc_peer_main(const char *url, const char *ref, int chan_fd,
 		}
 		/* a tag and a branch of that name: say which */
 		if (strcmp(commit, other))
-			child_die(status_fd, GITSRC_EXIT_RECIPE, "ref \"%s\" "
+			child_die(status_fd, GITSRC_EXIT_RECIPE,
+				  "ref \"%s\" "
 				  "is both a tag and a branch of %.150s "
 				  "(write refs/tags/%s or refs/heads/%s)",
 				  ref, url, ref, ref);
 	}
 	strv_free(cands);
 	if (!cand_hit)
-		child_die(status_fd, GITSRC_EXIT_RECIPE, "ref \"%s\" is not a "
-			  "branch, tag or commit of %.150s%s", ref, url,
+		child_die(status_fd, GITSRC_EXIT_RECIPE,
+			  "ref \"%s\" is not a "
+			  "branch, tag or commit of %.150s%s",
+			  ref, url,
 			  gitsrc_is_commit_id(ref, strlen(ref))
 				  ? " (a commit must be reachable from a "
 				    "branch or tag)"
@@ -562,11 +608,17 @@ gitsrc_peer_main(const char *url, const char *ref, int chan_fd,
 			  strerror(errno));
 	{
 		/* exactly the commit, detached; no submodules */
-		const char *args[] = { "--git-dir=" GITSRC_REPO,
-				       "--work-tree=" GITSRC_TREE, "-c",
-				       "core.bare=false", "checkout", "--quiet",
-				       "--detach", "--no-recurse-submodules",
-				       commit, "--", NULL };
+		const char *args[] = {"--git-dir=" GITSRC_REPO,
+				      "--work-tree=" GITSRC_TREE,
+				      "-c",
+				      "core.bare=false",
+				      "checkout",
+				      "--quiet",
+				      "--detach",
+				      "--no-recurse-submodules",
+				      commit,
+				      "--",
+				      NULL};
 
 		git_run(args, &g);
 		if (!git_ok(&g))
@@ -593,7 +645,7 @@ kill_all(struct gitsrc *g)
 static void
 finish(struct gitsrc *g)
 {
-	struct error perr = { 0 };
+	struct error perr = {0};
 	const char *who = g->git->where ? g->git->where : "recipe";
 	char buf[COMMIT_MAX + 2];
 	ssize_t n;
@@ -605,22 +657,25 @@ finish(struct gitsrc *g)
 	g->ended = true;
 	g->result = -1;
 	if (g->timed_out) {
-		error_set(&g->err, ETIMEDOUT, "%s: source: fetching %s took "
-			  "longer than %.0fs (limits.boot_timeout)", who,
-			  g->git->url, g->timeout_ms / 1000.0);
+		error_set(&g->err, ETIMEDOUT,
+			  "%s: source: fetching %s took "
+			  "longer than %.0fs (limits.boot_timeout)",
+			  who, g->git->url, g->timeout_ms / 1000.0);
 		return;
 	}
 	if (peer_result(&g->pc, &perr) < 0) {
-		g->recipe_fault = WIFEXITED(g->pc.wstatus) &&
-				  WEXITSTATUS(g->pc.wstatus) ==
-					  GITSRC_EXIT_RECIPE;
+		g->recipe_fault =
+			WIFEXITED(g->pc.wstatus) &&
+			WEXITSTATUS(g->pc.wstatus) == GITSRC_EXIT_RECIPE;
 		error_set(&g->err, perr.code, "%s: source: %s", who, perr.msg);
 		return;
 	}
 	n = recv(g->pc.fd, buf, sizeof(buf), MSG_DONTWAIT);
 	if (n <= 0 || !gitsrc_is_commit_id(buf, n)) {
-		error_set(&g->err, EPROTO, "%s: source: the fetch of %s sent "
-			  "no commit id", who, g->git->url);
+		error_set(&g->err, EPROTO,
+			  "%s: source: the fetch of %s sent "
+			  "no commit id",
+			  who, g->git->url);
 		return;
 	}
 	memcpy(g->commit, buf, n);
@@ -663,10 +718,11 @@ send_fd(int sock, int fd, struct error *err)
 		struct cmsghdr align;
 	} u;
 	char byte = 0;
-	struct iovec iov = { &byte, 1 };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
-			     .msg_control = u.buf,
-			     .msg_controllen = sizeof(u.buf) };
+	struct iovec iov = {&byte, 1};
+	struct msghdr mh = {.msg_iov = &iov,
+			    .msg_iovlen = 1,
+			    .msg_control = u.buf,
+			    .msg_controllen = sizeof(u.buf)};
 	struct cmsghdr *c;
 
 	memset(&u, 0, sizeof(u));
@@ -677,7 +733,8 @@ send_fd(int sock, int fd, struct error *err)
 	memcpy(CMSG_DATA(c), &fd, sizeof(int));
 	/* a fresh socket has room for one byte: this does not block */
 	if (sendmsg(sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT) != 1)
-		return error_sys(err, errno, "passing a directory to the "
+		return error_sys(err, errno,
+				 "passing a directory to the "
 				 "reader");
 	return 0;
 }
@@ -710,12 +767,11 @@ git_setup(void *arg)
 int
 gitsrc_start(struct loop *loop, const struct recipe_git *git, int dir_fd,
 	     const char *run_dir, const struct peer_creds *creds,
-	     int64_t timeout_ms,
-	     gitsrc_done_fn done, void *opaque, struct gitsrc **out,
-	     struct error *err)
+	     int64_t timeout_ms, gitsrc_done_fn done, void *opaque,
+	     struct gitsrc **out, struct error *err)
 {
 	struct gitsrc *g = xcalloc(1, sizeof(*g));
-	const char *args[] = { "git", git->url, git->ref, NULL };
+	const char *args[] = {"git", git->url, git->ref, NULL};
 	int r;
 
 	g->loop = loop;

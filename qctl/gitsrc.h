@@ -42,9 +42,8 @@ typedef void (*gitsrc_done_fn)(struct gitsrc *g, void *opaque);
  */
 int gitsrc_start(struct loop *loop, const struct recipe_git *git, int dir_fd,
 		 const char *run_dir, const struct peer_creds *creds,
-		 int64_t timeout_ms,
-		 gitsrc_done_fn done, void *opaque, struct gitsrc **out,
-		 struct error *err);
+		 int64_t timeout_ms, gitsrc_done_fn done, void *opaque,
+		 struct gitsrc **out, struct error *err);
 /*
  * Once done was called: 0 (the commit is checked out), or -1 with err
  * naming the recipe's source and *recipe_fault set when the recipe is to

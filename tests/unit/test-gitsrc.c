@@ -40,20 +40,20 @@ check_cands(const char *ref, const char *const *want)
 
 Test(gitsrc, candidates)
 {
-	check_cands("HEAD", (const char *const[]){ "refs/qctl/HEAD", NULL });
+	check_cands("HEAD", (const char *const[]){"refs/qctl/HEAD", NULL});
 	/* git's order: a tag before a branch */
-	check_cands("main", (const char *const[]){ "refs/qctl/tags/main",
-						   "refs/qctl/heads/main",
-						   NULL });
+	check_cands("main",
+		    (const char *const[]){"refs/qctl/tags/main",
+					  "refs/qctl/heads/main", NULL});
 	check_cands("refs/heads/a/b",
-		    (const char *const[]){ "refs/qctl/heads/a/b", NULL });
+		    (const char *const[]){"refs/qctl/heads/a/b", NULL});
 	check_cands("refs/tags/v1",
-		    (const char *const[]){ "refs/qctl/tags/v1", NULL });
+		    (const char *const[]){"refs/qctl/tags/v1", NULL});
 	/* other refs are not fetched */
-	check_cands("refs/pull/1/head", (const char *const[]){ NULL });
+	check_cands("refs/pull/1/head", (const char *const[]){NULL});
 	check_cands("0123456789abcdef0123456789abcdef01234567",
 		    (const char *const[]){
-			    "0123456789abcdef0123456789abcdef01234567", NULL });
+			    "0123456789abcdef0123456789abcdef01234567", NULL});
 }
 
 static void
