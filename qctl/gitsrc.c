@@ -123,8 +123,11 @@ gitsrc_sanitize(const char *in, size_t n, char *out, size_t cap)
 	out[o] = '\0';
 	return;
 cut:
+	if (cap >= 4 && o > cap - 4)
+		o = cap - 4;
+	while (o && out[o - 1] == ' ')
+		o--;
 	if (cap >= 4) {
-		o = o > cap - 4 ? cap - 4 : o;
 		memcpy(out + o, "...", 3);
 		o += 3;
 	}

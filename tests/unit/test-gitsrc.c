@@ -92,6 +92,9 @@ Test(gitsrc, sanitize)
 	check_sanitize("0123456789abcdef", 10, "012345...");
 	check_sanitize("0123456789", 11, "0123456789");
 	check_sanitize("abc", 1, "");
+	/* found by fuzz-gitsrc: a cut right after a space left it last */
+	check_sanitize("\xff~\xfd\x0ffi", 3, "~");
+	check_sanitize("abc def ghi", 8, "abc...");
 }
 
 /* ---- the fetch itself: `qctl __peer git` (QCTL_PEER_EXE) on a local
