@@ -484,21 +484,146 @@ on_parent_death(int sig)
 	_exit(1);
 }
 
+/* The repository path with our rights: git's own words for what it may
+ * not read are "does not appear to be a git repository". */
+static void
+peer_check_repo(const char *url, int status_fd)
+{
+	const char *path = url[0] == '/' ? url : url + 7; /* file:// */
+	int fd;
+
+	if (strchr(path, '%'))
+		return; /* URL-encoded: git's to decode */
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0)
+		child_die(status_fd, GITSRC_EXIT_RECIPE,
+			  "cannot read repository %.200s: %s", url,
+			  strerror(errno));
+	close(fd);
+}
+
+/* The working directory (GITSRC_DIR, see git_setup): an empty HOME. */
+static void
+peer_prepare(int status_fd)
+{
+	char cwd[PATH_MAX];
+
+	/* the tree's modes are what the repository says */
+	umask(022);
+	if (access(".", W_OK) < 0 || mkdir("home", 0500) < 0 ||
+	    !getcwd(cwd, sizeof(cwd)))
+		child_die(status_fd, 1, "work directory: %s", strerror(errno));
+	snprintf(git_home[0], sizeof(git_home[0]), "HOME=%s/home", cwd);
+	snprintf(git_home[1], sizeof(git_home[1]), "XDG_CONFIG_HOME=%s/home",
+		 cwd);
+}
+
+/* A fresh bare repository (no hooks, no samples) and the remote's
+ * branches and tags in it; its HEAD only when asked for (an empty
+ * repository has none, and that is no error for a branch). */
+static void
+peer_fetch(const char *url, const char *ref, int status_fd)
+{
+	const char *init[] = {"init",	     "--quiet",	  "--bare",
+			      "--template=", GITSRC_REPO, NULL};
+	const char *fetch[] = {"--git-dir=" GITSRC_REPO,
+			       "fetch",
+			       "--quiet",
+			       "--no-tags",
+			       "--no-recurse-submodules",
+			       "--no-write-fetch-head",
+			       "--end-of-options",
+			       url,
+			       "+refs/heads/*:refs/qctl/heads/*",
+			       "+refs/tags/*:refs/qctl/tags/*",
+			       !strcmp(ref, "HEAD") ? "+HEAD:refs/qctl/HEAD"
+						    : NULL,
+			       NULL};
+	char what[200];
+	struct git_run g;
+
+	git_run(init, &g);
+	if (!git_ok(&g))
+		git_die(status_fd, 1, "git init failed", &g);
+	snprintf(what, sizeof(what), "cannot fetch from %.150s", url);
+	git_run(fetch, &g);
+	if (!git_ok(&g))
+		git_die(status_fd, GITSRC_EXIT_RECIPE, what, &g);
+}
+
+/* The one commit ref names in what was fetched, into commit. */
+static void
+peer_resolve(const char *url, const char *ref, int status_fd, char *commit)
+{
+	char other[COMMIT_MAX + 1];
+	char **cands = gitsrc_candidates(ref);
+	bool found = false;
+
+	if (!cands[0])
+		child_die(status_fd, GITSRC_EXIT_RECIPE,
+			  "ref \"%s\": only HEAD, branches (refs/heads/), "
+			  "tags (refs/tags/) and full commit ids are fetched",
+			  ref);
+	for (size_t i = 0; cands[i]; i++) {
+		if (!resolve_one(status_fd, cands[i], found ? other : commit))
+			continue;
+		/* a tag and a branch of that name: say which */
+		if (found && strcmp(commit, other))
+			child_die(status_fd, GITSRC_EXIT_RECIPE,
+				  "ref \"%s\" is both a tag and a branch of "
+				  "%.150s (write refs/tags/%s or "
+				  "refs/heads/%s)",
+				  ref, url, ref, ref);
+		found = true;
+	}
+	strv_free(cands);
+	if (!found)
+		child_die(status_fd, GITSRC_EXIT_RECIPE,
+			  "ref \"%s\" is not a branch, tag or commit of "
+			  "%.150s%s",
+			  ref, url,
+			  gitsrc_is_commit_id(ref, strlen(ref))
+				  ? " (a commit must be reachable from a "
+				    "branch or tag)"
+				  : "");
+}
+
+/* Exactly the commit, detached, into GITSRC_TREE; no submodules. */
+static void
+peer_checkout(const char *commit, int status_fd)
+{
+	const char *args[] = {"--git-dir=" GITSRC_REPO,
+			      "--work-tree=" GITSRC_TREE,
+			      "-c",
+			      "core.bare=false",
+			      "checkout",
+			      "--quiet",
+			      "--detach",
+			      "--no-recurse-submodules",
+			      commit,
+			      "--",
+			      NULL};
+	struct git_run g;
+
+	if (mkdir(GITSRC_TREE, 0755) < 0)
+		child_die(status_fd, 1, "mkdir %s: %s", GITSRC_TREE,
+			  strerror(errno));
+	git_run(args, &g);
+	if (!git_ok(&g))
+		git_die(status_fd, 1, "git checkout failed", &g);
+}
+
 int
 gitsrc_peer_main(const char *url, const char *ref, int chan_fd, int status_fd)
 {
-	char commit[COMMIT_MAX + 1] = "", other[COMMIT_MAX + 1];
-	const char *cand_hit = NULL;
+	char commit[COMMIT_MAX + 1] = "";
 	struct error err = {0};
-	struct git_run g;
-	char **cands;
+	pid_t parent = getppid();
 
 	/* A SIGKILL at the manager's death (peer.c) would leave what git
 	 * started (upload-pack, blocked on a FIFO of the repository, say)
 	 * running: a SIGTERM instead, and its handler kills our whole
 	 * process group (child_setup made it ours). */
-	pid_t parent = getppid();
-
 	signal(SIGTERM, on_parent_death);
 	if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != parent ||
 	    parent == 1)
@@ -508,125 +633,11 @@ gitsrc_peer_main(const char *url, const char *ref, int chan_fd, int status_fd)
 	if (recipe_check_git_url(url, &err) < 0 ||
 	    recipe_check_git_ref(ref, &err) < 0)
 		child_die(status_fd, GITSRC_EXIT_RECIPE, "%s", err.msg);
-	{
-		/* git says "does not appear to be a git repository" for
-		 * what it may not read: say why (with our rights only) */
-		const char *path = url[0] == '/' ? url : url + 7;
-		int fd = strchr(path, '%')
-				 ? -2
-				 : open(path, O_RDONLY | O_DIRECTORY |
-						      O_CLOEXEC | O_NONBLOCK);
-
-		if (fd == -1)
-			child_die(status_fd, GITSRC_EXIT_RECIPE,
-				  "cannot read "
-				  "repository %.200s: %s",
-				  url, strerror(errno));
-		if (fd >= 0)
-			close(fd);
-	}
-	/* the working directory is GITSRC_DIR (git_setup) */
-	if (access(".", W_OK) < 0)
-		child_die(status_fd, 1, "work directory: %s", strerror(errno));
-	/* the tree's modes are what the repository says */
-	umask(022);
-	{
-		char cwd[PATH_MAX];
-
-		if (mkdir("home", 0500) < 0 || !getcwd(cwd, sizeof(cwd)))
-			child_die(status_fd, 1, "work directory: %s",
-				  strerror(errno));
-		snprintf(git_home[0], sizeof(git_home[0]), "HOME=%s/home", cwd);
-		snprintf(git_home[1], sizeof(git_home[1]),
-			 "XDG_CONFIG_HOME=%s/home", cwd);
-	}
-	{
-		const char *args[] = {"init",	     "--quiet",	  "--bare",
-				      "--template=", GITSRC_REPO, NULL};
-
-		git_run(args, &g);
-		if (!git_ok(&g))
-			git_die(status_fd, 1, "git init failed", &g);
-	}
-	{
-		/* branches and tags; the remote's HEAD only when asked for
-		 * (an empty repository has none, and that is no error for
-		 * a branch) */
-		const char *args[] = {
-			"--git-dir=" GITSRC_REPO,
-			"fetch",
-			"--quiet",
-			"--no-tags",
-			"--no-recurse-submodules",
-			"--no-write-fetch-head",
-			"--end-of-options",
-			url,
-			"+refs/heads/*:refs/qctl/heads/*",
-			"+refs/tags/*:refs/qctl/tags/*",
-			!strcmp(ref, "HEAD") ? "+HEAD:refs/qctl/HEAD" : NULL,
-			NULL};
-		char what[200];
-
-		snprintf(what, sizeof(what), "cannot fetch from %.150s", url);
-		git_run(args, &g);
-		if (!git_ok(&g))
-			git_die(status_fd, GITSRC_EXIT_RECIPE, what, &g);
-	}
-	cands = gitsrc_candidates(ref);
-	if (!cands[0])
-		child_die(status_fd, GITSRC_EXIT_RECIPE,
-			  "ref \"%s\": only "
-			  "HEAD, branches (refs/heads/), tags (refs/tags/) "
-			  "and full commit ids are fetched",
-			  ref);
-	for (size_t i = 0; cands[i]; i++) {
-		char *dst = cand_hit ? other : commit;
-
-		if (!resolve_one(status_fd, cands[i], dst))
-			continue;
-		if (!cand_hit) {
-			cand_hit = cands[i];
-			continue;
-		}
-		/* a tag and a branch of that name: say which */
-		if (strcmp(commit, other))
-			child_die(status_fd, GITSRC_EXIT_RECIPE,
-				  "ref \"%s\" "
-				  "is both a tag and a branch of %.150s "
-				  "(write refs/tags/%s or refs/heads/%s)",
-				  ref, url, ref, ref);
-	}
-	strv_free(cands);
-	if (!cand_hit)
-		child_die(status_fd, GITSRC_EXIT_RECIPE,
-			  "ref \"%s\" is not a "
-			  "branch, tag or commit of %.150s%s",
-			  ref, url,
-			  gitsrc_is_commit_id(ref, strlen(ref))
-				  ? " (a commit must be reachable from a "
-				    "branch or tag)"
-				  : "");
-	if (mkdir(GITSRC_TREE, 0755) < 0)
-		child_die(status_fd, 1, "mkdir %s: %s", GITSRC_TREE,
-			  strerror(errno));
-	{
-		/* exactly the commit, detached; no submodules */
-		const char *args[] = {"--git-dir=" GITSRC_REPO,
-				      "--work-tree=" GITSRC_TREE,
-				      "-c",
-				      "core.bare=false",
-				      "checkout",
-				      "--quiet",
-				      "--detach",
-				      "--no-recurse-submodules",
-				      commit,
-				      "--",
-				      NULL};
-
-		git_run(args, &g);
-		if (!git_ok(&g))
-			git_die(status_fd, 1, "git checkout failed", &g);
-	}
+	peer_check_repo(url, status_fd);
+	peer_prepare(status_fd);
+	peer_fetch(url, ref, status_fd);
+	peer_resolve(url, ref, status_fd, commit);
+	peer_checkout(commit, status_fd);
 	if (send(chan_fd, commit, strlen(commit), MSG_NOSIGNAL) < 0)
 		child_die(status_fd, 1, "sending to the server: %s",
 			  strerror(errno));
