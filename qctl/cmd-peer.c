@@ -104,6 +104,25 @@ check_source(const char *src)
 	send_msg(PEER_MSG_SOURCE, src, strlen(src), NULL, 0);
 }
 
+/* A git source's repository opens (the fetch itself is at build time). */
+static void
+check_git(const char *url)
+{
+	const char *path = strncmp(url, "file://", 7) ? url : url + 7;
+	struct error err = { 0 };
+	int fd;
+
+	if (path[0] != '/' || strchr(path, '%'))
+		return;		/* the fetch will say */
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0) {
+		error_sys(&err, errno, "source.git: cannot read repository %s",
+			  url);
+		peer_fail(&err);
+	}
+	close(fd);
+}
+
 static void
 send_image(const char *dir)
 {
@@ -150,7 +169,7 @@ send_image(const char *dir)
 static int
 peer_access(int argc, char **argv)
 {
-	const char *recipe = NULL, *source = NULL, *image = NULL;
+	const char *recipe = NULL, *source = NULL, *image = NULL, *git = NULL;
 	_cleanup_recipe_ struct recipe *r = NULL;
 	struct error err = { 0 };
 
@@ -161,6 +180,8 @@ peer_access(int argc, char **argv)
 			source = argv[i + 1];
 		else if (!strcmp(argv[i], "--image"))
 			image = argv[i + 1];
+		else if (!strcmp(argv[i], "--git"))
+			git = argv[i + 1];
 		else
 			return 2;
 	}
@@ -205,6 +226,8 @@ peer_access(int argc, char **argv)
 			send_msg(PEER_MSG_DONE, NULL, 0, NULL, 0);
 			return 0;
 		}
+		if (!source && !git)
+			git = r->git.url;
 		if (!source)
 			source = r->source;
 		if (!image && strchr(r->image, '/'))
@@ -212,6 +235,8 @@ peer_access(int argc, char **argv)
 	}
 	if (source)
 		check_source(source);
+	else if (git)
+		check_git(git);
 	if (image)
 		send_image(image);
 	send_msg(PEER_MSG_DONE, NULL, 0, NULL, 0);

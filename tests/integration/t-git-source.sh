@@ -5,7 +5,9 @@
 # bad ref is a recipe error (exit 2) that boots no VM and leaves nothing;
 # a fetch that hangs is killed at the boot timeout (exit 4), by ^C (130)
 # or, its manager killed, by qctl gc; under qctl serve the fetch has the
-# client's rights: a root-only repository is refused, its own is built.
+# client's rights: a root-only repository is refused at build-submit, one
+# whose .git only is root's when the fetch runs (exit_code 2), and the
+# client's own is built.
 . "$(dirname "$0")/serve-lib.sh"
 
 U=qctlgit$$
@@ -191,6 +193,12 @@ g init -q "$D/root-only/repo"
 echo "$TOKEN" >"$D/root-only/repo/f.txt"
 g -C "$D/root-only/repo" add f.txt
 g -C "$D/root-only/repo" commit -q -m secret
+# one whose directory opens but whose .git is root's alone: only the
+# fetch itself (as the client) can find out
+mkdir -m 755 "$D/half"
+g clone -q "$D/root-only/repo" "$D/half/repo"
+chmod 755 "$D/half/repo"
+chmod 700 "$D/half/repo/.git"
 # the client's own repository
 g clone -q "$REPO" "$D/own"
 chown -R "$U:nogroup" "$D/own"
@@ -218,7 +226,22 @@ def finished(i):
         off = ch["next"]
     return r, log
 
-root = c.cmd("build-submit", recipe={"source": {"git": D + "/root-only/repo"},
+def refused(what, args, want):
+    try:
+        r = c.cmd("build-submit", **args)
+    except QMPError as e:
+        if want not in e.desc:
+            raise SystemExit("FAIL: %s: %s" % (what, e.desc))
+        print("%s refused: %s" % (what, e.desc))
+        return
+    raise SystemExit("FAIL: %s accepted: %r" % (what, r))
+
+refused("root-only repository", {"recipe": {"source": {
+    "git": D + "/root-only/repo"}, "steps": step}}, "Permission denied")
+refused("root-only repository, file://", {"recipe": {"source": {
+    "git": "file://" + D + "/root-only/repo", "ref": "main"},
+    "steps": step}}, "Permission denied")
+root = c.cmd("build-submit", recipe={"source": {"git": D + "/half/repo"},
                                      "steps": step})["id"]
 own = c.cmd("build-submit", recipe={"source": {"git": D + "/own", "ref": "main"},
                                     "steps": step})["id"]
@@ -231,9 +254,9 @@ if not rel or "must be an absolute path" not in rel:
     raise SystemExit("FAIL: a relative git path in a recipe object: %r" % rel)
 r, log = finished(root)
 if r["status"] != "error" or r["exit_code"] != 2 or \
-        "Permission denied" not in r["reason"]:
-    raise SystemExit("FAIL: root's repository: %r" % r)
-print("root-only repository refused: %s" % r["reason"])
+        "cannot fetch from" not in r["reason"] or r["source"]["commit"]:
+    raise SystemExit("FAIL: root's .git: %r" % r)
+print("root's .git: build refused: %s" % r["reason"])
 blob = json.dumps([r, log])
 r2, log2 = finished(own)
 if r2["status"] != "passed" or r2["source"]["commit"] != c2 or \
