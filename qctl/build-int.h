@@ -94,6 +94,7 @@ struct build {
 	int64_t xfer_seen;	/* last progress of the upload, artifacts */
 	struct peer_child packer;	/* packs the source, as its owner */
 	struct loop_watch *w_upload, *w_packer;
+	struct gitsrc *git;	/* a git source's fetch and checkout */
 	int disk_fd;
 	char *disk_path;
 	/* mkfs.ext4 making the scratch disk: a child watched by the loop */

@@ -24,6 +24,7 @@
 
 #include "agent.h"
 #include "cgroup.h"
+#include "gitsrc.h"
 #include "image.h"
 #include "limit.h"
 #include "netns.h"
@@ -158,6 +159,9 @@ build_finalize(struct build *b)
 	release_vm(b);
 	build_net_stop(b);
 	upload_stop(b);
+	/* the checkout goes on every path; the run directory may stay */
+	gitsrc_free(b->git);
+	b->git = NULL;
 	if (b->art_fd >= 0)
 		close(b->art_fd);
 	b->art_fd = -1;
@@ -577,6 +581,13 @@ start_upload(struct build *b)
 	const char *args[] = { "pack", src, NULL };
 	struct error err = { 0 };
 
+	if (b->git) {
+		/* the checkout, as an fd: see gitsrc.h */
+		args[0] = "pack-fd";
+		args[1] = NULL;
+		src = b->recipe->git.url;
+	}
+
 	b->phase = PH_UPLOAD;
 	build_cancel_phase_timer(b); /* the setup's */
 	b->xfer_seen = now_ms();
@@ -588,6 +599,10 @@ start_upload(struct build *b)
 	 * never reads a client's files for it. */
 	if (peer_spawn(b->opts.creds, SOCK_STREAM, args, &b->packer, &err) <
 	    0) {
+		build_fail(b, BUILD_ERROR, "source %s: %s", src, err.msg);
+		return;
+	}
+	if (b->git && gitsrc_send_tree(b->git, b->packer.fd, &err) < 0) {
 		build_fail(b, BUILD_ERROR, "source %s: %s", src, err.msg);
 		return;
 	}
@@ -960,7 +975,7 @@ on_agent_frame(const struct agent_hdr *h, const void *p, void *opaque,
 				return 0;
 			}
 			/* /src exists (setup made it): no source, no upload */
-			if (!b->opts.source && !b->recipe->source)
+			if (!b->opts.source && !b->recipe->source && !b->git)
 				start_step(b, 0);
 			else
 				start_upload(b);
@@ -1229,7 +1244,7 @@ build_new(struct loop *loop, const struct recipe *recipe,
 	b->mkfs_pidfd = -1;
 	b->net_log_fd = -1;
 	b->ns.fd = b->ns.tap_fd = b->ns.listen_fd = -1;
-	b->img.kernel_fd = b->img.initrd_fd = -1;
+	b->img.kernel_fd = b->img.initrd_fd = b->img.root_fd = -1;
 	peer_child_init(&b->packer);
 	for (size_t i = 0; i < recipe->n_steps; i++)
 		if (recipe->steps[i].fetch)
@@ -1298,6 +1313,27 @@ resolve_image_defaults(struct build *b, struct error *err)
 			  n == 1 ? "" : "s");
 	}
 	return 0;
+}
+
+/* The git source is checked out (or not): boot, or end here. */
+static void
+on_git_done(struct gitsrc *g, void *opaque)
+{
+	struct build *b = opaque;
+	struct error err = { 0 };
+	bool recipe_fault;
+
+	/* what was asked for, and (null when it failed) what was got */
+	b->res.source = gitsrc_to_json(g);
+	if (gitsrc_result(g, &err, &recipe_fault) < 0) {
+		b->res.recipe_error = recipe_fault;
+		build_fail(b, BUILD_ERROR, "%s", err.msg);
+		return;
+	}
+	build_say(b, 1, "source: %s at %s (%s)", b->recipe->git.url,
+	    gitsrc_commit(g), b->recipe->git.ref);
+	if (boot_vm(b, &err) < 0)
+		build_fail(b, BUILD_ERROR, "%s", err.msg);
 }
 
 int
@@ -1377,8 +1413,11 @@ build_start_inner(struct build *b, struct error *err)
 	if (r < 0)
 		return r;
 	r = resolve_image_defaults(b, err);
-	if (r < 0)
+	if (r < 0) {
+		/* the recipe asked the image for what it has not: exit 2 */
+		b->res.recipe_error = true;
 		return r;
+	}
 	build_say(b, 1, "booting %s (%s, %d cpu, %llu MiB) in %s", b->img.name,
 		  accel_name(b->opts.accel), b->cpus,
 		  (unsigned long long)(b->memory >> 20), b->run_dir);
@@ -1393,7 +1432,17 @@ build_start_inner(struct build *b, struct error *err)
 			return r;
 		}
 	}
-	r = boot_vm(b, err);
+	if (b->opts.source || b->recipe->source)
+		b->res.source = json_pack("{s:s}", "dir", b->opts.source
+					  ? b->opts.source : b->recipe->source);
+	/* a git source is fetched before the VM boots (on_git_done) */
+	if (b->recipe->git.url && !b->opts.source)
+		r = gitsrc_start(b->loop, &b->recipe->git, b->dir_fd,
+				 b->run_dir, b->opts.creds,
+				 b->recipe->limits.boot_timeout_ms, on_git_done,
+				 b, &b->git, err);
+	else
+		r = boot_vm(b, err);
 	if (r < 0) {
 		release_vm(b);
 		build_net_stop(b);
@@ -1483,6 +1532,7 @@ build_free(struct build *b)
 		close(b->qemu_log_fd);
 	for (int s = 0; s < 2; s++)
 		buf_free(&b->line[s]);
+	gitsrc_free(b->git);
 	if (b->dir_fd >= 0)
 		close(b->dir_fd);
 	/* by name under the run root's fd, as it was made */

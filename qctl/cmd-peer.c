@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 
 #include "cmd.h"
+#include "gitsrc.h"
 #include "image.h"
 #include "peer.h"
 #include "recipe.h"
@@ -103,6 +104,25 @@ check_source(const char *src)
 	send_msg(PEER_MSG_SOURCE, src, strlen(src), NULL, 0);
 }
 
+/* A git source's repository opens (the fetch itself is at build time). */
+static void
+check_git(const char *url)
+{
+	const char *path = strncmp(url, "file://", 7) ? url : url + 7;
+	struct error err = { 0 };
+	int fd;
+
+	if (path[0] != '/' || strchr(path, '%'))
+		return;		/* the fetch will say */
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0) {
+		error_sys(&err, errno, "source.git: cannot read repository %s",
+			  url);
+		peer_fail(&err);
+	}
+	close(fd);
+}
+
 static void
 send_image(const char *dir)
 {
@@ -151,7 +171,7 @@ send_image(const char *dir)
 static int
 peer_access(int argc, char **argv)
 {
-	const char *recipe = NULL, *source = NULL, *image = NULL;
+	const char *recipe = NULL, *source = NULL, *image = NULL, *git = NULL;
 	_cleanup_recipe_ struct recipe *r = NULL;
 	struct error err = { 0 };
 
@@ -162,6 +182,8 @@ peer_access(int argc, char **argv)
 			source = argv[i + 1];
 		else if (!strcmp(argv[i], "--image"))
 			image = argv[i + 1];
+		else if (!strcmp(argv[i], "--git"))
+			git = argv[i + 1];
 		else
 			return 2;
 	}
@@ -206,6 +228,8 @@ peer_access(int argc, char **argv)
 			send_msg(PEER_MSG_DONE, NULL, 0, NULL, 0);
 			return 0;
 		}
+		if (!source && !git)
+			git = r->git.url;
 		if (!source)
 			source = r->source;
 		if (!image && strchr(r->image, '/'))
@@ -213,13 +237,16 @@ peer_access(int argc, char **argv)
 	}
 	if (source)
 		check_source(source);
+	else if (git)
+		check_git(git);
 	if (image)
 		send_image(image);
 	send_msg(PEER_MSG_DONE, NULL, 0, NULL, 0);
 	return 0;
 }
 
-/* `qctl __peer access|pack ...` (internal; see the top of this file). */
+/* `qctl __peer access|pack|pack-fd|git ...` (internal; see the top of
+ * this file). */
 int
 cmd_peer(int argc, char **argv)
 {
@@ -230,6 +257,24 @@ cmd_peer(int argc, char **argv)
 	if (argc == 3 && !strcmp(argv[1], "pack")) {
 		/* the tar stream of the client's tree, as the client */
 		if (transfer_pack_source_fd(argv[2], CHAN_FD, &err) < 0)
+			peer_fail(&err);
+		return 0;
+	}
+	if (argc == 4 && !strcmp(argv[1], "git"))
+		/* fetch and check out a git source (gitsrc.c) */
+		return gitsrc_peer_main(argv[2], argv[3], CHAN_FD, STATUS_FD);
+	if (argc == 2 && !strcmp(argv[1], "pack-fd")) {
+		/* the tree of a git source: root's run directory is closed
+		 * to the client, so the directory comes as an fd */
+		int fd = gitsrc_recv_dir(CHAN_FD);
+
+		if (fd < 0 || fchdir(fd) < 0) {
+			error_set(&err, EPROTO, "no source directory from "
+				  "the server");
+			peer_fail(&err);
+		}
+		close(fd);
+		if (transfer_pack_source_fd(".", CHAN_FD, &err) < 0)
 			peer_fail(&err);
 		return 0;
 	}

@@ -308,7 +308,7 @@ cmd_run(int argc, char **argv)
 		fputc('\n', stdout);
 		fflush(stdout);
 	}
-	rc = result_exit_code(res->status);
+	rc = result_exit(res);
 	build_free(ctx.build);
 	loop_free(ctx.loop);
 	close(ctx.sigfd);

@@ -39,6 +39,14 @@ int
 peer_spawn(const struct peer_creds *pc, int sock_type,
 	   const char *const *args, struct peer_child *c, struct error *err)
 {
+	return peer_spawn_setup(pc, sock_type, args, NULL, NULL, c, err);
+}
+
+int
+peer_spawn_setup(const struct peer_creds *pc, int sock_type,
+		 const char *const *args, int (*setup)(void *arg), void *arg,
+		 struct peer_child *c, struct error *err)
+{
 	int sv[2] = { -1, -1 }, st[2] = { -1, -1 }, ep[2] = { -1, -1 };
 	const char *self = getenv("QCTL_PEER_EXE");
 	_cleanup_close_ int exe = -1;
@@ -87,6 +95,8 @@ peer_spawn(const struct peer_creds *pc, int sock_type,
 		r = child_setup(&cf, &errp);
 		if (r < 0)
 			child_fail(errp, -r);
+		if (setup && (r = setup(arg)) != 0)
+			child_fail(errp, r);
 		if (peer_drop(pc) < 0)
 			child_fail(errp, errno ? errno : EPERM);
 		/* Credential changes clear it: set last. */

@@ -60,6 +60,14 @@ struct peer_msg_hdr {
 int peer_spawn(const struct peer_creds *pc, int sock_type,
 	       const char *const *args, struct peer_child *c,
 	       struct error *err);
+/*
+ * The same; in the child, before it gives up root, setup(arg) runs (a
+ * private mount namespace, say) and returns 0 or an errno that fails the
+ * spawn.  Between fork and exec: system calls only, no allocation.
+ */
+int peer_spawn_setup(const struct peer_creds *pc, int sock_type,
+		     const char *const *args, int (*setup)(void *arg),
+		     void *arg, struct peer_child *c, struct error *err);
 /* Reap it if it has exited (block: wait for it): 1 reaped, 0 not yet. */
 int peer_reap(struct peer_child *c, bool block);
 /* After the reap: 0 if it exited 0, else -1 with its message in err. */

@@ -1135,6 +1135,8 @@ v_image(struct vctx *vc, json_t *v, void *obj, const struct field *f)
 	return 0;
 }
 
+static int v_source_git(struct vctx *vc, json_t *v, struct recipe *r);
+
 static int
 v_source(struct vctx *vc, json_t *v, void *obj, const struct field *f)
 {
@@ -1146,6 +1148,12 @@ v_source(struct vctx *vc, json_t *v, void *obj, const struct field *f)
 	const char *s;
 
 	(void)f;
+	if (json_is_object(v))
+		return v_source_git(vc, v, r);
+	if (!json_is_string(v))
+		return v_error(vc, "expected a string (a directory) or a "
+			       "mapping {git: URL, ref: REF}, got %s",
+			       type_name(v));
 	if (v_string(vc, v, &s) < 0)
 		return -EINVAL;
 	if (s[0] == '/')
@@ -1170,6 +1178,208 @@ v_source(struct vctx *vc, json_t *v, void *obj, const struct field *f)
 		return v_fail(vc, ENOTDIR, false, "\"%s\" is not a directory",
 			      quote(&q, real));
 	r->source = steal_pointer(&real);
+	return 0;
+}
+
+/* ---- git sources ------------------------------------------------------- */
+
+static bool
+has_control(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return true;
+	return false;
+}
+
+/*
+ * The text of a git URL: bounded, no controls, and local.  Whether it is
+ * absolute is checked after a relative path was joined to the recipe's
+ * directory.
+ */
+static int
+check_git_url_text(const char *url, struct error *err)
+{
+	struct qbuf q;
+	const char *colon, *slash;
+
+	if (!url || !*url)
+		return error_set(err, EINVAL, "must not be empty");
+	if (strlen(url) > RECIPE_GIT_URL_MAX)
+		return error_set(err, EINVAL, "longer than %d bytes",
+				 RECIPE_GIT_URL_MAX);
+	/* It reaches git's argv and our messages: no line breaks, no
+	 * escapes. */
+	if (has_control(url))
+		return error_set(err, EINVAL, "\"%s\": control character",
+				 quote(&q, url));
+	/* The fetch runs on the host, outside the builder's network
+	 * confinement (no proxy, no allowlist): local repositories only. */
+	if (strstr(url, "://")) {
+		if (strncmp(url, "file:///", 8))
+			return error_set(err, EINVAL, "\"%s\": network URLs "
+					 "are not allowed (a local repository: "
+					 "a path or file:///path)",
+					 quote(&q, url));
+		return 0;
+	}
+	colon = strchr(url, ':');
+	slash = strchr(url, '/');
+	/* git reads "host:path" (a colon before any slash) as ssh */
+	if (colon && (!slash || colon < slash))
+		return error_set(err, EINVAL, "\"%s\" looks like an ssh "
+				 "address (host:path); network URLs are not "
+				 "allowed (a local repository: a path or "
+				 "file:///path)", quote(&q, url));
+	return 0;
+}
+
+static int
+check_git_url(const char *url, struct error *err)
+{
+	struct qbuf q;
+
+	if (check_git_url_text(url, err) < 0)
+		return -EINVAL;
+	if (url[0] != '/' && strncmp(url, "file:///", 8))
+		return error_set(err, EINVAL, "\"%s\" must be an absolute path",
+				 quote(&q, url));
+	return 0;
+}
+
+/* A git source's URL as the fetch will use it (recipe.h). */
+int
+recipe_check_git_url(const char *url, struct error *err)
+{
+	int r = check_git_url(url, err);
+
+	if (r < 0)
+		error_prefix(err, "git");
+	return r;
+}
+
+/*
+ * A ref as git check-ref-format would take it (a name, not a pattern),
+ * or a commit id: it becomes a git argument, so nothing git would read
+ * as an option or a revision expression ("HEAD~1", "@{-1}", "a..b").
+ */
+static int
+check_git_ref(const char *ref, struct error *err)
+{
+	static const char *const bad_parts[] = { "..", "@{", "//", "/." };
+	size_t len = ref ? strlen(ref) : 0;
+	struct qbuf q;
+
+	if (!len)
+		return error_set(err, EINVAL, "must not be empty");
+	if (len > RECIPE_GIT_REF_MAX)
+		return error_set(err, EINVAL, "longer than %d bytes",
+				 RECIPE_GIT_REF_MAX);
+	if (has_control(ref) || strpbrk(ref, " ~^:?*[\\"))
+		goto bad;
+	for (size_t i = 0; i < ARRAY_SIZE(bad_parts); i++)
+		if (strstr(ref, bad_parts[i]))
+			goto bad;
+	if (ref[0] == '-' || ref[0] == '/' || ref[0] == '.' ||
+	    ref[len - 1] == '/' || ref[len - 1] == '.' || !strcmp(ref, "@") ||
+	    (len >= 5 && !strcmp(ref + len - 5, ".lock")))
+		goto bad;
+	return 0;
+bad:
+	return error_set(err, EINVAL, "\"%s\" is not a branch, tag or commit "
+			 "name (no spaces, controls, ~^:?*[\\, \"..\", \"@{\", "
+			 "leading '-', '.' or '/')", quote(&q, ref));
+}
+
+int
+recipe_check_git_ref(const char *ref, struct error *err)
+{
+	int r = check_git_ref(ref, err);
+
+	if (r < 0)
+		error_prefix(err, "ref");
+	return r;
+}
+
+static int
+v_git_url(struct vctx *vc, json_t *v, void *obj, const struct field *f)
+{
+	_cleanup_free_ char *url = NULL;
+	struct recipe *r = obj;
+	struct error e;
+	const char *s;
+
+	(void)f;
+	if (v_string(vc, v, &s) < 0)
+		return -EINVAL;
+	if (check_git_url_text(s, &e) < 0)
+		return v_fail(vc, e.code, false, "%s", e.msg);
+	if (s[0] == '/' || !strncmp(s, "file:///", 8)) {
+		url = xstrdup(s);
+	} else if (vc->basedir && vc->basedir[0] == '/') {
+		url = xasprintf("%s/%s", vc->basedir, s);
+	} else if (!(vc->flags & RECIPE_NO_FS) && vc->basedir) {
+		char cwd[PATH_MAX];
+
+		/* the fetch runs elsewhere: relative to the recipe, made
+		 * absolute now (nothing is looked up) */
+		if (!getcwd(cwd, sizeof(cwd)))
+			return v_fail(vc, errno, false, "getcwd: %s",
+				      strerror(errno));
+		if (!strcmp(vc->basedir, "."))
+			url = xasprintf("%s/%s", cwd, s);
+		else
+			url = xasprintf("%s/%s/%s", cwd, vc->basedir, s);
+	} else {
+		url = xstrdup(s);	/* refused just below */
+	}
+	if (check_git_url(url, &e) < 0)
+		return v_fail(vc, e.code, false, "%s", e.msg);
+	free(r->git.url);
+	r->git.url = steal_pointer(&url);
+	return 0;
+}
+
+static int
+v_git_ref(struct vctx *vc, json_t *v, void *obj, const struct field *f)
+{
+	struct recipe *r = obj;
+	struct error e;
+	const char *s;
+
+	(void)f;
+	if (v_string(vc, v, &s) < 0)
+		return -EINVAL;
+	if (check_git_ref(s, &e) < 0)
+		return v_fail(vc, e.code, false, "%s", e.msg);
+	free(r->git.ref);
+	r->git.ref = xstrdup(s);
+	return 0;
+}
+
+static const struct field git_fields[] = {
+	{"git", v_git_url, true, 0, 0, 0},
+	{"ref", v_git_ref, false, 0, 0, 0},
+};
+
+/* source: {git: URL, ref: REF} */
+static int
+v_source_git(struct vctx *vc, json_t *v, struct recipe *r)
+{
+	const struct line_ent *e;
+	int ret;
+
+	ret = v_mapping(vc, v, git_fields, ARRAY_SIZE(git_fields), r);
+	if (ret < 0)
+		return ret;
+	/* the remote's HEAD: its default branch (the commit is recorded) */
+	if (!r->git.ref)
+		r->git.ref = xstrdup("HEAD");
+	e = lines_find(vc->lines, vc->parent, vc->key, vc->index);
+	if (e && e->key_line > 0)
+		r->git.where = xasprintf("%s:%d", vc->name, e->key_line);
+	else
+		r->git.where = xstrdup(vc->name);
 	return 0;
 }
 
@@ -1628,6 +1838,9 @@ recipe_free(struct recipe *r)
 	free(r->path);
 	free(r->image);
 	free(r->source);
+	free(r->git.url);
+	free(r->git.ref);
+	free(r->git.where);
 	free_strv(r->env, r->n_env);
 	free_strv(r->allow, r->n_allow);
 	for (i = 0; i < r->n_steps; i++) {

@@ -34,6 +34,20 @@ struct recipe_limits {
 	uint64_t artifacts_bytes; /* default 1G */
 };
 
+/*
+ * source: {git: URL, ref: REF}: fetched on the host (gitsrc.h).  Only
+ * local repositories: an absolute path (a relative one is taken from the
+ * recipe's directory) or a file:/// URL; network URLs are refused.
+ */
+struct recipe_git {
+	char *url;	/* NULL: no git source */
+	char *ref;	/* "HEAD" (default), a branch, a tag, refs/..., 40-hex */
+	char *where;	/* "NAME:LINE" of the source key, for messages */
+};
+
+#define RECIPE_GIT_URL_MAX 4096
+#define RECIPE_GIT_REF_MAX 255
+
 struct recipe {
 	char *path;  /* the recipe file, or NULL when built from buffer/JSON */
 	char *image; /* default "minimal"; a name, or an absolute path */
@@ -42,6 +56,7 @@ struct recipe {
 	bool cpus_set;	 /* the recipe said: else the image's default wins */
 	bool memory_set;
 	char *source;	 /* realpath of an existing directory, or NULL */
+	struct recipe_git git; /* or a git repository (then source is NULL) */
 	char **env;	 /* "KEY=VALUE"; keys match [A-Za-z_][A-Za-z0-9_]* */
 	size_t n_env;
 	/* host:port, *.suffix:port, IPv4:port, [IPv6]:port, or
@@ -96,6 +111,10 @@ int parse_size(const char *s, uint64_t *out, struct error *err);
 
 /* "90s", "10m", "1h", "500ms", "1h30m", "2d", "90" (seconds) into ms. */
 int parse_duration(const char *s, int64_t *out_ms, struct error *err);
+
+/* Check a git source's URL (after joining) and ref: 0 or -EINVAL. */
+int recipe_check_git_url(const char *url, struct error *err);
+int recipe_check_git_ref(const char *ref, struct error *err);
 
 /* Check an allowlist entry: host:port, *.suffix:port, IPv4:port, [IPv6]:port */
 int recipe_check_allow(const char *entry, struct error *err);

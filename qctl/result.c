@@ -46,6 +46,14 @@ result_exit_code(enum build_status s)
 	}
 }
 
+int
+result_exit(const struct build_result *r)
+{
+	if (r->status == BUILD_ERROR && r->recipe_error)
+		return EXIT_USAGE;
+	return result_exit_code(r->status);
+}
+
 bool
 result_finish(struct build_result *r, enum build_status s, const char *fmt,
 	      ...)
@@ -83,7 +91,7 @@ result_to_json(const struct build_result *r)
 	json_object_set_new(o, "status",
 			    json_string(result_status_name(r->status)));
 	json_object_set_new(o, "exit_code",
-			    json_integer(result_exit_code(r->status)));
+			    json_integer(result_exit(r)));
 	/* reasons quote guest and client text: always valid JSON.  Every
 	 * string goes through json_string_lossy, so that no key can be
 	 * lost to bytes that are not UTF-8 (json_string gives NULL). */
@@ -100,6 +108,8 @@ result_to_json(const struct build_result *r)
 		json_object_set_new(o, "limit", json_null());
 	json_object_set_new(o, "accel", json_string_lossy(r->accel));
 	json_object_set_new(o, "qctl_version", json_string(QCTL_VERSION));
+	json_object_set_new(o, "source", r->source ? json_incref(r->source)
+						   : json_null());
 	json_object_set_new(o, "run_dir",
 			    r->run_dir ? json_string_lossy(r->run_dir)
 				       : json_null());
@@ -230,6 +240,7 @@ result_clear(struct build_result *r)
 	free(r->run_dir);
 	json_decref(r->network);
 	json_decref(r->enforcement);
+	json_decref(r->source);
 	free(r->net_log);
 	memset(r, 0, sizeof(*r));
 }

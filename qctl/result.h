@@ -72,11 +72,19 @@ struct build_result {
 	json_t *network;	/* array of proxy records, or NULL */
 	json_t *enforcement;	/* limit name -> kernel/poll/unenforced */
 	char *net_log;		/* where the JSON lines of requests went */
+	/* what went to /src: {"dir": PATH}, {"git": URL, "ref": REF,
+	 * "commit": HEX}, or NULL (none) */
+	json_t *source;
+	/* status error because of the recipe (its git source cannot be
+	 * fetched): exit code 2, not 4 */
+	bool recipe_error;
 };
 
 const char *result_status_name(enum build_status s);
 /* The process exit code that a status stands for. */
 int result_exit_code(enum build_status s);
+/* The exit code of a result: result_exit_code, but 2 for a recipe error. */
+int result_exit(const struct build_result *r);
 /* Set status and reason once: the first cause of an ending wins. */
 bool result_finish(struct build_result *r, enum build_status s,
 		   const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -739,7 +739,7 @@ job_start(struct serve *s, const struct ctl_peer *peer, const char *path,
 {
 	struct access_job *j = xcalloc(1, sizeof(*j));
 	struct peer_creds creds;
-	const char *args[8];
+	const char *args[12];
 	size_t n = 0;
 
 	j->s = s;
@@ -757,6 +757,12 @@ job_start(struct serve *s, const struct ctl_peer *peer, const char *path,
 	if (j->source || (j->r && j->r->source)) {
 		args[n++] = "--source";
 		args[n++] = j->source ? j->source : j->r->source;
+	}
+	/* a git repository is fetched at build time, as the client; a
+	 * repository it cannot open is refused now */
+	if (!j->source && j->r && j->r->git.url) {
+		args[n++] = "--git";
+		args[n++] = j->r->git.url;
 	}
 	if (j->r && strchr(j->r->image, '/')) {
 		args[n++] = "--image";
@@ -969,7 +975,8 @@ cmd_build_submit(void *opaque, const struct ctl_peer *peer, json_t *args,
 	source = src ? xstrdup(src) : NULL;
 	/* Whatever names a path of the client's is read with its rights,
 	 * in a child, and answered later. */
-	if (path || source || r->source || strchr(r->image, '/'))
+	if (path || source || r->source || r->git.url ||
+	    strchr(r->image, '/'))
 		return job_start(s, peer, path, &r, &source, err);
 	return submit_now(s, peer, &r, &source, &none, false, NULL, ret, err);
 }

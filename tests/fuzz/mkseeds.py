@@ -330,6 +330,19 @@ def qmp():
         js({"return": {}, "id": 4}) + "\n" + js({"return": {}, "id": 5}) + "\n")
 
 
+def gitsrc():
+    G = "fuzz-gitsrc"
+    put(G, "not-a-repo", "\xff" + "fatal: '/x' does not appear to be a git "
+        "repository\nfatal: Could not read from remote repository.\n\n"
+        "Please make sure you have the correct access rights\nand the "
+        "repository exists.\n")
+    put(G, "hints", "\x40" + "error: x\nhint: do this\nhint: and that\n")
+    put(G, "controls", "\x0a" + "a\x1b[31mred\x07\r\n\tb  c\x7f\xc3\xa9")
+    put(G, "ref", "\x00" + "refs/heads/feature/x-1")
+    put(G, "commit", "\x00" + "0123456789abcdef0123456789abcdef01234567")
+    put(G, "url", "\x00" + "file:///srv/git/app.git")
+
+
 def recipe():
     R = "fuzz-recipe"
     with open(os.path.join(TOP, "examples", "hello.yaml"), "rb") as f:
@@ -364,6 +377,15 @@ steps:
       echo done
 artifacts:
   - "out/*.deb"
+""")
+    put(R, "git-source.yaml", """source:
+  git: ../repo.git
+  ref: refs/tags/v1.2
+steps:
+  - {name: a, run: "cat /src/f.txt"}
+""")
+    put(R, "git-source-bad.yaml", """steps: [{name: a, run: x}]
+source: {git: "file:///srv/r", ref: "0123456789abcdef0123456789abcdef01234567", x: 1}
 """)
     put(R, "json.json", js({"image": "/abs/image", "steps": [
         {"name": "a", "run": "true", "network": "none", "timeout": "1s"}],
@@ -537,7 +559,7 @@ def main():
         shutil.rmtree(OUT)
     for f in (agent, artifacts, cgroup, control, http_req, image, nf_counters,
               nf_request, proxy_config, proxy_msg, qmp, recipe, result, sni,
-              ga_decode, text):
+              ga_decode, text, gitsrc):
         f()
     for t in sorted(os.listdir(OUT)):
         print("%-20s %3d seeds" % (t, len(os.listdir(os.path.join(OUT, t)))))

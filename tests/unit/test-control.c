@@ -1475,6 +1475,20 @@ Test(serve, submit_checks)
 		 true);
 	cr_assert(strstr(str(r, "desc"), "source"));
 	json_decref(r);
+	/* a git source: an absolute path that the client can open */
+	r = call(p, "{\"execute\": \"build-submit\", \"arguments\": "
+		    "{\"recipe\": {\"source\": {\"git\": \"repo\"}, \"steps\": "
+		    "[{\"name\": \"a\", \"run\": \"true\"}]}}}", true);
+	cr_assert(strstr(str(r, "desc"), "source.git: \"repo\" must be an "
+			 "absolute path"), "%s", str(r, "desc"));
+	json_decref(r);
+	r = call(p, "{\"execute\": \"build-submit\", \"arguments\": "
+		    "{\"recipe\": {\"source\": {\"git\": \"/nonexistent/r\", "
+		    "\"ref\": \"main\"}, \"steps\": "
+		    "[{\"name\": \"a\", \"run\": \"true\"}]}}}", true);
+	cr_assert(strstr(str(r, "desc"), "source.git: cannot read repository "
+			 "/nonexistent/r: No such file"), "%s", str(r, "desc"));
+	json_decref(r);
 	/* a YAML file with a relative source: relative to the file */
 	cr_assert_not_null(mkdtemp(dir));
 	snprintf(path, sizeof(path), "%s/r.yaml", dir);

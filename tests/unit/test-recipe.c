@@ -782,3 +782,157 @@ Test(recipe, client_recipe_touches_no_files)
 					      RECIPE_NO_FS, &r, &err),
 		     0);
 }
+
+/* ---- source: {git: URL, ref: REF} ---- */
+
+Test(recipe, git_source)
+{
+	struct recipe *r;
+
+	r = ok(STEPS "source: {git: /srv/repo.git, ref: v1.2}\n");
+	cr_assert_null(r->source);
+	cr_assert_str_eq(r->git.url, "/srv/repo.git");
+	cr_assert_str_eq(r->git.ref, "v1.2");
+	cr_assert_str_eq(r->git.where, "t.yaml:4");
+	recipe_free(r);
+	/* ref defaults to the remote's HEAD */
+	r = ok(STEPS "source:\n  git: /srv/repo\n");
+	cr_assert_str_eq(r->git.ref, "HEAD");
+	cr_assert_str_eq(r->git.where, "t.yaml:4");
+	recipe_free(r);
+	r = ok(STEPS "source: {git: \"file:///srv/r\", "
+	       "ref: 0123456789abcdef0123456789abcdef01234567}\n");
+	cr_assert_str_eq(r->git.url, "file:///srv/r");
+	cr_assert_str_eq(r->git.ref,
+			 "0123456789abcdef0123456789abcdef01234567");
+	recipe_free(r);
+	r = ok(STEPS "source: {git: /r, ref: refs/heads/feature/x-1}\n");
+	cr_assert_str_eq(r->git.ref, "refs/heads/feature/x-1");
+	recipe_free(r);
+	/* relative: the recipe's directory ("/" here) */
+	r = ok(STEPS "source: {git: repo}\n");
+	cr_assert_str_eq(r->git.url, "//repo");
+	recipe_free(r);
+	/* JSON too, without a line */
+	r = ok("{\"steps\": [{\"name\": \"a\", \"run\": \"x\"}], "
+	       "\"source\": {\"git\": \"/r\", \"ref\": \"main\"}}");
+	cr_assert_str_eq(r->git.ref, "main");
+	recipe_free(r);
+}
+
+Test(recipe, git_source_relative_to_recipe, .init = make_tmpdir,
+     .fini = remove_tmpdir)
+{
+	char path[128];
+	struct recipe *r = NULL;
+
+	snprintf(path, sizeof(path), "%s/r.yaml", tmpdir);
+	write_file(path, STEPS "source: {git: ../repo, ref: main}\n");
+	cr_assert_eq(recipe_load_file(path, &r, &err), 0, "%s", err.msg);
+	cr_assert(r->git.url[0] == '/' && strstr(r->git.url, "/../repo"),
+		  "%s", r->git.url);
+	cr_assert(strstr(r->git.where, "r.yaml:4"), "%s", r->git.where);
+	recipe_free(r);
+}
+
+Test(recipe, git_source_errors)
+{
+	/* unknown keys and wrong shapes, with their lines */
+	assert_bad(STEPS "source: {git: /r, branch: main}\n",
+		   "t.yaml:4: source.branch: unknown key");
+	assert_bad(STEPS "source:\n  git: /r\n  reff: x\n",
+		   "t.yaml:6: source.reff: unknown key");
+	assert_bad(STEPS "source: {ref: main}\n",
+		   "t.yaml:4: source: missing required key \"git\"");
+	assert_bad(STEPS "source: {}\n", "source: missing required key");
+	assert_bad(STEPS "source: [a]\n",
+		   "source: expected a string (a directory) or a mapping");
+	assert_bad(STEPS "source: {git: 1}\n",
+		   "source.git: expected a string, got an integer");
+	assert_bad(STEPS "source: {git: \"\"}\n", "source.git: must not be "
+		   "empty");
+	assert_bad(STEPS "source: {git: /r, ref: 7}\n",
+		   "source.ref: expected a string");
+	assert_bad(STEPS "source: {git: /r, ref: \"\"}\n",
+		   "source.ref: must not be empty");
+	/* control characters: never in argv or a message */
+	assert_bad(STEPS "source: {git: \"/r\\nx\"}\n",
+		   "source.git: \"/r\\x0ax\": control character");
+	assert_bad(STEPS "source: {git: \"/r\\u001b[2J\"}\n",
+		   "control character");
+	/* network URLs: the fetch runs on the host */
+	assert_bad(STEPS "source: {git: \"https://example.org/r.git\"}\n",
+		   "t.yaml:4: source.git: \"https://example.org/r.git\": "
+		   "network URLs are not allowed");
+	assert_bad(STEPS "source: {git: \"ssh://h/r\"}\n", "network URLs");
+	assert_bad(STEPS "source: {git: \"git://h/r\"}\n", "network URLs");
+	assert_bad(STEPS "source: {git: \"file://host/r\"}\n", "network URLs");
+	assert_bad(STEPS "source: {git: \"ext::sh -c id\"}\n",
+		   "looks like an ssh address");
+	assert_bad(STEPS "source: {git: \"host:r.git\"}\n",
+		   "looks like an ssh address");
+	/* refs git would read as options or expressions */
+	assert_bad(STEPS "source: {git: /r, ref: --upload-pack=x}\n",
+		   "source.ref: \"--upload-pack=x\" is not a branch");
+	assert_bad(STEPS "source: {git: /r, ref: \"HEAD~1\"}\n", "source.ref");
+	assert_bad(STEPS "source: {git: /r, ref: \"a..b\"}\n", "source.ref");
+	assert_bad(STEPS "source: {git: /r, ref: \"@{-1}\"}\n", "source.ref");
+	assert_bad(STEPS "source: {git: /r, ref: \"a b\"}\n", "source.ref");
+	assert_bad(STEPS "source: {git: /r, ref: \"x.lock\"}\n", "source.ref");
+	assert_bad(STEPS "source: {git: /r, ref: \"x/\"}\n", "source.ref");
+	assert_bad(STEPS "source: {git: /r, ref: \"a\\tb\"}\n", "source.ref");
+	assert_bad(STEPS "source: {git: /r, ref: \"@\"}\n", "source.ref");
+	{
+		char big[400], text[600];
+
+		memset(big, 'a', sizeof(big) - 1);
+		big[sizeof(big) - 1] = '\0';
+		snprintf(text, sizeof(text), STEPS "source: {git: /r, ref: %s}\n",
+			 big);
+		assert_bad(text, "source.ref: longer than 255 bytes");
+	}
+}
+
+/* A client's recipe: a git path must be absolute, nothing is looked up. */
+Test(recipe, git_source_client)
+{
+	static const char abs[] = "source: {git: /root/secret/repo}\n"
+				  "steps: [{name: a, run: \"true\"}]\n";
+	static const char rel[] = "source: {git: repo}\n"
+				  "steps: [{name: a, run: \"true\"}]\n";
+	struct recipe *r = NULL;
+
+	cr_assert_eq(recipe_load_buffer_flags(abs, strlen(abs), "t.yaml", NULL,
+					      RECIPE_NO_FS, &r, &err),
+		     0, "%s", err.msg);
+	cr_assert_str_eq(r->git.url, "/root/secret/repo");
+	recipe_free(r);
+	r = NULL;
+	cr_assert_lt(recipe_load_buffer_flags(rel, strlen(rel), "t.yaml", NULL,
+					      RECIPE_NO_FS, &r, &err),
+		     0);
+	cr_assert(strstr(err.msg, "t.yaml:1: source.git: \"repo\" must be an "
+			 "absolute path"), "%s", err.msg);
+	/* a client's recipe file: relative to its (absolute) directory */
+	cr_assert_eq(recipe_load_buffer_flags(rel, strlen(rel), "t.yaml",
+					      "/home/u", RECIPE_NO_FS, &r,
+					      &err),
+		     0, "%s", err.msg);
+	cr_assert_str_eq(r->git.url, "/home/u/repo");
+	recipe_free(r);
+}
+
+Test(recipe, git_checks_direct)
+{
+	cr_assert_eq(recipe_check_git_url("/a/b", &err), 0);
+	cr_assert_eq(recipe_check_git_url("file:///a/b", &err), 0);
+	cr_assert_lt(recipe_check_git_url("a/b", &err), 0);
+	cr_assert(strstr(err.msg, "git: \"a/b\" must be an absolute path"),
+		  "%s", err.msg);
+	cr_assert_lt(recipe_check_git_url("http://x/y", &err), 0);
+	cr_assert_lt(recipe_check_git_url("", &err), 0);
+	cr_assert_eq(recipe_check_git_ref("HEAD", &err), 0);
+	cr_assert_eq(recipe_check_git_ref("v1.2.3", &err), 0);
+	cr_assert_lt(recipe_check_git_ref("-x", &err), 0);
+	cr_assert(strstr(err.msg, "ref: \"-x\""), "%s", err.msg);
+}

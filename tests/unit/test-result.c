@@ -100,7 +100,32 @@ Test(result, passed_golden)
 	fill_steps(&r);
 	r.steps[1].signal = 0;
 	r.steps[1].exit_code = 0;
+	r.source = json_pack("{s:s, s:s, s:s}", "git", "/srv/git/app.git",
+			     "ref", "v1.2", "commit",
+			     "0123456789abcdef0123456789abcdef01234567");
 	golden(&r, DATA "passed.json");
+	json_decref(r.source);
+}
+
+/* A git source that cannot be fetched is the recipe's fault: exit code 2
+ * in the result (status error); any other error stays 4. */
+Test(result, recipe_error_exit_code)
+{
+	struct build_result r = { .status = BUILD_ERROR };
+	json_t *j;
+
+	cr_assert_eq(result_exit(&r), EXIT_INFRA);
+	r.recipe_error = true;
+	cr_assert_eq(result_exit(&r), EXIT_USAGE);
+	j = result_to_json(&r);
+	cr_assert_eq(json_integer_value(json_object_get(j, "exit_code")), 2);
+	cr_assert_str_eq(json_string_value(json_object_get(j, "status")),
+			 "error");
+	cr_assert(json_is_null(json_object_get(j, "source")));
+	json_decref(j);
+	/* only an error: a cancelled build is 130 whatever the flag */
+	r.status = BUILD_CANCELLED;
+	cr_assert_eq(result_exit(&r), EXIT_CANCELLED);
 }
 
 /* Guest-chosen strings (reason, artifact names) that are not UTF-8 must
