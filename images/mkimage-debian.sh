@@ -112,6 +112,7 @@ work=$(mktemp -d "$(dirname "$out")/.mkimage-debian.XXXXXX")
 # stay mounted under $work; --one-file-system all the same: never follow
 # a leftover bind mount of /dev or /proc out of the tree.
 cleanup() {
+	trap '' INT TERM HUP	# a second ^C must not cut the clean-up short
 	rm -rf --one-file-system "$work"
 }
 trap cleanup EXIT
