@@ -157,11 +157,12 @@ d_string_list(struct dctx *c, json_t *parent, const char *key, json_t *v,
 	char path[128], q[YAML_QUOTE_BUF];
 	size_t i, j;
 
+	/* a block list starts on the line after its key: name the key's */
 	if (!json_is_array(v))
-		return d_error(c, d_line(c, parent, key, 0, false), key,
+		return d_error(c, d_line(c, parent, key, 0, true), key,
 			       "expected a list, got %s", type_name(v));
 	if (json_array_size(v) > max)
-		return d_error(c, d_line(c, parent, key, 0, false), key,
+		return d_error(c, d_line(c, parent, key, 0, true), key,
 			       "%zu entries, at most %zu allowed",
 			       json_array_size(v), max);
 	*out = xcalloc(json_array_size(v) + 1, sizeof(**out));
@@ -281,7 +282,7 @@ k_base_debian(struct dctx *c, json_t *v)
 	}
 	if (!c->d->suite)
 		return d_error(c, yaml_doc_line(c->doc, c->doc->root, "base", 0,
-						false),
+						true),
 			       "base", "missing required key \"suite\"");
 	return 0;
 }
@@ -351,7 +352,7 @@ k_sources(struct dctx *c, json_t *parent, const char *key, json_t *v)
 	}
 	free(types);
 	if (r == 0 && !deb)
-		r = d_error(c, d_line(c, parent, key, 0, false), key,
+		r = d_error(c, d_line(c, parent, key, 0, true), key,
 			    "deb is needed (nothing is installed without it)");
 	return r;
 }
