@@ -108,6 +108,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 
 mkdir -p "$(dirname "$out")"
 work=$(mktemp -d "$(dirname "$out")/.mkimage-debian.XXXXXX")
+# apt downloads as _apt (its sandbox) only where _apt can reach
+chmod 0755 "$work"
 # mmdebstrap runs in a mount namespace of its own (below), so nothing can
 # stay mounted under $work; --one-file-system all the same: never follow
 # a leftover bind mount of /dev or /proc out of the tree.
@@ -375,6 +377,7 @@ e2fsck -fn "$img" >"$work/e2fsck.log" 2>&1 || {
 	cat "$work/e2fsck.log" >&2
 	die "e2fsck finds rootfs.img broken"
 }
+rm -rf --one-file-system "$root"
 
 # --- image.json ---------------------------------------------------------------
 npm_hosts=()
