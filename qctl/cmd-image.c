@@ -1,4 +1,5 @@
 /* cmd-image.c - qctl image build: an image from a definition file */
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -221,12 +222,16 @@ minimal_env(const struct imagedef *d, struct args *env)
 
 static volatile sig_atomic_t child_pid;
 
-/* A signal for qctl is one for the build: the script cleans up. */
+/*
+ * A signal for qctl is one for the build, sent to the back end's whole
+ * process group: bash runs its clean-up trap only after its foreground
+ * child (mmdebstrap) ends, so that child must get the signal too.
+ */
 static void
 forward_signal(int sig)
 {
 	if (child_pid > 0)
-		kill(child_pid, sig);
+		kill(-child_pid, sig);
 }
 
 /* Run argv with env added; its exit code, or 128 + signal. */
@@ -243,6 +248,14 @@ run_backend(char **argv, char **env, struct error *err)
 	if (pid < 0)
 		return error_sys(err, errno, "fork");
 	if (pid == 0) {
+		int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+		/* a process group of its own, which qctl signals (a ^C on
+		 * the terminal reaches qctl alone, so it arrives once); no
+		 * terminal input, which a background group may not read */
+		setpgid(0, 0);
+		if (null < 0 || dup2(null, 0) < 0)
+			_exit(127);
 		/* the script gets stdio and its environment, nothing else */
 		close_range(3, ~0U, 0);
 		for (size_t i = 0; env && env[i]; i++)
@@ -252,6 +265,7 @@ run_backend(char **argv, char **env, struct error *err)
 			strerror(errno));
 		_exit(127);
 	}
+	setpgid(pid, pid);	/* either side may come first */
 	child_pid = pid;
 	sigemptyset(&sa.sa_mask);
 	for (size_t i = 0; i < ARRAY_SIZE(sigs); i++)
