@@ -57,6 +57,8 @@ args_free(struct args *a)
 	free(a->v);
 }
 
+#define _cleanup_args_ __attribute__((cleanup(args_free)))
+
 static bool
 is_file(const char *p, bool exec)
 {
@@ -209,13 +211,13 @@ minimal_env(const struct imagedef *d, struct args *env)
 
 	args_add(env, name);
 	if (d->cpus) {
-		_cleanup_free_ char *s = xasprintf("QCTL_IMAGE_CPUS=%d",
-						   d->cpus);
+		_cleanup_free_ char *s =
+			xasprintf("QCTL_IMAGE_CPUS=%d", d->cpus);
 		args_add(env, s);
 	}
 	if (d->memory) {
-		_cleanup_free_ char *s = xasprintf("QCTL_IMAGE_MEMORY=%" PRIu64,
-						   d->memory);
+		_cleanup_free_ char *s =
+			xasprintf("QCTL_IMAGE_MEMORY=%" PRIu64, d->memory);
 		args_add(env, s);
 	}
 }
@@ -238,8 +240,8 @@ forward_signal(int sig)
 static int
 run_backend(char **argv, char **env, struct error *err)
 {
-	struct sigaction sa = { .sa_handler = forward_signal };
-	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP };
+	struct sigaction sa = {.sa_handler = forward_signal};
+	static const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
 	int status;
 	pid_t pid;
 
@@ -265,7 +267,7 @@ run_backend(char **argv, char **env, struct error *err)
 			strerror(errno));
 		_exit(127);
 	}
-	setpgid(pid, pid);	/* either side may come first */
+	setpgid(pid, pid); /* either side may come first */
 	child_pid = pid;
 	sigemptyset(&sa.sa_mask);
 	for (size_t i = 0; i < ARRAY_SIZE(sigs); i++)
@@ -289,7 +291,8 @@ print_command(char **env, char **argv)
 
 		/* shell-quoted, to be copied into a terminal */
 		if (s[strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopq"
-			       "rstuvwxyz0123456789_+-.,/:=@")] || !*s) {
+				"rstuvwxyz0123456789_+-.,/:=@")] ||
+		    !*s) {
 			putchar('\'');
 			for (; *s; s++) {
 				if (*s == '\'')
@@ -305,6 +308,52 @@ print_command(char **env, char **argv)
 	}
 }
 
+/* Run the back end and say how it went; qctl's exit code. */
+static int
+image_run(const struct imagedef *d, const char *script, const char *agent,
+	  const char *out, struct args *argv, struct args *env)
+{
+	struct error err = {0};
+	int64_t t0;
+	int rc;
+
+	if (!is_file(script, true)) {
+		fprintf(stderr, "qctl image: no back end %s (set "
+				"QCTL_IMAGE_SCRIPTS)\n",
+			script);
+		return EXIT_INFRA;
+	}
+	if (!agent || !is_file(agent, true)) {
+		fprintf(stderr, "qctl image: no guest agent %s (run make, or "
+				"give --agent)\n",
+			agent ? agent : "beside qctl");
+		return EXIT_INFRA;
+	}
+	fprintf(stderr, "qctl image: building %s (%s) into %s\n", d->name,
+		d->base == IMAGEDEF_DEBIAN ? d->suite : "initramfs", out);
+	t0 = now_ms();
+	rc = run_backend(argv->v, env->v, &err);
+	if (rc < 0) {
+		fprintf(stderr, "qctl image: %s\n", err.msg);
+		return EXIT_INFRA;
+	}
+	if (rc == 0) {
+		fprintf(stderr, "qctl image: %s built in %" PRId64 " s\n", out,
+			(now_ms() - t0 + 500) / 1000);
+		return 0;
+	}
+	if (rc == 130 || rc == 128 + SIGINT || rc == 128 + SIGTERM ||
+	    rc == 128 + SIGHUP) {
+		fprintf(stderr, "qctl image: interrupted; %s is as it was\n",
+			out);
+		return EXIT_CANCELLED;
+	}
+	fprintf(stderr, "qctl image: the build failed (%s exited %d); %s is "
+			"as it was\n",
+		script, rc, out);
+	return EXIT_INFRA;
+}
+
 static int
 image_build(const char *file, const char *out_opt, const char *name,
 	    const char *agent_opt, bool dry_run)
@@ -312,10 +361,8 @@ image_build(const char *file, const char *out_opt, const char *name,
 	_cleanup_imagedef_ struct imagedef *d = NULL;
 	_cleanup_free_ char *script = NULL, *agent = NULL, *out = NULL;
 	_cleanup_free_ char *bin = NULL;
-	struct args argv = { 0 }, env = { 0 };
-	struct error err = { 0 };
-	int64_t t0;
-	int rc;
+	_cleanup_args_ struct args argv = {0}, env = {0};
+	struct error err = {0};
 
 	if (imagedef_load_file(file, &d, &err) < 0) {
 		fprintf(stderr, "qctl image: %s\n", err.msg);
@@ -324,8 +371,9 @@ image_build(const char *file, const char *out_opt, const char *name,
 	if (name) {
 		if (!imagedef_name_ok(name)) {
 			fprintf(stderr, "qctl image: --name: bad image name "
-				"(1-%d of [A-Za-z0-9_.-], not starting with "
-				"'.')\n", IMAGEDEF_NAME_MAX);
+					"(1-%d of [A-Za-z0-9_.-], not "
+					"starting with '.')\n",
+				IMAGEDEF_NAME_MAX);
 			return EXIT_USAGE;
 		}
 		free(d->name);
@@ -349,69 +397,35 @@ image_build(const char *file, const char *out_opt, const char *name,
 	}
 	if (dry_run) {
 		print_command(env.v, argv.v);
-		rc = 0;
-		goto done;
+		return 0;
 	}
-	rc = EXIT_INFRA;
-	if (!is_file(script, true)) {
-		fprintf(stderr, "qctl image: no back end %s (set "
-			"QCTL_IMAGE_SCRIPTS)\n", script);
-		goto done;
-	}
-	if (!agent || !is_file(agent, true)) {
-		fprintf(stderr, "qctl image: no guest agent %s (run make, or "
-			"give --agent)\n", agent ? agent : "beside qctl");
-		goto done;
-	}
-	fprintf(stderr, "qctl image: building %s (%s) into %s\n", d->name,
-		d->base == IMAGEDEF_DEBIAN ? d->suite : "initramfs", out);
-	t0 = now_ms();
-	rc = run_backend(argv.v, env.v, &err);
-	if (rc < 0) {
-		fprintf(stderr, "qctl image: %s\n", err.msg);
-		rc = EXIT_INFRA;
-	} else if (rc == 0) {
-		fprintf(stderr, "qctl image: %s built in %" PRId64 " s\n",
-			out, (now_ms() - t0 + 500) / 1000);
-	} else if (rc == 130 || rc == 128 + SIGINT || rc == 128 + SIGTERM ||
-		   rc == 128 + SIGHUP) {
-		fprintf(stderr, "qctl image: interrupted; %s is as it was\n",
-			out);
-		rc = EXIT_CANCELLED;
-	} else {
-		fprintf(stderr, "qctl image: the build failed (%s exited "
-			"%d); %s is as it was\n", script, rc, out);
-		rc = EXIT_INFRA;
-	}
-done:
-	args_free(&argv);
-	args_free(&env);
-	return rc;
+	return image_run(d, script, agent, out, &argv, &env);
 }
 
 int
 cmd_image(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{ "out", required_argument, NULL, 'o' },
-		{ "name", required_argument, NULL, 'n' },
-		{ "agent", required_argument, NULL, 'a' },
-		{ "dry-run", no_argument, NULL, 'd' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+		{"out", required_argument, NULL, 'o'},
+		{"name", required_argument, NULL, 'n'},
+		{"agent", required_argument, NULL, 'a'},
+		{"dry-run", no_argument, NULL, 'd'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
 	};
 	const char *out = NULL, *name = NULL, *agent = NULL;
 	bool dry_run = false;
 	int opt;
 
-	if (argc >= 2 && (!strcmp(argv[1], "--help") ||
-			  !strcmp(argv[1], "-h"))) {
+	if (argc >= 2 &&
+	    (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
 		fputs(usage_text, stdout);
 		return 0;
 	}
 	if (argc < 2 || strcmp(argv[1], "build")) {
-		fprintf(stderr, "qctl image: %s\n\n%s", argc < 2
-			? "which subcommand? (build)" : "unknown subcommand",
+		fprintf(stderr, "qctl image: %s\n\n%s",
+			argc < 2 ? "which subcommand? (build)"
+				 : "unknown subcommand",
 			usage_text);
 		return EXIT_USAGE;
 	}
@@ -443,8 +457,10 @@ cmd_image(int argc, char **argv)
 		}
 	}
 	if (optind != argc - 1) {
-		fprintf(stderr, "qctl image build: one definition FILE "
-			"expected\n\n%s", usage_text);
+		fprintf(stderr,
+			"qctl image build: one definition FILE "
+			"expected\n\n%s",
+			usage_text);
 		return EXIT_USAGE;
 	}
 	return image_build(argv[optind], out, name, agent, dry_run);

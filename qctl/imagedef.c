@@ -123,8 +123,8 @@ is_suite(const char *s)
 }
 
 static const char *const variants[] = {
-	"extract", "custom",  "essential",   "apt",	 "required",
-	"minbase", "buildd",  "important",   "debootstrap", "standard",
+	"extract", "custom", "essential", "apt",	 "required",
+	"minbase", "buildd", "important", "debootstrap", "standard",
 };
 
 /* A non-empty string without NUL bytes. */
@@ -189,16 +189,18 @@ d_string_list(struct dctx *c, json_t *parent, const char *key, json_t *v,
 
 /* A size: an integer (bytes) or a string for parse_size(), in min..max. */
 static int
-d_size(struct dctx *c, json_t *parent, const char *key, json_t *v,
-       uint64_t min, uint64_t max, uint64_t *out)
+d_size(struct dctx *c, json_t *parent, const char *key, json_t *v, uint64_t min,
+       uint64_t max, uint64_t *out)
 {
 	int line = d_line(c, parent, key, 0, false);
 	uint64_t x;
 
 	if (json_is_integer(v)) {
 		if (json_integer_value(v) < 0)
-			return d_error(c, line, key, "bad size %" JSON_INTEGER_FORMAT
-				       ": negative", json_integer_value(v));
+			return d_error(c, line, key,
+				       "bad size %" JSON_INTEGER_FORMAT
+				       ": negative",
+				       json_integer_value(v));
 		x = json_integer_value(v);
 	} else if (json_is_string(v)) {
 		struct error e;
@@ -215,7 +217,8 @@ d_size(struct dctx *c, json_t *parent, const char *key, json_t *v,
 	if (x < min || x > max)
 		return d_error(c, line, key,
 			       "%" PRIu64 " bytes is out of range (%" PRIu64
-			       "M..%" PRIu64 "G)", x, min / MiB, max / GiB);
+			       "M..%" PRIu64 "G)",
+			       x, min / MiB, max / GiB);
 	*out = x;
 	return 0;
 }
@@ -247,7 +250,7 @@ k_base_debian(struct dctx *c, json_t *v)
 	json_t *val;
 	size_t i;
 
-	json_object_foreach(v, key, val) {
+	json_object_foreach (v, key, val) {
 		snprintf(path, sizeof(path), "base.%s",
 			 strlen(key) < 32 ? key : "...");
 		if (!strcmp(key, "suite")) {
@@ -255,7 +258,8 @@ k_base_debian(struct dctx *c, json_t *v)
 				return -EINVAL;
 			if (!is_suite(s))
 				return d_error(c, d_line(c, v, key, 0, false),
-					       path, "bad suite \"%s\" (a Debian "
+					       path,
+					       "bad suite \"%s\" (a Debian "
 					       "suite such as bookworm)",
 					       yaml_quote(q, s));
 			c->d->suite = xstrdup(s);
@@ -267,7 +271,8 @@ k_base_debian(struct dctx *c, json_t *v)
 					break;
 			if (i == ARRAY_SIZE(variants))
 				return d_error(c, d_line(c, v, key, 0, false),
-					       path, "\"%s\" is not an "
+					       path,
+					       "\"%s\" is not an "
 					       "mmdebstrap variant (buildd, "
 					       "minbase, apt, important, "
 					       "standard, ...)",
@@ -281,9 +286,9 @@ k_base_debian(struct dctx *c, json_t *v)
 		}
 	}
 	if (!c->d->suite)
-		return d_error(c, yaml_doc_line(c->doc, c->doc->root, "base", 0,
-						true),
-			       "base", "missing required key \"suite\"");
+		return d_error(
+			c, yaml_doc_line(c->doc, c->doc->root, "base", 0, true),
+			"base", "missing required key \"suite\"");
 	return 0;
 }
 
@@ -305,7 +310,8 @@ k_base(struct dctx *c, json_t *parent, const char *key, json_t *v)
 	if (!json_is_object(v))
 		return d_error(c, line, key,
 			       "expected \"initramfs\" or a mapping {suite: "
-			       "..., variant: ...}, got %s", type_name(v));
+			       "..., variant: ...}, got %s",
+			       type_name(v));
 	c->d->base = IMAGEDEF_DEBIAN;
 	c->d->variant = xstrdup("buildd");
 	return k_base_debian(c, v);
@@ -323,8 +329,7 @@ static int
 k_packages(struct dctx *c, json_t *parent, const char *key, json_t *v)
 {
 	return d_string_list(c, parent, key, v, IMAGEDEF_MAX_PACKAGES, true,
-			     check_package, &c->d->packages,
-			     &c->d->n_packages);
+			     check_package, &c->d->packages, &c->d->n_packages);
 }
 
 static const char *
@@ -370,8 +375,7 @@ k_npm(struct dctx *c, json_t *parent, const char *key, json_t *v)
 static const char *
 check_setup(const char *s)
 {
-	return strlen(s) > IMAGEDEF_SETUP_MAX ? "longer than 4096 bytes"
-					      : NULL;
+	return strlen(s) > IMAGEDEF_SETUP_MAX ? "longer than 4096 bytes" : NULL;
 }
 
 static int
@@ -392,9 +396,9 @@ k_cpus(struct dctx *c, json_t *parent, const char *key, json_t *v)
 			       type_name(v));
 	x = json_integer_value(v);
 	if (x < 1 || x > 64)
-		return d_error(c, line, key,
-			       "%" JSON_INTEGER_FORMAT " is out of range (1..64)",
-			       x);
+		return d_error(
+			c, line, key,
+			"%" JSON_INTEGER_FORMAT " is out of range (1..64)", x);
 	c->d->cpus = (int)x;
 	return 0;
 }
@@ -418,7 +422,7 @@ k_root_size(struct dctx *c, json_t *parent, const char *key, json_t *v)
 static const struct key {
 	const char *key;
 	int (*fn)(struct dctx *c, json_t *parent, const char *key, json_t *v);
-	bool debian_only;	/* meaningless for base: initramfs */
+	bool debian_only; /* meaningless for base: initramfs */
 } keys[] = {
 	{"name", k_name, false},
 	{"base", k_base, false},
@@ -443,27 +447,30 @@ imagedef_validate(struct dctx *c, json_t *root)
 		return d_error(c, yaml_doc_line(c->doc, NULL, NULL, 0, false),
 			       NULL, "expected a mapping, got %s",
 			       type_name(root));
-	json_object_foreach(root, key, v) {
+	json_object_foreach (root, key, v) {
 		for (i = 0; i < ARRAY_SIZE(keys); i++)
 			if (!strcmp(key, keys[i].key))
 				break;
 		if (i == ARRAY_SIZE(keys))
 			return d_error(c, d_line(c, root, key, 0, true), NULL,
-				       "unknown key \"%s\"", yaml_quote(q, key));
+				       "unknown key \"%s\"",
+				       yaml_quote(q, key));
 		if (keys[i].fn(c, root, key, v) < 0)
 			return -EINVAL;
 	}
 	if (!c->d->name)
 		return d_error(c, 0, NULL, "missing required key \"name\"");
 	if (!json_object_get(root, "base"))
-		return d_error(c, 0, NULL, "missing required key \"base\" "
+		return d_error(c, 0, NULL,
+			       "missing required key \"base\" "
 			       "(initramfs, or {suite: ..., variant: ...})");
 	if (c->d->base == IMAGEDEF_DEBIAN)
 		return 0;
 	for (i = 0; i < ARRAY_SIZE(keys); i++)
 		if (keys[i].debian_only && json_object_get(root, keys[i].key))
 			return d_error(c, d_line(c, root, keys[i].key, 0, true),
-				       keys[i].key, "only for a Debian base "
+				       keys[i].key,
+				       "only for a Debian base "
 				       "(base: {suite: ...}), not initramfs");
 	return 0;
 }
@@ -496,8 +503,7 @@ imagedef_parse(const char *buf, size_t len, const char *name,
 }
 
 int
-imagedef_load_file(const char *path, struct imagedef **out,
-		   struct error *err)
+imagedef_load_file(const char *path, struct imagedef **out, struct error *err)
 {
 	_cleanup_free_ char *buf = NULL;
 	size_t len;

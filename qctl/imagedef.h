@@ -12,32 +12,32 @@
 #define IMAGEDEF_MAX_BYTES (64 * 1024)
 #define IMAGEDEF_NAME_MAX 64
 #define IMAGEDEF_SUITE_MAX 64
-#define IMAGEDEF_PACKAGE_MAX 128	/* bytes of one package name */
+#define IMAGEDEF_PACKAGE_MAX 128 /* bytes of one package name */
 #define IMAGEDEF_MAX_PACKAGES 256
-#define IMAGEDEF_SETUP_MAX 4096		/* bytes of one setup command */
+#define IMAGEDEF_SETUP_MAX 4096 /* bytes of one setup command */
 #define IMAGEDEF_MAX_SETUP 32
 
 enum imagedef_base {
-	IMAGEDEF_INITRAMFS,	/* base: initramfs, the minimal image */
-	IMAGEDEF_DEBIAN,	/* base: {suite: ..., variant: ...} */
+	IMAGEDEF_INITRAMFS, /* base: initramfs, the minimal image */
+	IMAGEDEF_DEBIAN,    /* base: {suite: ..., variant: ...} */
 };
 
 struct imagedef {
-	char *name;		/* [A-Za-z0-9_.-]{1,64}, not starting with '.' */
+	char *name; /* [A-Za-z0-9_.-]{1,64}, not starting with '.' */
 	enum imagedef_base base;
 	/* IMAGEDEF_DEBIAN only: */
-	char *suite;		/* [a-z0-9][a-z0-9.-]*, at most 64 */
-	char *variant;		/* an mmdebstrap variant; default buildd */
-	char **packages;	/* Debian package names, no duplicates */
+	char *suite;	 /* [a-z0-9][a-z0-9.-]*, at most 64 */
+	char *variant;	 /* an mmdebstrap variant; default buildd */
+	char **packages; /* Debian package names, no duplicates */
 	size_t n_packages;
-	bool deb_src;		/* sources: also deb-src (deb always) */
-	bool npm;		/* record the host's npm registry */
-	char **setup;		/* shell commands for the chroot, in order */
+	bool deb_src; /* sources: also deb-src (deb always) */
+	bool npm;     /* record the host's npm registry */
+	char **setup; /* shell commands for the chroot, in order */
 	size_t n_setup;
-	uint64_t root_size;	/* bytes; 0: auto */
+	uint64_t root_size; /* bytes; 0: auto */
 	/* both bases: defaults a recipe gets; 0: not given */
-	int cpus;		/* 1..64 */
-	uint64_t memory;	/* bytes, 64M..64G */
+	int cpus;	 /* 1..64 */
+	uint64_t memory; /* bytes, 64M..64G */
 };
 
 /* Parse and validate a definition held in buf; name is for messages. */

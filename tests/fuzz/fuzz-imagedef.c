@@ -20,8 +20,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct error err;
 
 	err.msg[0] = '\0';
-	if (imagedef_parse((const char *)data, size, "fuzz.yaml", &d,
-			   &err) < 0) {
+	if (imagedef_parse((const char *)data, size, "fuzz.yaml", &d, &err) <
+	    0) {
 		check(d == NULL);
 		check(err.msg[0] != '\0');
 		return 0;

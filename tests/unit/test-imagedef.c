@@ -36,33 +36,33 @@ bad(const char *text)
 }
 
 /* The whole message: the file, the line, the key and what is wrong. */
-#define assert_msg(text, want)                                              \
-	do {                                                                \
-		const char *_m = bad(text);                                 \
-		cr_assert_str_eq(_m, want);                                 \
+#define assert_msg(text, want)                                                 \
+	do {                                                                   \
+		const char *_m = bad(text);                                    \
+		cr_assert_str_eq(_m, want);                                    \
 	} while (0)
 
-#define assert_bad(text, want)                                              \
-	do {                                                                \
-		const char *_m = bad(text);                                 \
-		cr_assert(strstr(_m, want), "message \"%s\" lacks \"%s\"",  \
-			  _m, want);                                        \
+#define assert_bad(text, want)                                                 \
+	do {                                                                   \
+		const char *_m = bad(text);                                    \
+		cr_assert(strstr(_m, want), "message \"%s\" lacks \"%s\"", _m, \
+			  want);                                               \
 	} while (0)
 
 #define DEB "name: x\nbase: {suite: bookworm}\n"
 
 Test(good, full_definition)
 {
-	struct imagedef *d = ok(
-		"name: debian                  # a comment\n"
-		"base: {suite: bookworm, variant: minbase}\n"
-		"packages: [build-essential, dpkg-dev, g++, libc6.1-dev]\n"
-		"sources: [deb, deb-src]\n"
-		"npm: true\n"
-		"setup: [\"echo one\", \"echo 'two'\"]\n"
-		"cpus: 2\n"
-		"memory: 2G\n"
-		"root_size: 3G\n");
+	struct imagedef *d =
+		ok("name: debian                  # a comment\n"
+		   "base: {suite: bookworm, variant: minbase}\n"
+		   "packages: [build-essential, dpkg-dev, g++, libc6.1-dev]\n"
+		   "sources: [deb, deb-src]\n"
+		   "npm: true\n"
+		   "setup: [\"echo one\", \"echo 'two'\"]\n"
+		   "cpus: 2\n"
+		   "memory: 2G\n"
+		   "root_size: 3G\n");
 
 	cr_assert_str_eq(d->name, "debian");
 	cr_assert_eq(d->base, IMAGEDEF_DEBIAN);
@@ -127,7 +127,8 @@ Test(good, setup_may_repeat_a_command)
 Test(good, shipped_files)
 {
 	static const char *const files[] = {
-		"images/minimal.yaml", "images/debian.yaml",
+		"images/minimal.yaml",
+		"images/debian.yaml",
 		"images/debian-node.yaml",
 	};
 
@@ -145,8 +146,8 @@ Test(good, debian_node_file)
 {
 	struct imagedef *d = NULL;
 
-	cr_assert_eq(imagedef_load_file("images/debian-node.yaml", &d, &err),
-		     0, "%s", err.msg);
+	cr_assert_eq(imagedef_load_file("images/debian-node.yaml", &d, &err), 0,
+		     "%s", err.msg);
 	cr_assert_str_eq(d->name, "debian-node");
 	cr_assert(d->npm);
 	cr_assert(d->deb_src);
@@ -227,7 +228,8 @@ Test(errors, base)
 
 Test(errors, required_keys)
 {
-	assert_msg("base: initramfs\n", "t.yaml: missing required key \"name\"");
+	assert_msg("base: initramfs\n",
+		   "t.yaml: missing required key \"name\"");
 	assert_bad("name: x\n", "missing required key \"base\"");
 }
 
@@ -269,19 +271,20 @@ Test(errors, sources)
 	assert_msg(DEB "sources: [deb, rpm]\n",
 		   "t.yaml:3: sources[1]: \"rpm\": expected deb or deb-src");
 	assert_bad(DEB "sources: [deb, deb]\n", "sources[1]: \"deb\" is "
-		   "listed twice");
+						"listed twice");
 	assert_bad(DEB "sources: []\n", "sources: deb is needed");
 }
 
 Test(errors, numbers_and_sizes)
 {
-	assert_msg(DEB "cpus: 0\n", "t.yaml:3: cpus: 0 is out of range (1..64)");
+	assert_msg(DEB "cpus: 0\n",
+		   "t.yaml:3: cpus: 0 is out of range (1..64)");
 	assert_bad(DEB "cpus: 65\n", "cpus: 65 is out of range");
 	assert_bad(DEB "memory: 1M\n", "t.yaml:3: memory: 1048576 bytes is "
-		   "out of range (64M..64G)");
+				       "out of range (64M..64G)");
 	assert_bad(DEB "memory: 65G\n", "memory: 69793218560 bytes is out");
 	assert_bad(DEB "memory: lots\n", "t.yaml:3: memory: bad size "
-		   "\"lots\"");
+					 "\"lots\"");
 	assert_bad(DEB "memory: -5\n", "memory: bad size -5: negative");
 	assert_bad(DEB "root_size: 1M\n", "root_size: 1048576 bytes is out");
 	assert_bad(DEB "root_size: 2T\n", "root_size:");
@@ -290,7 +293,7 @@ Test(errors, numbers_and_sizes)
 
 Test(limits, package_count_and_length)
 {
-	struct buf b = { 0 };
+	struct buf b = {0};
 	struct imagedef *d;
 	char pkg[160];
 	int i;
@@ -307,7 +310,7 @@ Test(limits, package_count_and_length)
 	b.len--;
 	buf_append(&b, "  - one-more\n", strlen("  - one-more\n") + 1);
 	assert_msg(b.data, "t.yaml:3: packages: 257 entries, at most 256 "
-		   "allowed");
+			   "allowed");
 	buf_free(&b);
 
 	memset(pkg, 'a', IMAGEDEF_PACKAGE_MAX);
@@ -328,7 +331,7 @@ Test(limits, package_count_and_length)
 
 Test(limits, setup_count_and_length)
 {
-	struct buf b = { 0 };
+	struct buf b = {0};
 	char *cmd, *text;
 	int i;
 
