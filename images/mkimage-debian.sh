@@ -22,7 +22,8 @@
 # SUITE-updates and SUITE-security, read at build time; no mirror name is
 # written into this script.  The image is built in a temporary directory
 # beside OUTDIR and renamed into place: an interrupted run leaves the
-# previous image, and nothing of the run.
+# previous image, and nothing of the run.  QCTL_EATMYDATA=0: dpkg with
+# fsync (default: without, through mmdebstrap's eatmydata hooks).
 set -euo pipefail
 
 die() {
@@ -328,13 +329,20 @@ include=$(
 	echo "${packages[*]-}"
 )
 
+# dpkg without fsync (mmdebstrap's eatmydata hooks, which take eatmydata out
+# again at the end): the tree is written to an image afterwards anyway.
+EATMYDATA=/usr/share/mmdebstrap/hooks/eatmydata
 root="$work/root"
 say "root file system: mmdebstrap $suite ($variant, ${#packages[@]} packages)"
 t0=$(date +%s)
 # A mount namespace of its own: whatever mmdebstrap mounts in the chroot
 # (/proc, /sys, /dev for the hooks) is gone when it exits, however it exits.
+hooks=()
+[ "${QCTL_EATMYDATA:-1}" = 0 ] || [ ! -d "$EATMYDATA" ] ||
+	hooks+=(--hook-dir="$EATMYDATA")
 unshare --mount --propagation private -- \
 	mmdebstrap --mode=root --variant="$variant" --format=directory \
+	${hooks[@]+"${hooks[@]}"} \
 	${include:+--include="$include"} ${aptopts[@]+"${aptopts[@]}"} \
 	--customize-hook='"$QCTL_WORK/customize.sh" "$1"' \
 	"$suite" "$root" "$sources"
