@@ -14,6 +14,8 @@
 #   --npm                record the host's npm registry in /etc/npmrc
 #   --cpus N, --memory BYTES   defaults a recipe gets (image.json)
 #   --root-size BYTES|auto     size of rootfs.img     (default auto)
+#   --print-sources      print the apt sources the image would get (and
+#                        their hosts), build nothing; needs only --suite
 #
 # OUTDIR gets what mkimage-minimal.sh makes (kernel, initramfs with the
 # guest agent as /init plus the overlay module) and rootfs.img, an ext4
@@ -24,6 +26,8 @@
 # beside OUTDIR and renamed into place: an interrupted run leaves the
 # previous image, and nothing of the run.  QCTL_EATMYDATA=0: dpkg with
 # fsync (default: without, through mmdebstrap's eatmydata hooks).
+# QCTL_APT_DIR: the apt configuration directory to read instead of /etc/apt
+# (for tests).
 set -euo pipefail
 
 die() {
@@ -36,11 +40,11 @@ say() {
 }
 
 usage() {
-	sed -n '2,16s/^# \{0,1\}//p' "$0" >&2
+	sed -n '2,18s/^# \{0,1\}//p' "$0" >&2
 	exit 2
 }
 
-name= suite= variant=buildd npm=0 cpus= memory= root_size=auto
+name= suite= variant=buildd npm=0 cpus= memory= root_size=auto print=0
 packages=() types=() setup=()
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -54,18 +58,20 @@ while [ $# -gt 0 ]; do
 	--cpus) cpus=${2?}; shift 2 ;;
 	--memory) memory=${2?}; shift 2 ;;
 	--root-size) root_size=${2?}; shift 2 ;;
+	--print-sources) print=1; shift ;;
 	--help | -h) usage ;;
 	--) shift; break ;;
 	-*) die "unknown option $1 (see --help)" ;;
 	*) break ;;
 	esac
 done
-[ $# -eq 2 ] || usage
+[ $# -eq 2 ] || [ $print = 1 ] || usage
 [ ${#types[@]} -gt 0 ] || types=(deb)
 
 # --- the values, checked again ----------------------------------------------
 case $name in
-'' | .* | *[!A-Za-z0-9_.-]*) die "--name: letters, digits, . _ - (not first .)" ;;
+'' | .* | *[!A-Za-z0-9_.-]*)
+	[ $print = 1 ] || die "--name: letters, digits, . _ - (not first .)" ;;
 esac
 case $suite in
 '' | -* | *[!a-z0-9.-]*) die "--suite: a Debian suite name such as bookworm" ;;
@@ -96,19 +102,27 @@ case $root_size in
 auto) ;;
 '' | *[!0-9]*) die "--root-size: bytes or auto" ;;
 esac
-[ $EUID -eq 0 ] || die "run as root (mke2fs -d keeps the owners only then)"
-for tool in mmdebstrap mke2fs e2fsck python3 apt-config unshare; do
+for tool in python3 apt-config; do
 	command -v "$tool" >/dev/null || die "$tool not found (run make deps)"
 done
-
-agent=$(realpath "$1")
-out=$(realpath -m "$2")
-here=$(cd "$(dirname "$0")" && pwd)
-[ -x "$agent" ] || die "$agent: not an executable (run make first)"
-[ -x "$here/mkimage-minimal.sh" ] || die "no mkimage-minimal.sh beside $0"
-
-mkdir -p "$(dirname "$out")"
-work=$(mktemp -d "$(dirname "$out")/.mkimage-debian.XXXXXX")
+if [ $print = 1 ]; then
+	work=$(mktemp -d)
+else
+	[ $EUID -eq 0 ] ||
+		die "run as root (mke2fs -d keeps the owners only then)"
+	for tool in mmdebstrap mke2fs e2fsck unshare; do
+		command -v "$tool" >/dev/null ||
+			die "$tool not found (run make deps)"
+	done
+	agent=$(realpath "$1")
+	out=$(realpath -m "$2")
+	here=$(cd "$(dirname "$0")" && pwd)
+	[ -x "$agent" ] || die "$agent: not an executable (run make first)"
+	[ -x "$here/mkimage-minimal.sh" ] ||
+		die "no mkimage-minimal.sh beside $0"
+	mkdir -p "$(dirname "$out")"
+	work=$(mktemp -d "$(dirname "$out")/.mkimage-debian.XXXXXX")
+fi
 # apt downloads as _apt (its sandbox) only where _apt can reach
 chmod 0755 "$work"
 # mmdebstrap runs in a mount namespace of its own (below), so nothing can
@@ -130,7 +144,7 @@ start=$(date +%s)
 # Repositories signed by a key other than Debian's archive keyring are left
 # out: the image would not have their key.
 host_sources() {
-	local d=/etc/apt files=()
+	local d=${QCTL_APT_DIR:-/etc/apt} files=()
 
 	[ -f "$d/sources.list" ] && files+=("$d/sources.list")
 	for f in "$d"/sources.list.d/*.list "$d"/sources.list.d/*.sources; do
@@ -238,6 +252,11 @@ while IFS=$'\t' read -r uri s comps; do
 done < <(host_sources)
 [ $have_suite = 1 ] ||
 	die "the host's apt sources have no http(s) repository for $suite"
+if [ $print = 1 ]; then
+	cat "$sources"
+	echo "# hosts: ${apt_hosts[*]}"
+	exit 0
+fi
 
 # A dated snapshot mirror has expired Release files; the image needs the same
 # leniency as the host.  Only these two keys are carried over: never a proxy.
@@ -280,8 +299,10 @@ fi
 
 # --- boot part: kernel and initramfs ----------------------------------------
 say "kernel and initramfs (mkimage-minimal.sh, plus overlay)"
+t0=$(date +%s)
 QCTL_EXTRA_MODULES="overlay ${QCTL_EXTRA_MODULES:-}" QCTL_IMAGE_NAME="$name" \
 	"$here/mkimage-minimal.sh" "$agent" "$work/boot"
+t_boot=$(($(date +%s) - t0))
 
 # --- root: mmdebstrap -------------------------------------------------------
 # The customize hook is fixed text: the setup commands reach it through the
@@ -362,6 +383,7 @@ ls "$root"/etc/apt/sources.list.d/*qctl.sources >/dev/null 2>&1 ||
 	die "mmdebstrap did not record the sources in /etc/apt/sources.list.d"
 
 # --- rootfs.img: ext4 made from the tree, nothing mounted ---------------------
+t0=$(date +%s)
 used=$(du -s --one-file-system --block-size=1 "$root" | cut -f1)
 files=$(find "$root" -xdev | wc -l)
 inodes=$((files + files / 10 + 1024))
@@ -386,6 +408,7 @@ e2fsck -fn "$img" >"$work/e2fsck.log" 2>&1 || {
 	die "e2fsck finds rootfs.img broken"
 }
 rm -rf --one-file-system "$root"
+t_img=$(($(date +%s) - t0))
 
 # --- image.json ---------------------------------------------------------------
 npm_hosts=()
@@ -434,5 +457,6 @@ if [ -e "$out" ]; then
 	mv -T "$out" "$work/old"
 fi
 mv -T "$work/boot" "$out"
-say "$out: rootfs.img $((size / 1048576)) MiB ($((used / 1048576)) MiB used)," \
-	"root in ${t_root}s, all in $(($(date +%s) - start))s"
+say "$out: rootfs.img $((size / 1048576)) MiB ($((used / 1048576)) MiB used);" \
+	"kernel ${t_boot}s, root ${t_root}s, rootfs.img ${t_img}s," \
+	"all $(($(date +%s) - start))s"
