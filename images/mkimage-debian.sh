@@ -273,26 +273,27 @@ done < <(apt-config dump)
 npm_registry=
 if [ $npm = 1 ]; then
 	user=${SUDO_USER:-root}
+	home=$(getent passwd "$user" | cut -d: -f6)
 	if command -v npm >/dev/null; then
-		if [ "$user" = root ]; then
-			npm_registry=$(npm config get registry 2>/dev/null || true)
-		else
-			npm_registry=$(runuser -u "$user" -- npm config get registry \
-				2>/dev/null || true)
-		fi
+		# as the user who asked, with their home: their ~/.npmrc
+		npm_registry=$(runuser -u "$user" -- env HOME="$home" \
+			npm config get registry 2>/dev/null || true)
 	fi
 	if [ -z "$npm_registry" ]; then
-		for f in "$(getent passwd "$user" | cut -d: -f6)/.npmrc" /etc/npmrc; do
+		for f in "$home/.npmrc" /etc/npmrc; do
 			[ -f "$f" ] || continue
 			npm_registry=$(sed -n 's/^[ \t]*registry[ \t]*=[ \t]*//p' "$f" |
 				tail -n1)
 			[ -z "$npm_registry" ] || break
 		done
 	fi
-	case $npm_registry in
-	'' | http://* | https://*) ;;
-	*) die "the host's npm registry is not an http(s) URL" ;;
-	esac
+	# every build can read the image: a URL with credentials in it is
+	# refused, not copied (and tokens, kept apart in .npmrc, never are)
+	if [ -n "$npm_registry" ] &&
+		! [[ $npm_registry =~ ^https?://[^/@[:space:]]+(/[^[:space:]]*)?$ ]]; then
+		die "the host's npm registry is not a plain http(s) URL" \
+			"(credentials are never copied into an image)"
+	fi
 	[ -n "$npm_registry" ] ||
 		say "no npm registry configured on the host: the image keeps npm's default"
 fi
