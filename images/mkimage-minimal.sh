@@ -16,8 +16,12 @@
 # Knobs (environment): QCTL_INITRD_COMPRESS=none|gzip (default none: under
 # TCG the kernel's gunzip costs more than reading the larger initrd),
 # QCTL_CMDLINE, QCTL_IMAGE_NAME (image.json's name, default minimal; the
-# test image "hostile" is this image with a test agent) and
-# SOURCE_DATE_EPOCH (default: the kernel's timestamp).
+# test image "hostile" is this image with a test agent), QCTL_EXTRA_MODULES
+# (more modules for the initramfs, appended to MODULES: mkimage-debian.sh
+# adds overlay; built-in ones are skipped), QCTL_IMAGE_CPUS and
+# QCTL_IMAGE_MEMORY (bytes; recorded in image.json as the defaults a recipe
+# gets, see docs/images.md) and SOURCE_DATE_EPOCH (default: the kernel's
+# timestamp).
 set -euo pipefail
 
 # Modules the agent needs: the virtio transports (PCI for q35, MMIO for
@@ -51,6 +55,9 @@ cache=${QCTL_IMAGE_CACHE:-$here/cache}
 compress=${QCTL_INITRD_COMPRESS:-none}
 cmdline=${QCTL_CMDLINE:-$CMDLINE_DEFAULT}
 image_name=${QCTL_IMAGE_NAME:-minimal}
+extra_modules=${QCTL_EXTRA_MODULES:-}
+image_cpus=${QCTL_IMAGE_CPUS:-}
+image_memory=${QCTL_IMAGE_MEMORY:-}
 
 case $cmdline in
 *'"'* | *\\*) die "the kernel command line must not hold quotes or backslashes" ;;
@@ -58,6 +65,13 @@ esac
 case $image_name in
 '' | *[!A-Za-z0-9_.-]*) die "QCTL_IMAGE_NAME: letters, digits, . _ - only" ;;
 esac
+case $extra_modules in
+*[!A-Za-z0-9_\ -]*) die "QCTL_EXTRA_MODULES: module names separated by spaces" ;;
+esac
+case $image_cpus$image_memory in
+*[!0-9]*) die "QCTL_IMAGE_CPUS and QCTL_IMAGE_MEMORY: decimal numbers" ;;
+esac
+MODULES="$MODULES $extra_modules"
 [ -x "$agent" ] || die "$agent: not an executable (run make first)"
 busybox=/bin/busybox
 dpkg-query -W -f='${Status}' busybox-static 2>/dev/null |
@@ -256,8 +270,11 @@ else
 	rm -f "$stage/vmlinux"
 fi
 printf '%s\n' "$cmdline" >"$stage/cmdline"
+defaults=
+[ -z "$image_cpus" ] || defaults="$defaults,\"cpus\":$image_cpus"
+[ -z "$image_memory" ] || defaults="$defaults,\"memory\":$image_memory"
 cat >"$stage/image.json" <<EOF
-{"name":"$image_name","kernel":"vmlinuz"$pvh,"initrd":"initrd.img","cmdline":"$cmdline","kernel_version":"$kver"}
+{"name":"$image_name","kernel":"vmlinuz"$pvh,"initrd":"initrd.img","cmdline":"$cmdline","kernel_version":"$kver"$defaults}
 EOF
 
 # --- into place -------------------------------------------------------------

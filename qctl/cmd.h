@@ -6,6 +6,7 @@ int cmd_run(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_gc(int argc, char **argv);
 int cmd_version(int argc, char **argv);
+int cmd_image(int argc, char **argv);
 /* internal: what qctl serve runs with a client's rights (cmd-peer.c) */
 int cmd_peer(int argc, char **argv);
 

@@ -12,6 +12,7 @@ static const struct cmd {
 	{ "run", cmd_run, "run a recipe in a fresh VM (default ./qctl.yaml)" },
 	{ "serve", cmd_serve, "daemon with a QMP-style control socket" },
 	{ "gc", cmd_gc, "reap what dead managers left behind" },
+	{ "image", cmd_image, "build an image from a definition (image build)" },
 	{ "version", cmd_version, "print the version" },
 };
 

@@ -796,8 +796,9 @@ yaml_syntax_error(const yaml_parser_t *p, const char *buf, const char *name,
  * with err filled, and sets *syntax when libyaml itself rejected the text.
  */
 static int
-yaml_to_json(const char *buf, size_t len, const char *name, json_t **out,
-	     struct lines *lines, bool *syntax, struct error *err)
+yaml_to_json(const char *buf, size_t len, const char *name, const char *what,
+	     json_t **out, struct lines *lines, bool *syntax,
+	     struct error *err)
 {
 	struct builder b = {.name = name, .err = err, .lines = lines};
 	yaml_parser_t parser;
@@ -831,7 +832,7 @@ yaml_to_json(const char *buf, size_t len, const char *name, json_t **out,
 		return r;
 	}
 	if (!b.root)
-		return error_set(err, EINVAL, "%s: empty recipe", name);
+		return error_set(err, EINVAL, "%s: empty %s", name, what);
 	*out = b.root;
 	return 0;
 }
@@ -1757,7 +1758,8 @@ recipe_load_buffer_flags(const char *buf, size_t len, const char *name,
 		return error_set(err, EFBIG,
 				 "%s: recipe larger than %d bytes (1 MiB)",
 				 name, RECIPE_MAX_BYTES);
-	r = yaml_to_json(buf, len, name, &root, &lines, &syntax, err);
+	r = yaml_to_json(buf, len, name, "recipe", &root, &lines, &syntax,
+			 err);
 	for (i = 0; i < len && strchr(" \t\r\n", buf[i]); i++)
 		;
 	if (r < 0 && syntax && i < len && buf[i] == '{') {
@@ -1850,4 +1852,57 @@ recipe_free(struct recipe *r)
 	free(r->steps);
 	free_strv(r->artifacts, r->n_artifacts);
 	free(r);
+}
+
+/* ---- the YAML reader, for other documents ------------------------------ */
+
+int
+yaml_doc_load(const char *buf, size_t len, const char *name,
+	      struct yaml_doc *doc, struct error *err)
+{
+	struct lines *lines = xcalloc(1, sizeof(*lines));
+	bool syntax;
+	int r;
+
+	memset(doc, 0, sizeof(*doc));
+	r = yaml_to_json(buf ? buf : "", buf ? len : 0, name, "document",
+			 &doc->root, lines, &syntax, err);
+	if (r < 0) {
+		lines_free(lines);
+		free(lines);
+		return r;
+	}
+	doc->lines = lines;
+	return 0;
+}
+
+int
+yaml_doc_line(const struct yaml_doc *doc, const json_t *parent,
+	      const char *key, size_t index, bool at_key)
+{
+	const struct line_ent *e = lines_find(doc->lines, parent, key, index);
+
+	return e ? (at_key ? e->key_line : e->line) : 0;
+}
+
+void
+yaml_doc_free(struct yaml_doc *doc)
+{
+	json_decref(doc->root);
+	if (doc->lines) {
+		lines_free(doc->lines);
+		free(doc->lines);
+	}
+	memset(doc, 0, sizeof(*doc));
+}
+
+const char *
+yaml_quote(char *buf, const char *s)
+{
+	struct qbuf q;
+
+	_Static_assert(sizeof(q.s) == YAML_QUOTE_BUF, "YAML_QUOTE_BUF");
+	quote(&q, s);
+	memcpy(buf, q.s, strlen(q.s) + 1);
+	return buf;
 }

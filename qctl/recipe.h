@@ -119,4 +119,25 @@ int recipe_check_git_ref(const char *ref, struct error *err);
 /* Check an allowlist entry: host:port, *.suffix:port, IPv4:port, [IPv6]:port */
 int recipe_check_allow(const char *entry, struct error *err);
 
+/*
+ * The recipe's YAML reader, for other YAML documents (image definitions):
+ * the same limits (one document, no anchors or aliases, nested at most 16
+ * deep, NUL bytes and UTF-8 checked; YAML 1.1 plain scalars read as null,
+ * booleans and decimal integers only) and each node's line.
+ */
+struct yaml_doc {
+	json_t *root;
+	struct lines *lines;
+};
+int yaml_doc_load(const char *buf, size_t len, const char *name,
+		  struct yaml_doc *doc, struct error *err);
+/* The line of (parent, key), or of (parent, index) when key is NULL: the
+ * key's own line if at_key, else its value's; 0 when not known. */
+int yaml_doc_line(const struct yaml_doc *doc, const json_t *parent,
+		  const char *key, size_t index, bool at_key);
+void yaml_doc_free(struct yaml_doc *doc);
+/* Untrusted text escaped for a message, cut at 64 bytes, into buf. */
+#define YAML_QUOTE_BUF (64 * 4 + 4)
+const char *yaml_quote(char *buf, const char *s);
+
 #endif

@@ -212,6 +212,22 @@ def image():
     put(I, "syntax", '{"kernel": "vmlinuz",')
 
 
+def imagedef():
+    T = "fuzz-imagedef"
+    for n in sorted(os.listdir(os.path.join(TOP, "images"))):
+        if n.endswith(".yaml"):
+            with open(os.path.join(TOP, "images", n), "rb") as f:
+                put(T, "shipped-" + n, f.read())
+    put(T, "all-keys.yaml",
+        "name: d\nbase: {suite: bookworm, variant: minbase}\n"
+        "packages: [git, g++]\nsources: [deb, deb-src]\nnpm: true\n"
+        "setup: [\"echo 'x'\"]\ncpus: 2\nmemory: 2G\nroot_size: auto\n")
+    put(T, "initramfs-bad.yaml",
+        "name: m\nbase: initramfs\npackages: [git]\n")
+    put(T, "bad-package.yaml",
+        "name: d\nbase:\n  suite: bookworm\npackages:\n  - \"-oX\"\n")
+
+
 def nf_counters():
     copy_dir("fuzz-nf-counters", "tests/unit/data/nft")
 
@@ -557,7 +573,8 @@ def text():
 def main():
     if os.path.isdir(OUT):
         shutil.rmtree(OUT)
-    for f in (agent, artifacts, cgroup, control, http_req, image, nf_counters,
+    for f in (agent, artifacts, cgroup, control, http_req, image, imagedef,
+              nf_counters,
               nf_request, proxy_config, proxy_msg, qmp, recipe, result, sni,
               ga_decode, text, gitsrc):
         f()
