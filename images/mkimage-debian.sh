@@ -296,6 +296,31 @@ if [ $npm = 1 ]; then
 	fi
 	[ -n "$npm_registry" ] ||
 		say "no npm registry configured on the host: the image keeps npm's default"
+	# The certificates the host's npm trusts (its "cafile"): where TLS to
+	# the registry is intercepted by a CA of the site's, the image's npm
+	# must trust the same to reach the same registry.  Certificates
+	# only, never a key.
+	npm_cafile=
+	if command -v npm >/dev/null; then
+		npm_cafile=$(runuser -u "$user" -- env HOME="$home" \
+			npm config get cafile 2>/dev/null || true)
+	fi
+	case $npm_cafile in
+	'' | null | undefined) npm_cafile= ;;
+	/*)
+		[ -f "$npm_cafile" ] && [ -r "$npm_cafile" ] ||
+			die "the host's npm cafile $npm_cafile is not a readable file"
+		[ "$(stat -L -c %s "$npm_cafile")" -le $((4 << 20)) ] ||
+			die "the host's npm cafile $npm_cafile is over 4 MiB"
+		grep -q -- '-----BEGIN CERTIFICATE-----' "$npm_cafile" ||
+			die "the host's npm cafile $npm_cafile holds no certificate"
+		! grep -q -- 'PRIVATE KEY-----' "$npm_cafile" ||
+			die "the host's npm cafile $npm_cafile holds a private key: not copied"
+		cp -L "$npm_cafile" "$work/npm-ca.pem"
+		say "npm: the host's npm cafile is copied into the image"
+		;;
+	*) die "the host's npm cafile is not an absolute path: $npm_cafile" ;;
+	esac
 fi
 
 # --- boot part: kernel and initramfs ----------------------------------------
@@ -330,9 +355,15 @@ if [ "$QCTL_NPM" = 1 ]; then
 	*) echo "mkimage-debian: npm's globalconfig: $g" >&2; exit 1 ;;
 	esac
 	mkdir -p "$1$(dirname "$g")"
+	if [ -f "$QCTL_WORK/npm-ca.pem" ]; then
+		mkdir -p "$1/etc/qctl"
+		install -m 0644 "$QCTL_WORK/npm-ca.pem" "$1/etc/qctl/npm-ca.pem"
+	fi
 	{
 		[ -z "$QCTL_NPM_REGISTRY" ] ||
 			printf 'registry=%s\n' "$QCTL_NPM_REGISTRY"
+		[ ! -f "$QCTL_WORK/npm-ca.pem" ] ||
+			printf 'cafile=/etc/qctl/npm-ca.pem\n'
 		printf 'fund=false\naudit=false\nupdate-notifier=false\n'
 	} >"$1$g"
 	printf '%s\n' "$g" >"$QCTL_WORK/npm-globalconfig"
