@@ -53,29 +53,6 @@ d_line(struct dctx *c, const json_t *parent, const char *key, size_t index,
 	return yaml_doc_line(c->doc, parent, key, index, at_key);
 }
 
-static const char *
-type_name(const json_t *v)
-{
-	switch (json_typeof(v)) {
-	case JSON_OBJECT:
-		return "a mapping";
-	case JSON_ARRAY:
-		return "a list";
-	case JSON_STRING:
-		return "a string";
-	case JSON_INTEGER:
-		return "an integer";
-	case JSON_REAL:
-		return "a number";
-	case JSON_TRUE:
-	case JSON_FALSE:
-		return "a boolean";
-	case JSON_NULL:
-		break;
-	}
-	return "null";
-}
-
 static bool
 in_set(char c, const char *set)
 {
@@ -136,7 +113,7 @@ d_string(struct dctx *c, const json_t *parent, const char *key, size_t index,
 
 	if (!json_is_string(v))
 		return d_error(c, line, path, "expected a string, got %s",
-			       type_name(v));
+			       json_type_name(v));
 	if (strlen(json_string_value(v)) != json_string_length(v))
 		return d_error(c, line, path, "NUL byte in a string");
 	if (!json_string_length(v))
@@ -160,7 +137,7 @@ d_string_list(struct dctx *c, json_t *parent, const char *key, json_t *v,
 	/* a block list starts on the line after its key: name the key's */
 	if (!json_is_array(v))
 		return d_error(c, d_line(c, parent, key, 0, true), key,
-			       "expected a list, got %s", type_name(v));
+			       "expected a list, got %s", json_type_name(v));
 	if (json_array_size(v) > max)
 		return d_error(c, d_line(c, parent, key, 0, true), key,
 			       "%zu entries, at most %zu allowed",
@@ -212,7 +189,7 @@ d_size(struct dctx *c, json_t *parent, const char *key, json_t *v, uint64_t min,
 			return d_error(c, line, key, "%s", e.msg);
 	} else {
 		return d_error(c, line, key, "expected a size, got %s",
-			       type_name(v));
+			       json_type_name(v));
 	}
 	if (x < min || x > max)
 		return d_error(c, line, key,
@@ -311,7 +288,7 @@ k_base(struct dctx *c, json_t *parent, const char *key, json_t *v)
 		return d_error(c, line, key,
 			       "expected \"initramfs\" or a mapping {suite: "
 			       "..., variant: ...}, got %s",
-			       type_name(v));
+			       json_type_name(v));
 	c->d->base = IMAGEDEF_DEBIAN;
 	c->d->variant = xstrdup("buildd");
 	return k_base_debian(c, v);
@@ -367,7 +344,7 @@ k_npm(struct dctx *c, json_t *parent, const char *key, json_t *v)
 {
 	if (!json_is_boolean(v))
 		return d_error(c, d_line(c, parent, key, 0, false), key,
-			       "expected true or false, got %s", type_name(v));
+			       "expected true or false, got %s", json_type_name(v));
 	c->d->npm = json_is_true(v);
 	return 0;
 }
@@ -393,7 +370,7 @@ k_cpus(struct dctx *c, json_t *parent, const char *key, json_t *v)
 
 	if (!json_is_integer(v))
 		return d_error(c, line, key, "expected an integer, got %s",
-			       type_name(v));
+			       json_type_name(v));
 	x = json_integer_value(v);
 	if (x < 1 || x > 64)
 		return d_error(
@@ -446,7 +423,7 @@ imagedef_validate(struct dctx *c, json_t *root)
 	if (!json_is_object(root))
 		return d_error(c, yaml_doc_line(c->doc, NULL, NULL, 0, false),
 			       NULL, "expected a mapping, got %s",
-			       type_name(root));
+			       json_type_name(root));
 	json_object_foreach (root, key, v) {
 		for (i = 0; i < ARRAY_SIZE(keys); i++)
 			if (!strcmp(key, keys[i].key))

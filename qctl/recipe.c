@@ -901,8 +901,9 @@ v_fail(struct vctx *vc, int code, bool at_key, const char *fmt, ...)
 
 #define v_error(vc, ...) v_fail(vc, EINVAL, false, __VA_ARGS__)
 
-static const char *
-type_name(const json_t *v)
+/* "a mapping", "a list", ...: for "expected X, got Y" (recipe.h) */
+const char *
+json_type_name(const json_t *v)
 {
 	switch (json_typeof(v)) {
 	case JSON_OBJECT:
@@ -928,7 +929,7 @@ static int
 v_string(struct vctx *vc, const json_t *v, const char **out)
 {
 	if (!json_is_string(v))
-		return v_error(vc, "expected a string, got %s", type_name(v));
+		return v_error(vc, "expected a string, got %s", json_type_name(v));
 	/* Strings become C strings; an embedded NUL would cut them short. */
 	if (strlen(json_string_value(v)) != json_string_length(v))
 		return v_error(vc, "NUL byte in a string");
@@ -956,7 +957,7 @@ v_mapping(struct vctx *vc, json_t *v, const struct field *fields,
 	size_t i;
 
 	if (!json_is_object(v))
-		return v_error(vc, "expected a mapping, got %s", type_name(v));
+		return v_error(vc, "expected a mapping, got %s", json_type_name(v));
 	json_object_foreach(v, key, val) {
 		struct vsave s;
 		int r;
@@ -988,7 +989,7 @@ v_string_list(struct vctx *vc, const json_t *v, char ***out, size_t *n,
 	size_t i;
 
 	if (!json_is_array(v))
-		return v_error(vc, "expected a list, got %s", type_name(v));
+		return v_error(vc, "expected a list, got %s", json_type_name(v));
 	*out = xcalloc(json_array_size(v), sizeof(**out));
 	for (i = 0; i < json_array_size(v); i++) {
 		const char *s = NULL;
@@ -1013,7 +1014,7 @@ v_int(struct vctx *vc, json_t *v, void *obj, const struct field *f)
 	json_int_t x;
 
 	if (!json_is_integer(v))
-		return v_error(vc, "expected an integer, got %s", type_name(v));
+		return v_error(vc, "expected an integer, got %s", json_type_name(v));
 	x = json_integer_value(v);
 	if (x < f->min || x > f->max)
 		return v_error(vc, "%lld is out of range (%lld..%lld)",
@@ -1045,7 +1046,7 @@ v_size(struct vctx *vc, json_t *v, void *obj, const struct field *f)
 		if (parse_size(s, &x, &e) < 0)
 			return v_fail(vc, e.code, false, "%s", e.msg);
 	} else {
-		return v_error(vc, "expected a size, got %s", type_name(v));
+		return v_error(vc, "expected a size, got %s", json_type_name(v));
 	}
 	/* Sizes end up in off_t and int64_t arithmetic elsewhere. */
 	if (x > (uint64_t)max) {
@@ -1085,7 +1086,7 @@ v_duration(struct vctx *vc, json_t *v, void *obj, const struct field *f)
 		if (parse_duration(s, &ms, &e) < 0)
 			return v_fail(vc, e.code, false, "%s", e.msg);
 	} else {
-		return v_error(vc, "expected a duration, got %s", type_name(v));
+		return v_error(vc, "expected a duration, got %s", json_type_name(v));
 	}
 	if (ms < f->min)
 		return v_error(vc, "must be greater than zero");
@@ -1154,7 +1155,7 @@ v_source(struct vctx *vc, json_t *v, void *obj, const struct field *f)
 	if (!json_is_string(v))
 		return v_error(vc, "expected a string (a directory) or a "
 			       "mapping {git: URL, ref: REF}, got %s",
-			       type_name(v));
+			       json_type_name(v));
 	if (v_string(vc, v, &s) < 0)
 		return -EINVAL;
 	if (s[0] == '/')
@@ -1423,7 +1424,7 @@ v_env(struct vctx *vc, json_t *v, void *obj, const struct field *f)
 
 	(void)f;
 	if (!json_is_object(v))
-		return v_error(vc, "expected a mapping, got %s", type_name(v));
+		return v_error(vc, "expected a mapping, got %s", json_type_name(v));
 	r->env = xcalloc(json_object_size(v), sizeof(*r->env));
 	json_object_foreach(v, key, val) {
 		char num[64];
@@ -1443,7 +1444,7 @@ v_env(struct vctx *vc, json_t *v, void *obj, const struct field *f)
 			fmt_real(num, sizeof(num), json_real_value(val));
 		else if (!json_is_string(val))
 			ret = v_error(vc, "expected a string or number, got %s",
-				      type_name(val));
+				      json_type_name(val));
 		else if (strlen(json_string_value(val)) !=
 			 json_string_length(val))
 			ret = v_error(vc, "NUL byte in a string");
@@ -1621,7 +1622,7 @@ v_steps(struct vctx *vc, json_t *v, void *obj, const struct field *f)
 
 	(void)f;
 	if (!json_is_array(v))
-		return v_error(vc, "expected a list, got %s", type_name(v));
+		return v_error(vc, "expected a list, got %s", json_type_name(v));
 	if (json_array_size(v) == 0)
 		return v_error(vc, "at least one step is required");
 	r->steps = xcalloc(json_array_size(v), sizeof(*r->steps));

@@ -139,5 +139,7 @@ void yaml_doc_free(struct yaml_doc *doc);
 /* Untrusted text escaped for a message, cut at 64 bytes, into buf. */
 #define YAML_QUOTE_BUF (64 * 4 + 4)
 const char *yaml_quote(char *buf, const char *s);
+/* A JSON value's type in words ("a mapping", "a list", "a string", ...). */
+const char *json_type_name(const json_t *v);
 
 #endif
