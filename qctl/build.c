@@ -1297,6 +1297,11 @@ resolve_image_defaults(struct build *b, struct error *err)
 			continue;
 		}
 		h = image_hosts_get(&b->img, e + strlen(RECIPE_ALLOW_IMAGE));
+		if (h && !h->n)
+			return error_set(err, EINVAL, "allow \"%s\": image %s "
+					 "recorded no %s hosts (its host had "
+					 "none configured when it was built)",
+					 e, b->img.name, h->name);
 		if (!h)
 			return error_set(err, EINVAL, "allow \"%s\": image %s "
 					 "recorded no such host list (%s)", e,
