@@ -210,6 +210,15 @@ def image():
     put(I, "unicode", '{"name":"\\u00e9t\\u00e9 \\ud83d\\ude00","cmdline":"a\\tb"}')
     put(I, "nul-escape", '{"kernel":"a\\u0000b"}')
     put(I, "syntax", '{"kernel": "vmlinuz",')
+    put(I, "debian", js({"name": "debian", "kernel": "vmlinuz",
+                         "kernel_pvh": "vmlinux", "initrd": "initrd.img",
+                         "cmdline": "console=ttyS0 quiet", "root": "rootfs.img",
+                         "cpus": 2, "memory": 2147483648,
+                         "hosts": {"apt": ["mirror.example:80",
+                                           "security.example:80"],
+                                   "npm": ["registry.example:443"]}}))
+    put(I, "hosts-bad", js({"root": "../rootfs.img", "cpus": 0,
+                            "hosts": {"APT": ["x"], "npm": ["image:apt", 1]}}))
 
 
 def imagedef():
