@@ -102,10 +102,18 @@ emit_line(struct build *b, int stream, const char *s, size_t n)
 	buf_append(&out, s, n);
 	(void)stream;
 	if (b->opts.verbosity >= 1 && b->opts.out) {
+		/* A CR that ends the line (CRLF, as dpkg and apt write when
+		 * they think of a terminal) hides nothing: not shown.  Any
+		 * other is shown as a control, so that no guest text can
+		 * overwrite another on the screen. */
+		size_t len = out.len;
+
+		if (n && s[n - 1] == '\r')
+			len--;
 		/* Guest bytes never reach a terminal raw: ESC and C1 (raw or
 		 * UTF-8 encoded) sequences could rewrite the screen or worse.
 		 * build.log keeps them as they were: it is the record. */
-		term_sanitize(out.data, out.len, &vis);
+		term_sanitize(out.data, len, &vis);
 		buf_append(&vis, "\n", 1);
 		build_statusline_clear(b);
 		fwrite(vis.data, 1, vis.len, b->opts.out);
