@@ -11,7 +11,11 @@ for t in "${tests[@]}"; do
 	rc=0
 	# a log of this run's own: other checkouts may run the same test now
 	log=$(mktemp "/tmp/qctl-it-$t.XXXXXX.log")
-	timeout 600 bash "$t" >"$log" 2>&1 || rc=$?
+	# 10 minutes, unless the script says otherwise in a line of its own:
+	# "# timeout: SECONDS" (the real builds)
+	limit=$(sed -n 's/^# timeout: \([0-9][0-9]*\)$/\1/p' "$t" | head -n1)
+	timeout "${limit:-600}" bash "$t" >"$log" 2>&1 || rc=$?
+	[ $rc != 124 ] || echo "FAIL: killed after ${limit:-600} s (run.sh)" >>"$log"
 	if [ $rc = 0 ]; then
 		pass=$((pass + 1)); echo "PASS $t ($(( $(date +%s) - start ))s)"
 	elif [ $rc = 77 ]; then

@@ -4,6 +4,7 @@
 # recipe's probe says so); the test step installs the .deb and runs it;
 # the .deb files come back with their sha256.  Skips (77) only when the
 # package registry is out of reach.
+# timeout: 2700
 . "$(dirname "$0")/lib.sh"
 if [ "${QCTL_SANITIZE:-}" = 1 ]; then
 	# see lib.sh: the plain pass runs it; t-node-app, t-debian-shared
