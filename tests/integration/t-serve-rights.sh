@@ -33,6 +33,26 @@ mkdir "$D/img"
 cp "$TOP/images/out/minimal/image.json" "$TOP/images/out/minimal/vmlinuz" "$D/img/"
 ln -s "$SECRET" "$D/img/initrd.img"
 chown -R "$U:nogroup" "$D/img"
+# images with a root disk: one a symlink to root's file, one root's own
+for r in rimg-link rimg-root; do
+	mkdir "$D/$r"
+	python3 - "$TOP/images/out/minimal/image.json" "$D/$r/image.json" <<'P'
+import json, sys
+j = json.load(open(sys.argv[1]))
+j.pop("kernel_pvh", None)
+j["root"] = "rootfs.img"
+json.dump(j, open(sys.argv[2], "w"))
+P
+	cp "$TOP/images/out/minimal/vmlinuz" "$TOP/images/out/minimal/initrd.img" "$D/$r/"
+done
+ln -s "$SECRET" "$D/rimg-link/rootfs.img"
+chown -R "$U:nogroup" "$D/rimg-link" "$D/rimg-root"
+cp "$SECRET" "$D/rimg-root/rootfs.img"
+chmod 600 "$D/rimg-root/rootfs.img"
+# a real one the client may read (if this host has it): it boots, and its
+# root disk went in as the client's open file
+DEBIAN_IMG=
+[ ! -f "$QCTL_IMAGES/debian/image.json" ] || DEBIAN_IMG=$(cd "$QCTL_IMAGES/debian" && pwd)
 # ... and one whose image.json is a FIFO
 mkdir "$D/fifo-img"
 mkfifo "$D/fifo-img/image.json"
@@ -48,10 +68,10 @@ serve_start
 [ "$(stat -c %G "$SOCK")" = qctl ] || fail "socket group is $(stat -c %G "$SOCK")"
 
 setpriv --reuid="$U" --regid=nogroup --init-groups env \
-	PYTHONPATH="$D" /usr/bin/python3 - "$SOCK" "$D" >"$T/client.out" 2>&1 <<'PY' ||
+	PYTHONPATH="$D" /usr/bin/python3 - "$SOCK" "$D" "$DEBIAN_IMG" >"$T/client.out" 2>&1 <<'PY' ||
 import json, sys, time
 from qmpclient import QMP, QMPError
-sock, D = sys.argv[1], sys.argv[2]
+sock, D, debian = sys.argv[1], sys.argv[2], sys.argv[3]
 c = QMP(sock, timeout=180)
 c.negotiate()
 
@@ -92,6 +112,13 @@ refused("source /root", {"recipe": {"source": "/root", "steps": [
     {"name": "t", "run": "true"}]}}, "Permission denied")
 refused("image with a symlinked initrd", {"recipe": {"image": D + "/img",
     "steps": [{"name": "t", "run": "true"}]}}, "symbolic link")
+refused("image with a symlinked root disk", {"recipe": {"image": D + "/rimg-link",
+    "steps": [{"name": "t", "run": "true"}]}}, "symbolic link")
+refused("image with root's root disk", {"recipe": {"image": D + "/rimg-root",
+    "steps": [{"name": "t", "run": "true"}]}}, "Permission denied")
+if debian:
+    builds_ok = c.cmd("build-submit", recipe={"image": debian, "steps": [
+        {"name": "t", "run": "cat /etc/debian_version"}]})["id"]
 refused("FIFO image.json", {"recipe": {"image": D + "/fifo-img",
     "steps": [{"name": "t", "run": "true"}]}}, "not a regular file")
 refused("recipe file of root's", {"path": D + "/root-only/secret"},
@@ -103,6 +130,11 @@ out = {}
 for name, i in builds.items():
     r, log = finished(i)
     out[name] = {"result": r, "log": log}
+if debian:
+    r, log = finished(builds_ok)
+    if r["status"] != "passed" or not any(ch.isdigit() for ch in log):
+        raise SystemExit("FAIL: the client's debian image: %r" % r)
+    print("the client's debian image booted: %s" % r["status"])
 r, log = finished(long_id)
 if r["status"] != "passed" or "long-done" not in log:
     raise SystemExit("FAIL: the build beside the refused ones: %r" % r)
