@@ -477,6 +477,11 @@ if cpus:
     meta["cpus"] = int(cpus)
 if memory:
     meta["memory"] = int(memory)
+if rest[n_apt:]:
+    # npm retries a registry it cannot reach for about two minutes: in a
+    # step without network, it is told to use its cache only, and fails
+    # at once (or installs from what a fetch step cached)
+    meta["step_env"] = {"none": ["npm_config_offline=true"]}
 with open(path + ".tmp", "w") as f:
     json.dump(meta, f, separators=(",", ":"))
     f.write("\n")

@@ -671,7 +671,11 @@ start_step(struct build *b, size_t i)
 	b->step_t0 = now_ms();
 	sr->ran = true;
 	sr->started_ms = build_since_start(b);
-	env = xcalloc(r->n_env + 8, sizeof(*env));
+	env = xcalloc(b->img.n_step_env[s->fetch] + r->n_env + 8,
+		      sizeof(*env));
+	/* the image's for this network first: the recipe's env wins */
+	for (size_t k = 0; k < b->img.n_step_env[s->fetch]; k++)
+		env[n_env++] = xstrdup(b->img.step_env[s->fetch][k]);
 	for (size_t k = 0; k < r->n_env; k++)
 		env[n_env++] = xstrdup(r->env[k]);
 	env[n_env++] = xasprintf("QCTL_STEP=%s", s->name);

@@ -179,6 +179,85 @@ meta_hosts(json_t *v, const char *where, struct image_meta *m,
 	return 0;
 }
 
+static void
+strv_free(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+static char **
+strv_dup(char *const *v, size_t n)
+{
+	char **d = xcalloc(n + 1, sizeof(*d));
+
+	for (size_t i = 0; i < n; i++)
+		d[i] = xstrdup(v[i]);
+	return d;
+}
+
+/* KEY=VALUE: a shell variable's name, a value without control bytes. */
+static bool
+env_entry_ok(const char *e)
+{
+	const char *eq = strchr(e, '=');
+	size_t klen = eq ? (size_t)(eq - e) : 0;
+
+	if (!klen || strlen(e) > IMAGE_STEP_ENV_LEN ||
+	    strspn(e, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_"
+		      "0123456789") != klen ||
+	    (e[0] >= '0' && e[0] <= '9'))
+		return false;
+	for (const unsigned char *p = (const unsigned char *)eq; *p; p++)
+		if (*p < 0x20 || *p == 0x7f)
+			return false;
+	return true;
+}
+
+/* "step_env": {"none": ["K=V", ...], "fetch": [...]} */
+static int
+meta_step_env(json_t *v, const char *where, struct image_meta *m,
+	      struct error *err)
+{
+	static const char *const nets[2] = { "none", "fetch" };
+	const char *key;
+	json_t *list;
+
+	if (!v)
+		return 0;
+	if (!json_is_object(v))
+		return error_set(err, EINVAL, "%s: \"step_env\" must be an "
+				 "object", where);
+	json_object_foreach(v, key, list) {
+		int k = !strcmp(key, "none") ? 0 : !strcmp(key, "fetch") ? 1
+									 : -1;
+		size_t i;
+		json_t *e;
+
+		if (k < 0)
+			return error_set(err, EINVAL, "%s: step_env: a network "
+					 "is \"none\" or \"fetch\"", where);
+		if (!json_is_array(list) ||
+		    json_array_size(list) > IMAGE_STEP_ENV_MAX)
+			return error_set(err, EINVAL, "%s: step_env.%s must be "
+					 "an array of at most %d strings",
+					 where, nets[k], IMAGE_STEP_ENV_MAX);
+		m->step_env[k] = xcalloc(json_array_size(list) + 1,
+					 sizeof(char *));
+		json_array_foreach(list, i, e) {
+			if (!json_is_string(e) ||
+			    !env_entry_ok(json_string_value(e)))
+				return error_set(err, EINVAL, "%s: step_env.%s"
+						 "[%zu]: not KEY=VALUE", where,
+						 nets[k], i);
+			m->step_env[k][m->n_step_env[k]++] =
+				xstrdup(json_string_value(e));
+		}
+	}
+	return 0;
+}
+
 int
 image_meta_parse(const char *buf, size_t len, const char *where,
 		 struct image_meta *m, struct error *err)
@@ -208,7 +287,8 @@ image_meta_parse(const char *buf, size_t len, const char *where,
 	m->name = json_is_string(v) ? xstrdup(json_string_value(v)) : NULL;
 	if (meta_name(j, "root", NULL, where, &m->root, err) < 0 ||
 	    meta_defaults(j, where, m, err) < 0 ||
-	    meta_hosts(json_object_get(j, "hosts"), where, m, err) < 0) {
+	    meta_hosts(json_object_get(j, "hosts"), where, m, err) < 0 ||
+	    meta_step_env(json_object_get(j, "step_env"), where, m, err) < 0) {
 		image_meta_free(m);
 		return -EINVAL;
 	}
@@ -225,6 +305,8 @@ image_meta_free(struct image_meta *m)
 	free(m->cmdline);
 	free(m->name);
 	hosts_free(m->hosts, m->n_hosts);
+	for (int k = 0; k < 2; k++)
+		strv_free(m->step_env[k], m->n_step_env[k]);
 	memset(m, 0, sizeof(*m));
 }
 
@@ -277,6 +359,11 @@ image_fill(struct image *img, const char *dir, struct image_meta *m,
 	img->hosts = steal_pointer(&m->hosts);
 	img->n_hosts = m->n_hosts;
 	m->n_hosts = 0;
+	for (int k = 0; k < 2; k++) {
+		img->step_env[k] = steal_pointer(&m->step_env[k]);
+		img->n_step_env[k] = m->n_step_env[k];
+		m->n_step_env[k] = 0;
+	}
 }
 
 int
@@ -405,6 +492,11 @@ image_dup(const struct image *src, struct image *dst, struct error *err)
 			h->entries[h->n] = xstrdup(src->hosts[i].entries[h->n]);
 		dst->n_hosts++;
 	}
+	for (int k = 0; k < 2; k++) {
+		dst->step_env[k] = strv_dup(src->step_env[k],
+					    src->n_step_env[k]);
+		dst->n_step_env[k] = src->n_step_env[k];
+	}
 	return 0;
 }
 
@@ -418,6 +510,8 @@ image_close(struct image *img)
 	free(img->root);
 	free(img->cmdline);
 	hosts_free(img->hosts, img->n_hosts);
+	for (int k = 0; k < 2; k++)
+		strv_free(img->step_env[k], img->n_step_env[k]);
 	if (img->kernel_fd >= 0)
 		close(img->kernel_fd);
 	if (img->initrd_fd >= 0)

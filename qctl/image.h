@@ -36,6 +36,10 @@ struct image {
 	uint64_t memory;
 	struct image_hosts *hosts;
 	size_t n_hosts;
+	/* "KEY=VALUE" every step gets by its network (before the recipe's
+	 * env, which wins): [0] network none, [1] network fetch */
+	char **step_env[2];
+	size_t n_step_env[2];
 };
 
 /* What image.json says; file names are plain names inside the image. */
@@ -50,7 +54,13 @@ struct image_meta {
 	uint64_t memory;	/* 0: none given */
 	struct image_hosts *hosts;
 	size_t n_hosts;
+	char **step_env[2];	/* as in struct image */
+	size_t n_step_env[2];
 };
+
+/* At most this many step_env entries per network, each this long. */
+#define IMAGE_STEP_ENV_MAX 32
+#define IMAGE_STEP_ENV_LEN 1024
 
 /*
  * Parse image.json's bytes (pure; the bytes may come from a client):

@@ -5,15 +5,17 @@
 . "$(dirname "$0")/lib.sh"
 need_image debian-node npm
 img="$QCTL_IMAGES/debian-node"
-# the example, plus a step that tries npm ci again with the network closed:
-# it must fail by itself, well within its timeout (a hang would be exit 3)
+# the example, plus a step that tries npm ci again with the network closed
+# and the cache emptied: the image tells npm to use its cache only there
+# (image.json step_env), so it fails at once, naming the cache, instead of
+# retrying the registry for two minutes (a hang would be exit 3)
 sed "s#^source: \.\$#source: $TOP/examples/node-app#" \
 	"$TOP/examples/node-app/qctl.yaml" >"$T/r.yaml"
 grep -q "^source: $TOP/examples/node-app\$" "$T/r.yaml" || fail "recipe rewrite"
 tail -n1 "$T/r.yaml" | grep -q 'run: npm test' || fail "steps are not last in the example"
 cat >>"$T/r.yaml" <<'R'
   - name: offline
-    timeout: 2m
+    timeout: 1m
     run: |
       rm -rf node_modules ~/.npm
       if npm ci --no-audit --no-fund; then echo "OFFLINE: npm ci worked"; exit 1; fi
@@ -23,6 +25,8 @@ run_qctl 0 --json "$T/r.yaml"
 expect_eq "$(json "$T/out" 'r["status"]')" passed status
 grep -q '^offline| OFFLINE: npm ci failed with the network closed$' "$T/err" ||
 	fail "npm ci in a closed step"
+grep -q '^offline| npm ERR! code ENOTCACHED$' "$T/err" ||
+	fail "npm in a closed step did not fail on its cache"
 grep -q '^test| # pass 3$' "$T/err" || fail "npm test did not pass its 3 tests"
 grep -q '^test| # fail 0$' "$T/err" || fail "npm test failures"
 python3 - "$T/out" "$img/image.json" <<'P' || fail "network record"

@@ -41,6 +41,21 @@ Test(image, root_defaults_and_hosts)
 	image_meta_free(&m);
 }
 
+Test(image, step_env_by_network)
+{
+	struct image_meta m;
+
+	cr_assert_eq(parse("{" BASE ",\"step_env\":{\"none\":"
+			   "[\"npm_config_offline=true\",\"A=\"],"
+			   "\"fetch\":[\"B=x=y\"]}}", &m), 0, "%s", err.msg);
+	cr_assert_eq(m.n_step_env[0], 2);
+	cr_expect_str_eq(m.step_env[0][0], "npm_config_offline=true");
+	cr_expect_str_eq(m.step_env[0][1], "A=");
+	cr_assert_eq(m.n_step_env[1], 1);
+	cr_expect_str_eq(m.step_env[1][0], "B=x=y");
+	image_meta_free(&m);
+}
+
 Test(image, minimal_has_none)
 {
 	struct image_meta m;
@@ -74,6 +89,20 @@ Test(image, refused)
 		/* an image's list is host:port only: never another list */
 		{ "{" BASE ",\"hosts\":{\"apt\":[\"image:npm\"]}}",
 		  "hosts.apt[0]" },
+		{ "{" BASE ",\"step_env\":[]}", "\"step_env\" must be" },
+		{ "{" BASE ",\"step_env\":{\"all\":[]}}", "\"none\" or" },
+		{ "{" BASE ",\"step_env\":{\"none\":\"A=1\"}}",
+		  "step_env.none must be" },
+		{ "{" BASE ",\"step_env\":{\"none\":[\"A\"]}}",
+		  "step_env.none[0]" },
+		{ "{" BASE ",\"step_env\":{\"none\":[\"=1\"]}}",
+		  "step_env.none[0]" },
+		{ "{" BASE ",\"step_env\":{\"fetch\":[\"1A=x\"]}}",
+		  "step_env.fetch[0]" },
+		{ "{" BASE ",\"step_env\":{\"none\":[\"A-B=x\"]}}",
+		  "step_env.none[0]" },
+		{ "{" BASE ",\"step_env\":{\"none\":[\"A=x\\ny\"]}}",
+		  "step_env.none[0]" },
 	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
@@ -158,7 +187,8 @@ Test(image, parts_must_agree_about_the_root)
 Test(image, dup_keeps_root_and_hosts)
 {
 	static const char json[] = "{" BASE ",\"root\":\"r.img\",\"cpus\":3,"
-				   "\"hosts\":{\"apt\":[\"a.example:80\"]}}";
+				   "\"hosts\":{\"apt\":[\"a.example:80\"]},"
+				   "\"step_env\":{\"none\":[\"X=1\"]}}";
 	struct image img, copy;
 	const struct image_hosts *h;
 
@@ -175,6 +205,9 @@ Test(image, dup_keeps_root_and_hosts)
 	cr_expect_eq(h->n, 1);
 	cr_expect_str_eq(h->entries[0], "a.example:80");
 	cr_expect_null(image_hosts_get(&copy, "npm"));
+	cr_assert_eq(copy.n_step_env[0], 1);
+	cr_expect_str_eq(copy.step_env[0][0], "X=1");
+	cr_expect_eq(copy.n_step_env[1], 0);
 	image_close(&copy);
 }
 
