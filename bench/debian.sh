@@ -314,13 +314,13 @@ t_total=$(awk -v a="$t_start" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", (b -
 
 # row LABEL KIND: a table row of first-step and wall statistics.
 row() {
-	local fm fmin fmax fn wm wmin wmax wn bm
+	local fm fmin fmax wm wmin wmax wn bm
 
 	read -r wm wmin wmax wn < <(stats "$BENCH_TMP/$2.wall")
 	if [ "$2" = floor ]; then
 		fm=- fmin=- fmax=- bm=-
 	else
-		read -r fm fmin fmax fn < <(stats "$BENCH_TMP/$2.first")
+		read -r fm fmin fmax _ < <(stats "$BENCH_TMP/$2.first")
 		read -r bm _ _ _ < <(stats "$BENCH_TMP/$2.boot")
 	fi
 	echo "| $1 | $wn | $fm | $fmin | $fmax | $bm | $wm | $wmin | $wmax |"
@@ -451,7 +451,7 @@ sec=$BENCH_TMP/section.md
 	else
 		echo "\`qctl run --json --image $drel examples/debian-hello.yaml\`, once,"
 		echo "after the runs above: $hello_status (exit $hello_rc), wall time"
-		echo "$(awk -v w="$hello_wall" 'BEGIN { printf "%.0f s (%.1f min)", w, w / 60 }')"
+		awk -v w="$hello_wall" 'BEGIN { printf "%.0f s (%.1f min)\n", w, w / 60 }'
 		echo "fork to exit; result \`wall_ms\` $(ms_to_s "$(json_get "$hout" 'r["stats"]["wall_ms"]')") s,"
 		echo "\`boot_ms\` $(ms_to_s "$(json_get "$hout" 'r["stats"]["boot_ms"]')") s."
 		echo

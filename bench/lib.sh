@@ -1,4 +1,5 @@
-# bench/lib.sh - helpers shared by bench/run.sh and bench/boot-hang.sh
+# bench/lib.sh - helpers shared by bench/run.sh, bench/boot-hang.sh and
+# bench/debian.sh
 # (sourced, not run).  Everything lives in $BENCH_TMP, which the caller's
 # EXIT trap removes; every process started here is recorded by PID and
 # killed by PID, never by name.
