@@ -1,4 +1,5 @@
-# bench/lib.sh - helpers shared by bench/run.sh and bench/boot-hang.sh
+# bench/lib.sh - helpers shared by bench/run.sh, bench/boot-hang.sh and
+# bench/debian.sh
 # (sourced, not run).  Everything lives in $BENCH_TMP, which the caller's
 # EXIT trap removes; every process started here is recorded by PID and
 # killed by PID, never by name.
@@ -73,6 +74,8 @@ children_cpu() {
 # run_timed TIMEOUT_S CMD...: run CMD in the background, kill it (and its
 # children) by PID after TIMEOUT_S.  Sets T_WALL (s, fork to exit), T_CPU
 # (user+sys s of CMD and everything it reaped), T_RC and T_TIMEDOUT (0|1).
+# Output goes to $BENCH_OUT (default /dev/null), stderr too unless
+# $BENCH_ERR names a file of its own.
 run_timed() {
 	local to=$1 t0 t1 c0 c1
 	shift
@@ -80,7 +83,11 @@ run_timed() {
 	children_cpu
 	c0=$CHILDREN_CPU
 	t0=$EPOCHREALTIME
-	"$@" >"${BENCH_OUT:-/dev/null}" 2>&1 &
+	if [ -n "${BENCH_ERR:-}" ]; then
+		"$@" >"${BENCH_OUT:-/dev/null}" 2>"$BENCH_ERR" &
+	else
+		"$@" >"${BENCH_OUT:-/dev/null}" 2>&1 &
+	fi
 	BENCH_CHILD=$!
 	[ -z "${BENCH_PEEK:-}" ] || "$BENCH_PEEK" "$BENCH_CHILD"
 	(
@@ -269,18 +276,24 @@ peek_qemu_argv() {
 # qctl/qemu-argv.c; bench/run.sh prints qctl's own argv to compare.
 # MACHINE is q35 or microvm, optionally with options that override qctl's
 # (QEMU takes the last of a repeated key): "microvm,pit=on".
+# Optional, for images other than the minimal one (unset: as above):
+# FLOOR_SMP and FLOOR_MEM (MiB) what qctl gives the VM (the image's
+# defaults); FLOOR_ROOT the image's rootfs.img, added read-only with
+# serial qctl-root as qctl adds it; FLOOR_TB_SIZE (MiB) "-accel
+# tcg,tb-size=N" as qctl says it, instead of the machine's accel=tcg.
 floor_argv() {
-	local machine=${1%%,*} extra=${1#*,} log=$2 mopt dev blk
+	local machine=${1%%,*} extra=${1#*,} log=$2 mopt dev blk accel=accel=tcg,
 
 	[ "$extra" != "$1" ] || extra=
+	[ -z "${FLOOR_TB_SIZE:-}" ] || accel=
 	case $machine in
 	q35)
-		mopt="q35,accel=tcg,smbus=off,vmport=off,sata=off,usb=off,graphics=off"
+		mopt="q35,${accel}smbus=off,vmport=off,sata=off,usb=off,graphics=off"
 		dev=virtio-serial-pci
 		blk=virtio-blk-pci
 		;;
 	microvm)
-		mopt="microvm,accel=tcg,pit=off,pic=off,rtc=on,isa-serial=on"
+		mopt="microvm,${accel}pit=off,pic=off,rtc=on,isa-serial=on"
 		dev=virtio-serial-device
 		blk=virtio-blk-device
 		;;
@@ -289,15 +302,21 @@ floor_argv() {
 	[ -e "$BENCH_TMP/scratch.raw" ] || truncate -s 2G "$BENCH_TMP/scratch.raw"
 	FLOOR_ARGV=("$QEMU_BIN" -name floor,debug-threads=on
 		-nodefaults -no-user-config -display none -no-reboot
-		-machine "$mopt${extra:+,$extra}" -cpu max -smp 1 -m 512
+		-machine "$mopt${extra:+,$extra}")
+	[ -z "${FLOOR_TB_SIZE:-}" ] ||
+		FLOOR_ARGV+=(-accel "tcg,tb-size=$FLOOR_TB_SIZE")
+	FLOOR_ARGV+=(-cpu max -smp "${FLOOR_SMP:-1}" -m "${FLOOR_MEM:-512}"
 		-kernel "$IMG_KERNEL" -initrd "$FLOOR_INITRD"
 		-append "$IMG_CMDLINE rdinit=/poweroff-init"
 		-chardev "file,id=console,path=$log" -serial chardev:console
 		-chardev null,id=agent -device "$dev"
 		-device virtserialport,chardev=agent,name=org.qctl.agent.0
 		-drive "if=none,id=disk0,file=$BENCH_TMP/scratch.raw,format=raw,discard=unmap,detect-zeroes=unmap"
-		-device "$blk,drive=disk0,serial=scratch"
-		-parallel none -monitor none
+		-device "$blk,drive=disk0,serial=scratch")
+	[ -z "${FLOOR_ROOT:-}" ] || FLOOR_ARGV+=(
+		-drive "if=none,id=disk1,file=$FLOOR_ROOT,format=raw,read-only=on"
+		-device "$blk,drive=disk1,serial=qctl-root")
+	FLOOR_ARGV+=(-parallel none -monitor none
 		-sandbox on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny)
 }
 
@@ -309,6 +328,37 @@ guest_poweroff_time() {
 		sed -n 's/.*\[ *\([0-9][0-9]*\.[0-9]*\)\] reboot: .*/\1/p' |
 		tail -n1)
 	echo "${t:--}"
+}
+
+# json_get FILE EXPR: a Python expression over the parsed JSON file as `r`
+# (as tests/integration/lib.sh's json), or "-" when it cannot be had.
+json_get() {
+	python3 -c 'import json, sys
+try:
+    r = json.load(open(sys.argv[1])); v = eval(sys.argv[2])
+except Exception:
+    v = None
+print("-" if v is None else v)' "$1" "$2" 2>/dev/null || echo -
+}
+
+# own_qemus STRING...: PIDs of QEMU processes whose command line holds one
+# of the STRINGs (paths only this run uses: its temporary directory, its
+# images).  For the check that nothing we started is left.
+own_qemus() {
+	local d a s
+
+	for d in /proc/[0-9]*; do
+		a=$(tr '\0' ' ' <"$d/cmdline" 2>/dev/null) || continue
+		case $a in
+		*qemu-system*) ;;
+		*) continue ;;
+		esac
+		for s in "$@"; do
+			case $a in
+			*"$s"*) echo "${d#/proc/}"; break ;;
+			esac
+		done
+	done
 }
 
 # stats FILE: "median min max n" of the numbers in FILE ("-" lines skipped).
