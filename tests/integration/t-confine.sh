@@ -273,6 +273,7 @@ confined_build() {
 	[ -z "$CGROUP_DIR" ] || [ ! -e "$CGROUP_DIR" ] || fail "cgroup left after the build ($3)"
 }
 
+: >"$T/out"; : >"$T/err"	# emptied now: the job itself may empty them only after the wait below has read the last run's lines
 "$QCTL" run -v --json "$T/r.yaml" >"$T/out" 2>"$T/err" &
 confined_build $! 0 "no network"
 
@@ -284,6 +285,7 @@ allow: ["127.0.0.1:9"]
 steps: [{name: wait, network: fetch, run: "echo started; sleep 600"}]
 R
 # not through in_ns: $! must be the manager itself (ip and env exec it)
+: >"$T/out"; : >"$T/err"	# emptied now: the job itself may empty them only after the wait below has read the last run's lines
 ip netns exec "$NS" env QCTL_RUN_ROOT="$QCTL_RUN_ROOT" QCTL_STATE_DIR="$QCTL_STATE_DIR" \
 	QCTL_IMAGES="$QCTL_IMAGES" "$QCTL" run -v --json "$T/n.yaml" >"$T/out" 2>"$T/err" &
 confined_build $! 1 "with network"

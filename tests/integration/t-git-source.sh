@@ -156,6 +156,7 @@ run_dir_gone
 wait_for --timeout 30 --what "the timed-out git to go" test -z "$(git_left)"
 
 recipe "$T/r.yaml" "{git: $SLOW, ref: main}"
+: >"$T/out"; : >"$T/err"	# emptied now: the job itself may empty them only after the wait below has read the last run's lines
 "$QCTL" run "$T/r.yaml" >"$T/out" 2>"$T/err" &
 QP=$!
 BG_PIDS+=("$QP")
@@ -168,6 +169,7 @@ expect_eq "$rc" 130 "^C during the fetch"
 [ -z "$(ls -A "$QCTL_RUN_ROOT")" ] || fail "^C left $(ls "$QCTL_RUN_ROOT")"
 wait_for --timeout 30 --what "git to go after ^C" test -z "$(git_left)"
 
+: >"$T/out"; : >"$T/err"	# emptied now: the job itself may empty them only after the wait below has read the last run's lines
 "$QCTL" run "$T/r.yaml" >"$T/out" 2>"$T/err" &
 QP=$!
 BG_PIDS+=("$QP")

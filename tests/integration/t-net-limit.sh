@@ -33,6 +33,7 @@ steps:
   - {name: wait, network: fetch, run: "echo started; sleep 120"}
 R
 # not through in_ns: $! must be the manager itself (ip and env exec it)
+: >"$T/out"; : >"$T/err"	# emptied now: the job itself may empty them only after the wait below has read the last run's lines
 ip netns exec "$NS" env QCTL_RUN_ROOT="$QCTL_RUN_ROOT" QCTL_STATE_DIR="$QCTL_STATE_DIR" \
 	QCTL_IMAGES="$QCTL_IMAGES" "$QCTL" run -v --json "$T/k.yaml" >"$T/out" 2>"$T/err" &
 pid=$!
@@ -57,6 +58,7 @@ for h in $helpers; do
 done
 
 # the nftables helper dies mid-build: fail closed, exit 4, nothing left
+: >"$T/out"; : >"$T/err"	# emptied now: the job itself may empty them only after the wait below has read the last run's lines
 ip netns exec "$NS" env QCTL_RUN_ROOT="$QCTL_RUN_ROOT" QCTL_STATE_DIR="$QCTL_STATE_DIR" \
 	QCTL_IMAGES="$QCTL_IMAGES" "$QCTL" run -v --json "$T/k.yaml" >"$T/out" 2>"$T/err" &
 pid=$!
