@@ -33,18 +33,26 @@ peer_fail(const struct error *err)
 	_exit(1);
 }
 
+/* The most fds one message carries: an image's kernel, initrd, root. */
+#define SEND_FDS_MAX 3
+
 static void
 send_msg(uint32_t type, const void *p, size_t len, const int *fds, int n_fds)
 {
 	struct peer_msg_hdr h = { type, (uint32_t)len };
 	struct iovec iov[2] = { { &h, sizeof(h) }, { (void *)p, len } };
 	union {
-		char buf[CMSG_SPACE(2 * sizeof(int))];
+		char buf[CMSG_SPACE(SEND_FDS_MAX * sizeof(int))];
 		struct cmsghdr align;
 	} u;
 	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = len ? 2 : 1 };
 	struct error err = { 0 };
 
+	if (n_fds < 0 || n_fds > SEND_FDS_MAX) {
+		error_set(&err, EINVAL, "internal: %d fds in one message",
+			  n_fds);
+		peer_fail(&err);
+	}
 	if (n_fds) {
 		struct cmsghdr *c;
 
