@@ -242,7 +242,10 @@ check_result(const struct build_result *r, json_t *o)
 	json_t *v, *steps, *arts;
 
 	check(json_is_object(o));
-	check(json_object_size(o) == 11u + (r->enforcement != NULL));
+	/* "source" is always there: null unless the build named one */
+	check(json_object_size(o) == 12u + (r->enforcement != NULL));
+	check(r->source ? json_equal(json_object_get(o, "source"), r->source)
+			: json_is_null(json_object_get(o, "source")));
 	check(!strcmp(json_string_value(json_object_get(o, "status")),
 		      result_status_name(r->status)));
 	check_int(json_object_get(o, "exit_code"),
