@@ -267,3 +267,23 @@ registry_down() {
 	done
 	return 0
 }
+
+# net_on_list RESULT IMAGE_JSON LIST STEP [METHOD]: the result recorded
+# requests, every one from STEP, allowed, to a host:port of the image's
+# host list LIST (and, if given, every one a METHOD)
+net_on_list() {
+	python3 - "$@" <<'P' || fail "network record"
+import json, sys
+res, img, lst, step = sys.argv[1:5]
+method = sys.argv[5] if len(sys.argv) > 5 else None
+r = json.load(open(res))
+hosts = set(json.load(open(img))["hosts"][lst])
+net = r["network"]
+assert net, "no request recorded"
+for e in net:
+    assert e["step"] == step and e["allowed"], e
+    assert method is None or e["method"] == method, e
+    assert "%s:%d" % (e["host"], e["port"]) in hosts, \
+        "%s:%d is not on the image's %s list" % (e["host"], e["port"], lst)
+P
+}

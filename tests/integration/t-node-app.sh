@@ -29,17 +29,7 @@ grep -q '^offline| npm ERR! code ENOTCACHED$' "$T/err" ||
 	fail "npm in a closed step did not fail on its cache"
 grep -q '^test| # pass 3$' "$T/err" || fail "npm test did not pass its 3 tests"
 grep -q '^test| # fail 0$' "$T/err" || fail "npm test failures"
-python3 - "$T/out" "$img/image.json" <<'P' || fail "network record"
-import json, sys
-r = json.load(open(sys.argv[1]))
-hosts = set(json.load(open(sys.argv[2]))["hosts"]["npm"])
-net = r["network"]
-assert net, "no request recorded"
-for e in net:
-    assert e["step"] == "deps" and e["allowed"], e
-    assert e["method"] == "CONNECT", e
-    assert "%s:%d" % (e["host"], e["port"]) in hosts, e
-P
+net_on_list "$T/out" "$img/image.json" npm deps CONNECT
 json "$T/out" '" ".join("%s %.0fs" % (s["name"], s["duration_ms"] / 1000) for s in r["steps"]) + " boot %.1fs wall %.0fs" % (r["stats"]["boot_ms"] / 1000, r["stats"]["wall_ms"] / 1000)'
 no_qemu_left
 run_dir_gone
