@@ -13,7 +13,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#define AGENT_PROTO_VERSION 1
+#define AGENT_PROTO_VERSION 2
 /* virtio-serial port name the agent looks for under /sys/class/virtio-ports */
 #define AGENT_PORT_NAME "org.qctl.agent.0"
 #define AGENT_HDR_SIZE 12
@@ -31,6 +31,10 @@ enum agent_type {
 	AGENT_DATA_END = 6,	/* host -> guest: end of FILE_IN stream */
 	AGENT_POWEROFF = 7,	/* sync, kill everything, power off */
 	AGENT_PING = 8,		/* guest answers PONG with the same id */
+	/* version 2 */
+	AGENT_STDIN = 9,	/* raw bytes (1..65536) for the job's stdin */
+	AGENT_STDIN_END = 10,	/* empty: close the job's stdin */
+	AGENT_WINSIZE = 11,	/* u32 rows, u32 cols: the job's terminal */
 
 	/* guest -> host */
 	AGENT_HELLO = 64,	/* u32 version; agent version string; uname */
@@ -45,6 +49,11 @@ enum agent_type {
 
 /* EXEC flags */
 #define AGENT_EXEC_SHELL 0x1u	/* argv[0] is a script for /bin/sh -c */
+/* version 2: stdin is a pipe fed by STDIN frames (else /dev/null) */
+#define AGENT_EXEC_STDIN 0x2u
+/* version 2: 0-2 are a new pseudo-terminal, the child's controlling
+ * terminal; STDIN frames feed it, its output comes as STDOUT */
+#define AGENT_EXEC_PTY 0x4u
 
 /*
  * EXEC payload:

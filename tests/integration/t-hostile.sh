@@ -80,7 +80,7 @@ boot_mode upload-silent;	case_add upload-silent 4 error boot '^source upload mad
 extra && boot_mode upload-deaf && case_add upload-deaf 4 error boot '^source upload made no progress for 60s \(the boot timeout\)$'
 boot_mode setup-flood;		case_add setup-flood 4 error boot '^guest setup wrote more than 16384 bytes of output$'
 boot_mode hello-len0;		case_add hello-len0 4 error boot 'broke the protocol: short HELLO$'
-extra && boot_mode hello-version && case_add hello-version 4 error boot 'broke the protocol: agent speaks protocol 99, not 1$'
+extra && boot_mode hello-version && case_add hello-version 4 error boot 'broke the protocol: agent speaks protocol 99, not 2$'
 
 hostile truncated;		case_add truncated 3 limit timeout 'step "h" timed out after 10.0s'
 hostile slowloris;		case_add slowloris 3 limit timeout 'step "h" timed out after 10.0s'
