@@ -25,6 +25,11 @@
 /* Longest signal number SIGNAL accepts (SIGRTMAX on Linux). */
 #define GA_SIGNO_MAX 64u
 
+/* EXEC flags the agent knows; any other bit is refused. */
+#define GA_EXEC_FLAGS (AGENT_EXEC_SHELL | AGENT_EXEC_STDIN | AGENT_EXEC_PTY)
+/* Largest rows/cols of WINSIZE (struct winsize holds unsigned shorts). */
+#define GA_WINSIZE_MAX 65535u
+
 struct ga_exec {
 	uint32_t flags;	 /* AGENT_EXEC_* */
 	const char *cwd; /* absolute */
@@ -55,6 +60,9 @@ int ga_file_out_decode(const void *buf, size_t len, struct ga_file_out *out,
 		       const char **why);
 /* Decode a SIGNAL payload (u32 signo in 1..GA_SIGNO_MAX); 0 or -1. */
 int ga_signal_decode(const void *buf, size_t len, int *signo, const char **why);
+/* Decode a WINSIZE payload (u32 rows, u32 cols, each 1..65535); 0 or -1. */
+int ga_winsize_decode(const void *buf, size_t len, uint32_t *rows,
+		      uint32_t *cols, const char **why);
 
 /*
  * Merge the base environment with the host's entries into out (capacity
