@@ -32,7 +32,7 @@ ga_exec_decode(const void *buf, size_t len, struct ga_exec *out,
 		*why = "EXEC payload too short";
 		return -1;
 	}
-	if (out->flags & ~GA_EXEC_FLAGS) {
+	if (out->flags & ~AGENT_EXEC_FLAGS) {
 		*why = "EXEC has unknown flags";
 		return -1;
 	}
@@ -179,8 +179,8 @@ ga_winsize_decode(const void *buf, size_t len, uint32_t *rows, uint32_t *cols,
 		return -1;
 	}
 	/* struct winsize holds unsigned shorts; 0 means "unknown" to ioctl */
-	if (*rows < 1 || *rows > GA_WINSIZE_MAX || *cols < 1 ||
-	    *cols > GA_WINSIZE_MAX) {
+	if (*rows < 1 || *rows > AGENT_WINSIZE_MAX || *cols < 1 ||
+	    *cols > AGENT_WINSIZE_MAX) {
 		*why = "WINSIZE rows/cols out of range (1..65535)";
 		return -1;
 	}

@@ -25,10 +25,6 @@
 /* Longest signal number SIGNAL accepts (SIGRTMAX on Linux). */
 #define GA_SIGNO_MAX 64u
 
-/* EXEC flags the agent knows; any other bit is refused. */
-#define GA_EXEC_FLAGS (AGENT_EXEC_SHELL | AGENT_EXEC_STDIN | AGENT_EXEC_PTY)
-/* Largest rows/cols of WINSIZE (struct winsize holds unsigned shorts). */
-#define GA_WINSIZE_MAX 65535u
 
 struct ga_exec {
 	uint32_t flags;	 /* AGENT_EXEC_* */

@@ -54,6 +54,10 @@ enum agent_type {
 /* version 2: 0-2 are a new pseudo-terminal, the child's controlling
  * terminal; STDIN frames feed it, its output comes as STDOUT */
 #define AGENT_EXEC_PTY 0x4u
+/* every EXEC flag of this version; an agent refuses any other bit */
+#define AGENT_EXEC_FLAGS (AGENT_EXEC_SHELL | AGENT_EXEC_STDIN | AGENT_EXEC_PTY)
+/* WINSIZE rows and cols are each 1..AGENT_WINSIZE_MAX */
+#define AGENT_WINSIZE_MAX 65535u
 
 /*
  * EXEC payload:
