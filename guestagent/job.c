@@ -1002,6 +1002,7 @@ void
 job_kill_all(void)
 {
 	size_t i;
+	pid_t fg;
 
 	for (i = 0; i < GA_MAX_JOBS; i++) {
 		struct ga_job *j = &jobs[i];
@@ -1010,6 +1011,10 @@ job_kill_all(void)
 			continue;
 		if (j->pid > 0 && !j->reaped)
 			kill(-j->pid, SIGKILL);
+		/* a job-control shell's foreground job, as SIGNAL does */
+		if (j->pty && j->pty_fd >= 0 &&
+		    ioctl(j->pty_fd, TIOCGPGRP, &fg) == 0 && fg > 0)
+			kill(-fg, SIGKILL);
 		job_free(j);
 	}
 }

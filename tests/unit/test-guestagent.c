@@ -633,6 +633,25 @@ Test(guestagent, malformed_frames_get_error_and_the_job_continues)
 	wait_exit(2, -1, SIGKILL, 5000);
 }
 
+/* Whether pid runs (a zombie does not: orphans wait for PID 1 to reap). */
+static bool
+alive(pid_t pid)
+{
+	char path[64], st[512], *rp;
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return false;
+	n = fread(st, 1, sizeof(st) - 1, f);
+	fclose(f);
+	st[n] = '\0';
+	rp = strrchr(st, ')');
+	return rp && rp[1] == ' ' && rp[2] != 'Z' && rp[2] != 'X';
+}
+
 /* Descriptors of pid that are pseudo-terminal masters. */
 static int
 count_ptmx(pid_t pid)
@@ -663,18 +682,27 @@ Test(guestagent, session_end_kills_pty_jobs_and_closes_their_terminals)
 {
 	int64_t end;
 	pid_t pid, pid2;
-	int before;
+	int before, pid3;
 
 	hello();
 	before = count_ptmx(h.pid);
 	pid = exec_started(1, AGENT_EXEC_PTY, "exec sleep 100");
 	cr_assert_eq(count_ptmx(h.pid), before + 3);
 	pid2 = exec_started(2, AGENT_EXEC_STDIN, "exec sleep 100");
+	/* a job-control shell's foreground job, in a group of its own,
+	 * ignoring the hangup of its terminal */
+	exec_started(3, AGENT_EXEC_PTY,
+		     "trap '' HUP; set -m; "
+		     "sh -c 'echo pid=$$; exec sleep 100'");
+	wait_output(3, "\r\n", 5000);
+	cr_assert_eq(sscanf(stdout_of(3), "pid=%d", &pid3), 1, "%s",
+		     stdout_of(3));
+	cr_assert(alive(pid3));
 	/* the host goes away */
 	close(h.m);
 	h.m = -1;
 	end = now_ms() + 5000;
-	while (kill(pid, 0) == 0 || kill(pid2, 0) == 0) {
+	while (alive(pid) || alive(pid2) || alive(pid3)) {
 		cr_assert_lt(now_ms(), end, "jobs outlived the session");
 		usleep(20000);
 	}
