@@ -67,6 +67,9 @@ enum agent_type {
  *   u32 n, dir '\0', n x (glob '\0')
  * HELLO payload:
  *   u32 version, agent-version '\0', uname '\0'
+ * WINSIZE payload (version 2):
+ *   u32 rows, u32 cols (each 1..AGENT_WINSIZE_MAX)
+ * STDIN payload (version 2): 1..AGENT_MAX_PAYLOAD raw bytes; STDIN_END: empty
  * Strings inside payloads are NUL-terminated; a reader rejects a payload
  * whose strings run past its end or whose counts exceed AGENT_MAX_STRINGS.
  */
