@@ -6,7 +6,8 @@
  * port, and the jobs' pipes.  Backpressure runs both ways without threads:
  * while the output queue is above GA_OUTQ_HIGH neither children nor the
  * port are read; while a job has more than GA_STDIN_HIGH of FILE_IN data or
- * STDIN unwritten the port is not read.  Both sides of every pipe then simply wait.
+ * STDIN unwritten the port is not read.  Both sides of every pipe then
+ * simply wait.
  */
 #include "agent.h"
 #include "decode.h"

@@ -157,8 +157,8 @@ agent_send_winsize(struct agent_conn *c, uint32_t id, uint32_t rows,
 	if (rows < 1 || rows > AGENT_WINSIZE_MAX || cols < 1 ||
 	    cols > AGENT_WINSIZE_MAX)
 		return error_set(err, EINVAL,
-				 "agent: window of %u rows, %u columns",
-				 rows, cols);
+				 "agent: window of %u rows, %u columns", rows,
+				 cols);
 	agent_put_u32(p, rows);
 	agent_put_u32(p + 4, cols);
 	return agent_send(c, AGENT_WINSIZE, id, p, sizeof(p), err);

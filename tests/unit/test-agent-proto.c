@@ -287,11 +287,16 @@ Test(exec_decode, version_2_flags)
 	static struct ga_exec x;
 	const char *ok[] = {"sh"};
 	const uint32_t good[] = {
-		0, AGENT_EXEC_SHELL, AGENT_EXEC_STDIN, AGENT_EXEC_PTY,
-		AGENT_EXEC_STDIN | AGENT_EXEC_PTY, AGENT_EXEC_FLAGS,
+		0,
+		AGENT_EXEC_SHELL,
+		AGENT_EXEC_STDIN,
+		AGENT_EXEC_PTY,
+		AGENT_EXEC_STDIN | AGENT_EXEC_PTY,
+		AGENT_EXEC_FLAGS,
 	};
-	const uint32_t bad[] = {0x8, 0x10, 0x8000u, 0x80000000u,
-				AGENT_EXEC_FLAGS | 0x8, 0xffffffffu};
+	const uint32_t bad[] = {
+		0x8,	    0x10, 0x8000u, 0x80000000u, AGENT_EXEC_FLAGS | 0x8,
+		0xffffffffu};
 	const char *why;
 	size_t i;
 

@@ -33,10 +33,10 @@ struct frame {
 };
 
 struct host {
-	pid_t pid;		/* the agent */
-	int m;			/* pty master: the host end of the port */
-	int s;			/* the slave, kept open so its mode stays raw */
-	struct agent_conn c;	/* frame encoding and the input buffer */
+	pid_t pid;	     /* the agent */
+	int m;		     /* pty master: the host end of the port */
+	int s;		     /* the slave, kept open so its mode stays raw */
+	struct agent_conn c; /* frame encoding and the input buffer */
 	struct frame *f;
 	size_t nf, capf;
 };
@@ -92,9 +92,9 @@ pump(int ms)
 	int64_t end = now_ms() + ms;
 
 	for (;;) {
-		struct pollfd pfd = { h.m, POLLIN, 0 };
+		struct pollfd pfd = {h.m, POLLIN, 0};
 		int64_t left = end - now_ms();
-		struct error err = { 0 };
+		struct error err = {0};
 		unsigned char b[65536];
 		ssize_t n;
 
@@ -202,15 +202,14 @@ static void
 wait_exit(uint32_t id, int32_t want_code, int32_t want_sig, int timeout_ms)
 {
 	struct frame *fr = wait_frame(AGENT_EXIT, id, timeout_ms);
-	struct error err = { 0 };
+	struct error err = {0};
 	int32_t code, sig;
 
-	cr_assert_eq(agent_decode_exit(fr->data, fr->len, &code, &sig, &err),
-		     0, "%s", err.msg);
+	cr_assert_eq(agent_decode_exit(fr->data, fr->len, &code, &sig, &err), 0,
+		     "%s", err.msg);
 	cr_assert_eq(code, want_code, "job %u: exit %d signal %d, out \"%s\"",
 		     id, code, sig, stdout_of(id));
-	cr_assert_eq(sig, want_sig, "job %u: exit %d signal %d", id, code,
-		     sig);
+	cr_assert_eq(sig, want_sig, "job %u: exit %d signal %d", id, code, sig);
 }
 
 /* The errno of the ERROR for id, waiting for it. */
@@ -219,7 +218,7 @@ wait_error(uint32_t id, size_t *from, int timeout_ms)
 {
 	int64_t end = now_ms() + timeout_ms;
 	struct frame *fr;
-	struct error err = { 0 };
+	struct error err = {0};
 	char msg[256];
 	int32_t e;
 
@@ -228,7 +227,8 @@ wait_error(uint32_t id, size_t *from, int timeout_ms)
 		pump(20);
 	}
 	cr_assert_eq(agent_decode_status(fr->data, fr->len, &e, msg,
-					 sizeof(msg), &err), 0);
+					 sizeof(msg), &err),
+		     0);
 	cr_assert(msg[0], "ERROR without a message");
 	return e;
 }
@@ -243,11 +243,12 @@ static void
 exec(uint32_t id, uint32_t flags, const char *script, char *const *env,
      size_t envc)
 {
-	char *argv[] = { (char *)script };
-	struct error err = { 0 };
+	char *argv[] = {(char *)script};
+	struct error err = {0};
 
 	must(agent_send_exec(&h.c, id, flags | AGENT_EXEC_SHELL, "/", argv, 1,
-			     env, envc, &err), &err);
+			     env, envc, &err),
+	     &err);
 }
 
 static pid_t
@@ -264,7 +265,7 @@ exec_started(uint32_t id, uint32_t flags, const char *script)
 static void
 send_stdin(uint32_t id, const char *s)
 {
-	struct error err = { 0 };
+	struct error err = {0};
 
 	must(agent_send_stdin(&h.c, id, s, strlen(s), &err), &err);
 }
@@ -325,7 +326,7 @@ hello(void)
 {
 	struct frame *fr = wait_frame(AGENT_HELLO, 0, 10000);
 	struct agent_hello he;
-	struct error err = { 0 };
+	struct error err = {0};
 
 	cr_assert_eq(fr, &h.f[0], "HELLO is not the first frame");
 	must(agent_decode_hello(fr->data, fr->len, &he, &err), &err);
@@ -343,7 +344,7 @@ Test(guestagent, hello_announces_version_2)
 Test(guestagent, cat_echoes_stdin_and_exits_after_stdin_end)
 {
 	static char big[150000];
-	struct error err = { 0 };
+	struct error err = {0};
 	const char *out;
 
 	hello();
@@ -366,7 +367,7 @@ Test(guestagent, cat_echoes_stdin_and_exits_after_stdin_end)
 
 Test(guestagent, stdin_pipe_is_not_a_terminal_and_without_flag_is_null)
 {
-	struct error err = { 0 };
+	struct error err = {0};
 
 	hello();
 	exec_started(1, AGENT_EXEC_STDIN,
@@ -385,7 +386,7 @@ Test(guestagent, stdin_pipe_is_not_a_terminal_and_without_flag_is_null)
 Test(guestagent, pty_job_has_a_terminal_on_0_1_2_and_term_dumb)
 {
 	char term[] = "TERM=xterm-256color";
-	char *env[] = { term };
+	char *env[] = {term};
 	regex_t re;
 
 	hello();
@@ -395,7 +396,8 @@ Test(guestagent, pty_job_has_a_terminal_on_0_1_2_and_term_dumb)
 	wait_exit(1, 0, 0, 5000);
 	/* the terminal turns \n into \r\n, as any terminal would */
 	cr_assert_eq(regcomp(&re, "^/dev/pts/[0-9]+\r\nterm=dumb\r\n$",
-			     REG_EXTENDED), 0);
+			     REG_EXTENDED),
+		     0);
 	cr_assert_eq(regexec(&re, stdout_of(1), 0, NULL, 0), 0, "\"%s\"",
 		     stdout_of(1));
 	regfree(&re);
@@ -414,19 +416,17 @@ Test(guestagent, pty_is_the_controlling_terminal)
 {
 	hello();
 	/* /dev/tty opens only for a process with a controlling terminal */
-	exec_started(1, AGENT_EXEC_PTY,
-		     "echo x >/dev/tty && echo ctty");
+	exec_started(1, AGENT_EXEC_PTY, "echo x >/dev/tty && echo ctty");
 	wait_exit(1, 0, 0, 5000);
 	cr_assert_str_eq(stdout_of(1), "x\r\nctty\r\n");
 }
 
 Test(guestagent, stty_size_is_24x80_then_what_winsize_set)
 {
-	struct error err = { 0 };
+	struct error err = {0};
 
 	hello();
-	exec_started(1, AGENT_EXEC_PTY,
-		     "stty size; read x; stty size");
+	exec_started(1, AGENT_EXEC_PTY, "stty size; read x; stty size");
 	wait_output(1, "24 80\r\n", 5000);
 	must(agent_send_winsize(&h.c, 1, 33, 101, &err), &err);
 	send_stdin(1, "go\n");
@@ -438,7 +438,7 @@ Test(guestagent, stty_size_is_24x80_then_what_winsize_set)
 
 Test(guestagent, winsize_raises_sigwinch)
 {
-	struct error err = { 0 };
+	struct error err = {0};
 
 	hello();
 	/* sleep in the background so the trap runs while the shell waits */
@@ -453,7 +453,7 @@ Test(guestagent, winsize_raises_sigwinch)
 
 Test(guestagent, shell_reads_a_line_through_the_pty)
 {
-	struct error err = { 0 };
+	struct error err = {0};
 	size_t f = 0;
 
 	hello();
@@ -479,7 +479,7 @@ Test(guestagent, shell_reads_a_line_through_the_pty)
 
 Test(guestagent, signal_and_ctrl_c_reach_a_pty_job)
 {
-	struct error err = { 0 };
+	struct error err = {0};
 
 	hello();
 	exec_started(1, AGENT_EXEC_PTY, "echo up; exec sleep 100");
@@ -495,7 +495,7 @@ Test(guestagent, signal_and_ctrl_c_reach_a_pty_job)
 
 Test(guestagent, signal_reaches_the_foreground_job_of_a_job_control_shell)
 {
-	struct error err = { 0 };
+	struct error err = {0};
 
 	hello();
 	/*
@@ -516,7 +516,7 @@ Test(guestagent, signal_reaches_the_foreground_job_of_a_job_control_shell)
 Test(guestagent, queued_stdin_over_256k_stops_reading_the_port)
 {
 	static char mib[1 << 20];
-	struct error err = { 0 };
+	struct error err = {0};
 	int64_t t0;
 
 	hello();
@@ -543,7 +543,7 @@ Test(guestagent, queued_stdin_over_256k_stops_reading_the_port)
 Test(guestagent, stdin_queued_for_a_child_that_exits_is_discarded)
 {
 	static char big[600 << 10];
-	struct error err = { 0 };
+	struct error err = {0};
 	struct frame *fr;
 	size_t f = 0;
 
@@ -565,7 +565,7 @@ Test(guestagent, stdin_queued_for_a_child_that_exits_is_discarded)
 
 Test(guestagent, malformed_frames_get_error_and_the_job_continues)
 {
-	struct error err = { 0 };
+	struct error err = {0};
 	unsigned char ws[8];
 	size_t f = 0;
 
@@ -672,7 +672,8 @@ count_ptmx(pid_t pid)
 		if (k <= 0)
 			continue;
 		t[k] = '\0';
-		n += !strcmp(t, "/dev/ptmx") || !strncmp(t, "/dev/pts/ptmx", 13);
+		n += !strcmp(t, "/dev/ptmx") ||
+		     !strncmp(t, "/dev/pts/ptmx", 13);
 	}
 	closedir(d);
 	return n;
