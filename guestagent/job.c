@@ -779,6 +779,23 @@ fail:
 
 /* --- SIGNAL ------------------------------------------------------------- */
 
+/*
+ * The foreground process group of a PTY job's terminal, or 0.  A shell
+ * with job control runs its foreground job in a group of its own, which
+ * a signal to the job's group would miss; the terminal is the job's, so
+ * the group is of the job's session.  Asked before the job's group is
+ * signalled: once the session leader is dead the terminal forgets it.
+ */
+static pid_t
+pty_foreground(const struct ga_job *j)
+{
+	pid_t fg;
+
+	if (!j->pty || j->pty_fd < 0 || ioctl(j->pty_fd, TIOCGPGRP, &fg) < 0)
+		return 0;
+	return fg > 0 ? fg : 0;
+}
+
 void
 job_signal(struct ga_port *p, uint32_t id, const void *pl, size_t len)
 {
@@ -795,18 +812,13 @@ job_signal(struct ga_port *p, uint32_t id, const void *pl, size_t len)
 		port_send_error(p, id, ESRCH, "no running job %u", id);
 		return;
 	}
+	fg = pty_foreground(j);
 	/* the job leads its own group: the signal reaches all it spawned */
 	if (kill(-j->pid, signo) < 0) {
 		port_send_error(p, id, errno, "kill: %s", strerror(errno));
 		return;
 	}
-	/*
-	 * A shell with job control runs its foreground job in a process
-	 * group of its own; that group (of the job's session, since the
-	 * terminal is the job's) gets the signal too.
-	 */
-	if (j->pty && j->pty_fd >= 0 && ioctl(j->pty_fd, TIOCGPGRP, &fg) == 0 &&
-	    fg > 0 && fg != j->pid)
+	if (fg > 0 && fg != j->pid)
 		kill(-fg, signo);
 }
 
@@ -1009,11 +1021,11 @@ job_kill_all(void)
 
 		if (!j->used)
 			continue;
+		/* a job-control shell's foreground job, as SIGNAL does */
+		fg = pty_foreground(j);
 		if (j->pid > 0 && !j->reaped)
 			kill(-j->pid, SIGKILL);
-		/* a job-control shell's foreground job, as SIGNAL does */
-		if (j->pty && j->pty_fd >= 0 &&
-		    ioctl(j->pty_fd, TIOCGPGRP, &fg) == 0 && fg > 0)
+		if (fg > 0)
 			kill(-fg, SIGKILL);
 		job_free(j);
 	}
