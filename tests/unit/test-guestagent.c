@@ -499,15 +499,15 @@ Test(guestagent, signal_reaches_the_foreground_job_of_a_job_control_shell)
 
 	hello();
 	/*
-	 * With job control the shell runs sleep in a process group of its
-	 * own; the trap keeps the shell alive, so only a signal to the
-	 * terminal's foreground group can end sleep before 100 s.
+	 * With job control the shell runs its foreground job in a process
+	 * group of its own; the trap keeps the shell alive, so only a signal
+	 * to the terminal's foreground group can end sleep before 100 s.
+	 * The job prints "up" itself, so it is in the foreground by then.
 	 */
 	exec_started(1, AGENT_EXEC_PTY,
-		     "trap 'echo trapped' INT; set -m; echo up; sleep 100; "
-		     "echo \"after:$?\"");
+		     "trap 'echo trapped' INT; set -m; "
+		     "sh -c 'echo up; exec sleep 100'; echo \"after:$?\"");
 	wait_output(1, "up", 5000);
-	pump(200);
 	must(agent_send(&h.c, AGENT_SIGNAL, 1, "\x02\0\0\0", 4, &err), &err);
 	wait_exit(1, 0, 0, 10000);
 	cr_assert(strstr(stdout_of(1), "after:130"), "\"%s\"", stdout_of(1));
