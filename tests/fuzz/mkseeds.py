@@ -57,7 +57,7 @@ def u32(v):
 
 
 def agent():
-    hello = frame("HELLO", u32(1) + b"qctl-guestagent 0.1\0Linux 6.1.0\0")
+    hello = frame("HELLO", u32(2) + b"qctl-guestagent 0.1\0Linux 6.1.0\0")
     run = (hello + frame("STARTED", u32(123), 1) +
            frame("STDOUT", b"building...\n", 1) +
            frame("STDERR", b"warning: \x1b[31mred\x1b[0m\n", 1) +
@@ -541,7 +541,13 @@ def ga_decode():
     put(G, "exec-argv", exec_payload(["sh", "-c", "echo hi"],
                                      ["PATH=/bin", "HOME=/src", "A=1", "A=2",
                                       "EMPTY="]))
-    put(G, "exec-bad-flags", exec_payload(["x"], flags=2))
+    put(G, "exec-bad-flags", exec_payload(["x"], flags=8))
+    put(G, "exec-high-flags", exec_payload(["x"], flags=0x80000007))
+    # version 2: stdin pipe, pseudo-terminal, both
+    put(G, "exec-stdin", exec_payload(["cat"], flags=2))
+    put(G, "exec-pty", exec_payload(["sh -i"], ["TERM=xterm-256color"],
+                                    cwd="/", flags=5))
+    put(G, "exec-pty-stdin", exec_payload(["sh"], flags=7))
     put(G, "exec-relative-cwd", exec_payload(["x"], cwd="src"))
     put(G, "exec-empty-argv0", exec_payload([""]))
     put(G, "exec-bad-env", exec_payload(["x"], ["=x", "NOEQ"]))
@@ -559,6 +565,12 @@ def ga_decode():
     put(G, "signal", u32(15))
     put(G, "signal-zero", u32(0))
     put(G, "signal-big", u32(65))
+    put(G, "winsize", u32(24) + u32(80))
+    put(G, "winsize-max", u32(65535) + u32(65535))
+    put(G, "winsize-zero", u32(0) + u32(80))
+    put(G, "winsize-big", u32(24) + u32(65536))
+    put(G, "winsize-short", u32(24))
+    put(G, "winsize-long", u32(24) + u32(80) + b"\0")
 
 
 def text():
