@@ -355,11 +355,13 @@ sess_pump_out(struct sess *s)
 		buf_consume(&s->outq, 5 + len);
 		s->head_done = 0;
 	}
-	if (written) {
+	s->out_owed -= written;
+	/* After CLOSED the manager has forgotten the id: nothing more
+	 * about it (its window died with it). */
+	if (written && s->st != SS_DONE) {
 		struct sshd_msg m = { .type = SSHD_S_ACK, .id = s->sid,
 				      .ack = written };
 
-		s->out_owed -= written;
 		ctl_send(&m);
 	}
 }
