@@ -31,6 +31,7 @@ struct sess {
 	uint32_t id;
 	enum sess_state st;
 	bool has_pty;
+	bool was_open; /* OPENED sent (ENDING may follow either) */
 	bool in_eof;	   /* the client closed stdin */
 	bool out_eof;	   /* EOF sent */
 	uint32_t in_owed;  /* stdin bytes received, not yet done */
@@ -390,6 +391,7 @@ sshd_send_opened(struct sshd *s, uint32_t sid, struct error *err)
 	if (!x)
 		return -EINVAL;
 	x->st = S_OPEN;
+	x->was_open = true;
 	return queue(s, &m, err);
 }
 
@@ -631,6 +633,11 @@ dispatch(struct sshd *s, const struct sshd_msg *m, struct error *err)
 	x = sess_find(s, m->id);
 	if (!x || x->st == S_KEYS)
 		return bad(m, "unknown session", err);
+	/* Before OPENED (and after a refusal) a session has no data, no
+	 * window and no size: only CLOSED. */
+	if (m->type != SSHD_S_CLOSED &&
+	    (x->st == S_OPENING || (x->st == S_ENDING && !x->was_open)))
+		return bad(m, "before the session was opened", err);
 	switch (m->type) {
 	case SSHD_S_STDIN:
 		/* Input only into a running session, within its window:
