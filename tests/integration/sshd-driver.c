@@ -15,7 +15,8 @@
  *   {"event":"ready","pid":N}  {"event":"open",...}  {"event":"closed",...}
  *   {"event":"log","line":"..."}  {"event":"winch",...}
  *   {"event":"sshd-died","error":"..."}
- * Commands on stdin, one a line: "close-all REASON", "quit".
+ * Commands on stdin, one a line: "close-all REASON", "unhold" (the build
+ * is no longer held: its key list is empty from now on), "quit".
  */
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -474,6 +475,10 @@ main(int argc, char **argv)
 			line[strcspn(line, "\n")] = '\0';
 			if (!strcmp(line, "quit"))
 				break;
+			if (!strcmp(line, "unhold")) {
+				build = "";
+				emit(json_pack("{s:s}", "event", "unheld"));
+			}
 			if (!strncmp(line, "close-all ", 10)) {
 				uint32_t ids[MAXS];
 				size_t m = sshd_sessions(sd, ids, MAXS);
