@@ -258,7 +258,8 @@ item_push(struct sess *s, uint8_t kind, const void *data, uint32_t len)
 	uint8_t h[5] = { kind, len >> 24, len >> 16, len >> 8, len };
 
 	buf_append(&s->outq, h, 5);
-	buf_append(&s->outq, data, len);
+	if (len)
+		buf_append(&s->outq, data, len);
 }
 
 static const char *

@@ -413,6 +413,9 @@ main(int argc, char **argv)
 		return 1;
 	}
 	close(cfg.listen_fd);
+	/* the sshd has its copy (queued with the configuration) */
+	explicit_bzero(hostkey, hlen);
+	free(hostkey);
 	deadline = now_ms() + SSHD_START_TIMEOUT_MS;
 	while (!sshd_ready(sd)) {
 		struct pollfd pfd = { sshd_fd(sd), POLLIN, 0 };
@@ -499,5 +502,11 @@ main(int argc, char **argv)
 		}
 	}
 	sshd_stop(sd);
+	for (int i = 0; i < MAXS; i++)
+		if (sess[i].used)
+			drop(&sess[i]);
+	for (size_t i = 0; i < nkeys; i++)
+		free(keys[i]);
+	free(keys);
 	return 0;
 }
