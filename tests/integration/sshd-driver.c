@@ -1,11 +1,11 @@
 /* sshd-driver.c - run qctl's ssh server alone, for tests.
  *
- *   sshd-driver [-S QCTL_SSHD] [-g GRACE_MS] [-c MAX_CONNS] -k HOSTKEY
+ *   sshd-driver [-S QCTL_SSHD] [-g GRACE_MS] [-c MAX_CONNS] -k HOSTKEY...
  *               -a AUTHORIZED_KEYS [-b BUILD] [-A ADDR] PORT
  *
  * Plays the manager with qctl/sshd.c's API: listens on ADDR:PORT
  * (default 127.0.0.1), starts the sshd (-S, else $QCTL_SSHD) with the
- * host key read from HOSTKEY, and serves one held build, BUILD (default
+ * host keys read from each -k HOSTKEY (at most 3), and serves one held build, BUILD (default
  * "b1"), whose allowed keys are the lines of AUTHORIZED_KEYS; every other
  * build gets an empty key list (and an open of one is refused).  A
  * session with a command runs it with /bin/sh -c, stdin, stdout and
@@ -369,10 +369,10 @@ main(int argc, char **argv)
 {
 	struct sshd_config cfg = { 0 };
 	struct error err = { 0 };
-	const char *addr = "127.0.0.1", *hk_path = NULL, *ak_path = NULL;
-	const char *hk[1];
-	char *hostkey = NULL;
-	size_t hlen;
+	const char *addr = "127.0.0.1", *hk_path[3], *ak_path = NULL;
+	const char *hk[3];
+	char *hostkey[3];
+	size_t hlen[3], nhk = 0;
 	int64_t deadline;
 	int opt;
 
@@ -382,27 +382,34 @@ main(int argc, char **argv)
 		case 'S': cfg.path = optarg; break;
 		case 'g': cfg.grace_ms = atoi(optarg); break;
 		case 'c': cfg.max_conns = atoi(optarg); break;
-		case 'k': hk_path = optarg; break;
+		case 'k':
+			if (nhk == 3)
+				return 2;
+			hk_path[nhk++] = optarg;
+			break;
 		case 'a': ak_path = optarg; break;
 		case 'b': build = optarg; break;
 		case 'A': addr = optarg; break;
 		default: return 2;
 		}
 	}
-	if (optind >= argc || !hk_path || !ak_path) {
+	if (optind >= argc || !nhk || !ak_path) {
 		fprintf(stderr, "usage: %s [options] -k HOSTKEY -a KEYS PORT\n",
 			argv[0]);
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);
-	if (read_file(hk_path, 65536, &hostkey, &hlen, &err) < 0) {
-		fprintf(stderr, "%s\n", err.msg);
-		return 1;
+	for (size_t i = 0; i < nhk; i++) {
+		if (read_file(hk_path[i], 65536, &hostkey[i], &hlen[i], &err) <
+		    0) {
+			fprintf(stderr, "%s\n", err.msg);
+			return 1;
+		}
+		hk[i] = hostkey[i];
 	}
 	read_keys(ak_path);
-	hk[0] = hostkey;
 	cfg.hostkeys = hk;
-	cfg.n_hostkeys = 1;
+	cfg.n_hostkeys = nhk;
 	cfg.listen_fd = listen_on(addr, atoi(argv[optind]));
 	if (cfg.listen_fd < 0) {
 		perror("listen");
@@ -414,8 +421,10 @@ main(int argc, char **argv)
 	}
 	close(cfg.listen_fd);
 	/* the sshd has its copy (queued with the configuration) */
-	explicit_bzero(hostkey, hlen);
-	free(hostkey);
+	for (size_t i = 0; i < nhk; i++) {
+		explicit_bzero(hostkey[i], hlen[i]);
+		free(hostkey[i]);
+	}
 	deadline = now_ms() + SSHD_START_TIMEOUT_MS;
 	while (!sshd_ready(sd)) {
 		struct pollfd pfd = { sshd_fd(sd), POLLIN, 0 };

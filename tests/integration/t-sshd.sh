@@ -35,6 +35,7 @@ $QCTL_CC $QCTL_CFLAGS -D_GNU_SOURCE -I"$TOP/qctl" -O2 -o "$T/sshd-driver" \
 test_netns
 PORT=2222
 ssh-keygen -q -t ed25519 -N '' -C host -f "$T/hostkey"
+ssh-keygen -q -t rsa -b 3072 -N '' -C host -f "$T/hostkey-rsa"
 ssh-keygen -q -t ed25519 -N '' -C user -f "$T/user"
 ssh-keygen -q -t ed25519 -N '' -C wrong -f "$T/wrong"
 ssh-keygen -q -t ecdsa -N '' -C user2 -f "$T/user2"
@@ -44,7 +45,9 @@ ssh-keygen -q -t ecdsa -N '' -C user2 -f "$T/user2"
 	echo "from=\"10.0.0.1\" $(cat "$T/wrong.pub")"
 	cat "$T/user.pub" "$T/user2.pub"
 } >"$T/keys"
-echo "[127.0.0.1]:$PORT $(cut -d' ' -f1,2 "$T/hostkey.pub")" >"$T/known"
+for k in hostkey hostkey-rsa; do
+	echo "[127.0.0.1]:$PORT $(cut -d' ' -f1,2 "$T/$k.pub")"
+done >"$T/known"
 want_fpr=$(ssh-keygen -l -E sha256 -f "$T/user.pub" | cut -d' ' -f2)
 wrong_fpr=$(ssh-keygen -l -E sha256 -f "$T/wrong.pub" | cut -d' ' -f2)
 
@@ -53,7 +56,8 @@ mkfifo "$T/cmd"
 sleep 100000 >"$T/cmd" &
 BG_PIDS+=($!)
 ip netns exec "$NS" "$T/sshd-driver" -S "$QCTL_BUILD/qctl-sshd" \
-	-k "$T/hostkey" -a "$T/keys" "$PORT" <"$T/cmd" >"$T/events" \
+	-k "$T/hostkey" -k "$T/hostkey-rsa" -a "$T/keys" "$PORT" <"$T/cmd" \
+	>"$T/events" \
 	2>"$T/driver.err" &
 DRIVER=$!
 BG_PIDS+=($DRIVER)
@@ -105,6 +109,10 @@ has_line "$T/events" '"event":"open".*"peer":"127.0.0.1 port [0-9]+"' ||
 rc=0
 sshc user b1 'kill -TERM $$' >/dev/null 2>"$T/err" || rc=$?
 [ "$rc" != 0 ] || fail "a command killed by SIGTERM exited 0"
+# the RSA host key, when the client asks for it (the pinned one)
+out=$(sshc user b1 -o HostKeyAlgorithms=rsa-sha2-512 'echo rsa host') ||
+	fail "the RSA host key did not do"
+expect_eq "$out" "rsa host" "RSA host key"
 # the second key type of the list (ECDSA) works too
 out=$(sshc user2 b1 'echo ecdsa ok') || fail "the ECDSA key was refused"
 expect_eq "$out" "ecdsa ok" "ECDSA login"
