@@ -164,13 +164,36 @@ clean(char *out, size_t cap, const char *in)
 	out[k] = '\0';
 }
 
+/* Log lines a second at most: anyone who can reach the port can make
+ * them (a refused key, garbage), and the manager writes each to its log. */
+#define LOG_PER_SEC 20
+
 static void __attribute__((format(printf, 1, 2))) log_line(const char *fmt,
 							   ...)
 {
+	static int64_t second;
+	static unsigned int sent, dropped;
 	char raw[SSHD_TEXT_MAX + 1], txt[SSHD_TEXT_MAX + 1];
 	struct sshd_msg m = { .type = SSHD_S_LOG, .text = txt };
+	int64_t now = now_ms() / 1000;
 	va_list ap;
 
+	if (now != second) {
+		if (dropped) {
+			snprintf(txt, sizeof(txt),
+				 "ssh: %u log lines dropped (more than %d a "
+				 "second)",
+				 dropped, LOG_PER_SEC);
+			ctl_send(&m);
+		}
+		second = now;
+		sent = dropped = 0;
+	}
+	if (sent >= LOG_PER_SEC) {
+		dropped++;
+		return;
+	}
+	sent++;
 	va_start(ap, fmt);
 	vsnprintf(raw, sizeof(raw), fmt, ap);
 	va_end(ap);
@@ -973,6 +996,11 @@ ctl_frame(const struct sshd_msg *m)
 	case SSHD_M_CLOSE:
 		if (s->st == SS_OPENING)
 			return sess_end(s, m->text);
+		/* A close does not wait behind output that a client may
+		 * never read: the hold is over now. */
+		buf_consume(&s->outq, s->outq.len);
+		s->head_done = 0;
+		s->out_owed = 0;
 		item_push(s, K_CLOSE, m->text, strlen(m->text));
 		return;
 	case SSHD_M_ACK:

@@ -202,6 +202,21 @@ grep -q "^qctl: hold expired" "$T/cerr" || fail "no reason: $(cat "$T/cerr")"
 wait_for --timeout 30 --what "the closed event" \
 	has_line "$T/events" '"event":"closed".*"reason":"hold expired"'
 
+# a close does not wait behind output the client does not read: `yes`
+# into a client whose stdout nobody reads fills every window on the way
+(echo $BASHPID >"$T/ypid"; exec ip netns exec "$NS" ssh "${SSH_OPTS[@]}" \
+	-i "$T/user" b1@127.0.0.1 yes 2>/dev/null) | sleep 100000 &
+BG_PIDS+=($!)
+wait_for --timeout 60 --what "the yes session" \
+	has_line "$T/events" '"command":"yes"'
+sleep 2 # let the windows fill
+BG_PIDS+=($(cat "$T/ypid"))
+cmd "close-all hold expired again"
+wait_for --timeout 30 --what "the stalled session to close" \
+	has_line "$T/events" '"event":"closed".*"reason":"hold expired again"'
+kill -9 "$(cat "$T/ypid")" 2>/dev/null || true
+sshd_alive
+
 # ---- garbage on the port ---------------------------------------------------
 timeout 60 ip netns exec "$NS" python3 - "$PORT" <<'EOF' || fail "garbage client"
 import os, socket, sys
