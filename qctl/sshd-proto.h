@@ -37,7 +37,7 @@
  *     STDOUT   data          } at most SSHD_WINDOW bytes of both not yet
  *     STDERR   data          } acknowledged by an ACK from the sshd
  *     EOF      no payload: no more stdout/stderr
- *     EXIT     u8 kind (0 status, 1 signal), u32 value (status 0..255,
+ *     EXIT     u32 kind (0 status, 1 signal), u32 value (status 0..255,
  *              signal 1..64): the sshd sends it, then closes the channel
  *     CLOSE    string reason: the reason goes to the client's stderr,
  *              then exit status 255 and the channel closes

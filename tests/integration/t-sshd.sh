@@ -135,6 +135,10 @@ expect_eq "$rc" 255 "wrong key"
 grep -q "Permission denied (publickey)" "$T/err" || fail "wrong key: $(cat "$T/err")"
 grep -qF "authentication refused for b1: key $wrong_fpr not allowed" "$T/events" ||
 	fail "no log of the refused key"
+# (the wrong key is on the list, behind options that the sshd could not
+# enforce: that line is not used, and said so)
+has_line "$T/events" 'key 1 for build b1: not a public key line' ||
+	fail "the line with options was not reported"
 rc=0
 sshc user b2 true 2>"$T/err" || rc=$?
 expect_eq "$rc" 255 "another build's id"
