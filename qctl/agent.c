@@ -69,43 +69,6 @@ agent_send(struct agent_conn *c, uint16_t type, uint32_t id,
 	return 0;
 }
 
-int
-agent_send_stdin(struct agent_conn *c, uint32_t id, const void *p, size_t n,
-		 struct error *err)
-{
-	const unsigned char *q = p;
-
-	while (n) {
-		size_t k = n < AGENT_MAX_PAYLOAD ? n : AGENT_MAX_PAYLOAD;
-
-		if (agent_send(c, AGENT_STDIN, id, q, k, err) < 0)
-			return -1;
-		q += k;
-		n -= k;
-	}
-	return 0;
-}
-
-int
-agent_send_stdin_end(struct agent_conn *c, uint32_t id, struct error *err)
-{
-	return agent_send(c, AGENT_STDIN_END, id, NULL, 0, err);
-}
-
-int
-agent_send_winsize(struct agent_conn *c, uint32_t id, unsigned rows,
-		   unsigned cols, struct error *err)
-{
-	unsigned char pl[8];
-
-	if (rows < 1 || rows > 65535 || cols < 1 || cols > 65535)
-		return error_set(err, EINVAL, "agent: window of %ux%u",
-				 rows, cols);
-	agent_put_u32(pl, rows);
-	agent_put_u32(pl + 4, cols);
-	return agent_send(c, AGENT_WINSIZE, id, pl, sizeof(pl), err);
-}
-
 static void
 put_u32(struct buf *b, uint32_t v)
 {

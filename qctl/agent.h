@@ -60,14 +60,6 @@ int agent_send_winsize(struct agent_conn *c, uint32_t id, uint32_t rows,
 /* Queue FILE_OUT of globs relative to dir. */
 int agent_send_file_out(struct agent_conn *c, uint32_t id, const char *dir,
 			char *const *globs, size_t n, struct error *err);
-/* Queue bytes for a job's stdin (STDIN frames of at most 64 KiB). */
-int agent_send_stdin(struct agent_conn *c, uint32_t id, const void *p,
-		     size_t n, struct error *err);
-int agent_send_stdin_end(struct agent_conn *c, uint32_t id,
-			 struct error *err);
-/* A PTY job's window: rows and cols 1..65535. */
-int agent_send_winsize(struct agent_conn *c, uint32_t id, unsigned rows,
-		       unsigned cols, struct error *err);
 /* Bytes queued but not yet written. */
 size_t agent_pending(const struct agent_conn *c);
 /* Read and write what the socket allows; dispatch frames. */

@@ -31,6 +31,10 @@ struct build_shell {
 	void *opaque;
 	bool pty;
 	bool killed;	/* SIGKILL sent to its job */
+	/* EXIT (or ERROR in place of STARTED) came: kept until the build
+	 * ends, because a STDIN, WINSIZE or SIGNAL that crossed the end on
+	 * the wire is answered with ERROR ESRCH after it */
+	bool gone;
 	int64_t t0;
 	json_t *rec;	/* its entry in the result's hold.sessions */
 };
@@ -142,7 +146,7 @@ end_sessions(struct build *b, const char *why)
 
 	for (s = b->shells; s; s = next) {
 		next = s->next;
-		if (b->agent_up && !b->agent.dead && !s->killed)
+		if (b->agent_up && !b->agent.dead && !s->killed && !s->gone)
 			agent_send(&b->agent, AGENT_SIGNAL,
 				   SHELL_ID_BASE + s->sid,
 				   (const unsigned char[]){ SIGKILL, 0, 0, 0 },
@@ -213,6 +217,9 @@ build_shell_open(struct build *b, const struct build_shell_req *req,
 	if (b->n_shells_live >= BUILD_SHELLS_MAX)
 		return error_set(err, EAGAIN, "%d sessions are open already",
 				 BUILD_SHELLS_MAX);
+	if (b->next_sid >= BUILD_SHELLS_TOTAL)
+		return error_set(err, EAGAIN, "this build had %d sessions "
+				 "already", BUILD_SHELLS_TOTAL);
 	if (req->pty)
 		flags |= AGENT_EXEC_PTY;
 	/* the failed step's environment, with the network it has now */
@@ -352,7 +359,7 @@ build_shell_close(struct build *b, unsigned sid)
 		json_object_set_new(s->rec, "ended",
 				    json_string("closed by its client"));
 	}
-	if (b->agent_up && !b->agent.dead) {
+	if (b->agent_up && !b->agent.dead && !s->gone) {
 		agent_send(&b->agent, AGENT_SIGNAL, SHELL_ID_BASE + sid,
 			   (const unsigned char[]){ SIGKILL, 0, 0, 0 }, 4,
 			   NULL);
@@ -369,11 +376,11 @@ build_shell_frame(struct build *b, const struct agent_hdr *h, const void *p,
 	char msg[512];
 	int32_t code, sig;
 
-	if (!s)
+	if (!s || (s->gone && h->type != AGENT_ERROR))
 		return error_set(err, EPROTO, "agent: unexpected %s frame "
-				 "(type %u, %u bytes) for id %u",
+				 "(type %u, %u bytes) for id %u%s",
 				 agent_type_name(h->type), h->type, h->len,
-				 h->id);
+				 h->id, s ? " after its end" : "");
 	switch (h->type) {
 	case AGENT_STARTED:
 		if (s->started || h->len != 4)
@@ -397,9 +404,9 @@ build_shell_frame(struct build *b, const struct agent_hdr *h, const void *p,
 			break;
 		if (agent_decode_exit(p, h->len, &code, &sig, err) < 0)
 			return -1;
+		s->gone = true;
 		if (s->ops)
 			shell_ended(b, s, code, sig, NULL);
-		unlink_shell(b, s);
 		return 0;
 	case AGENT_ERROR:
 		if (agent_decode_status(p, h->len, &code, msg, sizeof(msg),
@@ -408,11 +415,11 @@ build_shell_frame(struct build *b, const struct agent_hdr *h, const void *p,
 		/* in place of STARTED it ends the EXEC; after it, it answers
 		 * a STDIN, STDIN_END or WINSIZE the job no longer takes (a
 		 * race with its end) and ends nothing */
-		if (s->started)
+		if (s->started || s->gone)
 			return 0;
+		s->gone = true;
 		if (s->ops)
 			shell_ended(b, s, -1, 0, msg);
-		unlink_shell(b, s);
 		return 0;
 	default:
 		break;

@@ -31,6 +31,8 @@ enum { UPLOAD_ID = 1, ARTIFACTS_ID = 2, SETUP_ID = 3, STEP_ID_BASE = 100 };
 #define SHELL_ID_BASE 0x40000000u
 /* sessions open at once in one held build (the agent runs 64 jobs) */
 #define BUILD_SHELLS_MAX 8
+/* sessions in all, over one hold (each is remembered until the end) */
+#define BUILD_SHELLS_TOTAL 256
 
 #define TICK_MS 250
 #define QMP_TIMEOUT_MS 10000

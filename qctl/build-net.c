@@ -202,30 +202,6 @@ build_net_window(struct build *b, bool open, const char *step,
 	return r;
 }
 
-/* A helper program: $env if set, else name beside our own binary. */
-static char *
-helper_path(const char *env_name, const char *name)
-{
-	const char *env = getenv(env_name);
-	char exe[4096];
-	ssize_t n;
-
-	if (env && *env)
-		return xstrdup(env);
-	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-	if (n > 0) {
-		char *slash;
-
-		exe[n] = '\0';
-		slash = strrchr(exe, '/');
-		if (slash) {
-			*slash = '\0';
-			return xasprintf("%s/%s", exe, name);
-		}
-	}
-	return xstrdup(name);
-}
-
 /*
  * The builder's network: its own namespace with one tap, the nftables
  * helper inside it (window closed), and the proxy on the tap's address.

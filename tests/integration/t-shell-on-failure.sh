@@ -143,5 +143,8 @@ expect_eq "$(json "$T/res2.json" 'r["hold"]["ended"]')" "the hold expired" "hold
 expect_eq "$(json "$T/res2.json" 'r["hold"]["max_ms"]')" 4000 "recipe's hold"
 expect_eq "$(json "$T/res2.json" 'r["hold"]["sessions"][0]["ended"]')" "the hold expired" "session end"
 no_qemu_left
-run_dir_gone
+for r in res res2; do
+	d=$(json "$T/$r.json" 'r["run_dir"]')
+	[ ! -e "$d" ] || fail "run directory $d left behind"
+done
 echo ok
