@@ -157,6 +157,18 @@ timeout 60 ip netns exec "$NS" ssh "${SSH_OPTS[@]}" -o BatchMode=no \
 expect_eq "$rc" 255 "password login"
 grep -q "Permission denied (publickey)" "$T/err" ||
 	fail "password: $(cat "$T/err")"
+# six failed attempts end the connection (seven wrong keys offered)
+many=()
+for i in 1 2 3 4 5 6 7; do
+	ssh-keygen -q -t ed25519 -N '' -f "$T/many$i"
+	many+=(-i "$T/many$i")
+done
+rc=0
+timeout 120 ip netns exec "$NS" ssh "${SSH_OPTS[@]}" "${many[@]}" \
+	b1@127.0.0.1 true 2>"$T/err" || rc=$?
+expect_eq "$rc" 255 "seven wrong keys"
+wait_for --timeout 30 --what "a log of too many failures" \
+	has_line "$T/events" 'closing: too many authentication failures'
 # forwarding of every kind (-W and -L open direct-tcpip channels), X11
 # and sftp
 rc=0
@@ -219,6 +231,37 @@ cmd "close-all hold expired again"
 wait_for --timeout 30 --what "the stalled session to close" \
 	has_line "$T/events" '"event":"closed".*"reason":"hold expired again"'
 kill -9 "$(cat "$T/ypid")" 2>/dev/null || true
+sshd_alive
+
+# sessions per connection: four at once through one connection (OpenSSH's
+# multiplexing), a fifth refused
+ip netns exec "$NS" ssh "${SSH_OPTS[@]}" -i "$T/user" -o ControlMaster=yes \
+	-o ControlPath="$T/mux" -N b1@127.0.0.1 2>"$T/muxerr" &
+MUX=$!
+BG_PIDS+=($MUX)
+wait_for --timeout 60 --what "the multiplexing master" --alive "$MUX" \
+	test -S "$T/mux"
+MUXO=(-o ControlPath="$T/mux" -o ControlMaster=no)
+for i in 1 2 3 4; do
+	sshc user b1 "${MUXO[@]}" "sleep 100$i" >/dev/null 2>&1 &
+	BG_PIDS+=($!)
+	wait_for --timeout 60 --what "multiplexed session $i" \
+		has_line "$T/events" "\"command\":\"sleep 100$i\""
+done
+# (the client, refused by its master, falls back to a connection of its
+# own: the fifth runs, but not on the master's connection)
+sshc user b1 "${MUXO[@]}" 'echo fifth' >/dev/null 2>&1 || true
+has_line "$T/events" 'more than 4 sessions refused' ||
+	fail "no log of the session limit"
+peer_of() { grep -F "\"command\":\"$1\"" "$T/events" | sed 's/.*"peer":"\([^"]*\)".*/\1/'; }
+[ "$(peer_of 'sleep 1001')" = "$(peer_of 'sleep 1004')" ] ||
+	fail "the four sessions were not on one connection"
+[ "$(peer_of 'echo fifth')" != "$(peer_of 'sleep 1001')" ] ||
+	fail "a fifth session ran on the master's connection"
+cmd "close-all mux done"
+wait_for --timeout 30 --what "the four sessions to close" \
+	test "$(grep -c '"reason":"mux done"' "$T/events")" = 4
+kill "$MUX" 2>/dev/null || true
 sshd_alive
 
 # ---- garbage on the port ---------------------------------------------------
