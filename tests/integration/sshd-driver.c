@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 
@@ -82,9 +83,10 @@ drop(struct dsess *d)
 		close(d->out);
 	if (d->err >= 0)
 		close(d->err);
-	if (d->pid > 0 && !d->exited) {
-		kill(d->pid, SIGKILL);
-		waitpid(d->pid, NULL, 0);
+	if (d->pid > 0) {
+		kill(-d->pid, SIGKILL);
+		if (!d->exited)
+			waitpid(d->pid, NULL, 0);
 	}
 	buf_free(&d->inbuf);
 	buf_free(&d->line);
@@ -116,6 +118,10 @@ spawn(struct dsess *d, const char *cmd)
 	if (d->pid < 0)
 		return -1;
 	if (d->pid == 0) {
+		/* a group of its own, killed whole at the session's end;
+		 * and gone with the driver */
+		setpgid(0, 0);
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		dup2(pi[0], 0);
 		dup2(po[1], 1);
 		dup2(pe[1], 2);

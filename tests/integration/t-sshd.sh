@@ -16,7 +16,7 @@
 fail() {
 	echo "FAIL: $*" >&2
 	for f in "$T/events" "$T/driver.err" "$T/events2"; do
-		[ -f "$f" ] && { echo "--- $f" >&2; tail -30 "$f" >&2; }
+		[ -f "$f" ] && { echo "--- $f" >&2; grep -v "key 1 for" "$f" | tail -40 >&2; }
 	done
 	exit 1
 }
@@ -55,10 +55,11 @@ wrong_fpr=$(ssh-keygen -l -E sha256 -f "$T/wrong.pub" | cut -d' ' -f2)
 mkfifo "$T/cmd"
 sleep 100000 >"$T/cmd" &
 BG_PIDS+=($!)
-ip netns exec "$NS" "$T/sshd-driver" -S "$QCTL_BUILD/qctl-sshd" \
-	-k "$T/hostkey" -k "$T/hostkey-rsa" -a "$T/keys" "$PORT" <"$T/cmd" \
-	>"$T/events" \
-	2>"$T/driver.err" &
+# (in $T/wd: the commands it runs are found by their cwd at the end)
+mkdir "$T/wd"
+(cd "$T/wd" && exec ip netns exec "$NS" "$T/sshd-driver" \
+	-S "$QCTL_BUILD/qctl-sshd" -k "$T/hostkey" -k "$T/hostkey-rsa" \
+	-a "$T/keys" "$PORT" <"$T/cmd" >"$T/events" 2>"$T/driver.err") &
 DRIVER=$!
 BG_PIDS+=($DRIVER)
 wait_for --timeout 60 --what "the sshd to be ready" --alive "$DRIVER" \
@@ -259,8 +260,8 @@ peer_of() { grep -F "\"command\":\"$1\"" "$T/events" | sed 's/.*"peer":"\([^"]*\
 [ "$(peer_of 'echo fifth')" != "$(peer_of 'sleep 1001')" ] ||
 	fail "a fifth session ran on the master's connection"
 cmd "close-all mux done"
-wait_for --timeout 30 --what "the four sessions to close" \
-	test "$(grep -c '"reason":"mux done"' "$T/events")" = 4
+closed_mux() { [ "$(grep -c '"reason":"mux done"' "$T/events")" = 4 ]; }
+wait_for --timeout 30 --what "the four sessions to close" closed_mux
 kill "$MUX" 2>/dev/null || true
 sshd_alive
 
@@ -331,4 +332,10 @@ has_line "$T/events2" 'not authenticated within the login grace time' ||
 cmd quit
 wait "$DRIVER" || fail "the driver failed: $(tail -3 "$T/driver.err")"
 wait_for --timeout 30 --what "qctl-sshd to end with its manager" gone "$SSHD"
+# every command of every session ended with its session or the driver
+left=
+for p in /proc/[0-9]*; do
+	[ "$(readlink "$p/cwd" 2>/dev/null)" != "$T/wd" ] || left="$left ${p#/proc/}"
+done
+[ -z "$left" ] || fail "commands left running:$left ($(ps -o cmd= -p "${left# }"))"
 echo "PASS"
