@@ -80,7 +80,8 @@ struct conn {
 	size_t nkeys;
 	ssh_message held_auth; /* waiting for the key list */
 	unsigned int fails;
-	int64_t deadline; /* login grace; 0 once authenticated */
+	int64_t deadline; /* login grace; then, while no session is open,
+			   * the same time again (0: none) */
 	struct sess *sess;
 	unsigned int nsess;
 };
@@ -883,8 +884,10 @@ conn_step(struct conn *c)
 	if (c->dead)
 		return;
 	if (c->deadline && now_ms() >= c->deadline)
-		return conn_kill(c, "not authenticated within the login grace "
-				    "time");
+		return conn_kill(c, c->authed
+					    ? "no session within the grace time"
+					    : "not authenticated within the "
+					      "login grace time");
 	if (!c->kex_done) {
 		r = ssh_handle_key_exchange(c->ss);
 		/* The first call made libssh's poll handle for the socket:
@@ -903,6 +906,12 @@ conn_step(struct conn *c)
 		sess_pump_out(s);
 		sess_pump_in(s);
 	}
+	/* Connections are few (max_conns): one that holds no session
+	 * (an idle -N, a forgotten master) gives its place back. */
+	if (c->authed && c->nsess)
+		c->deadline = 0;
+	else if (c->authed && !c->deadline)
+		c->deadline = now_ms() + srv.grace_ms;
 	if (!ssh_is_connected(c->ss) ||
 	    (ssh_get_status(c->ss) & (SSH_CLOSED | SSH_CLOSED_ERROR)))
 		c->dead = true;

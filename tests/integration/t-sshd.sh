@@ -47,6 +47,7 @@ ssh-keygen -q -t ecdsa -N '' -C user2 -f "$T/user2"
 } >"$T/keys"
 for k in hostkey hostkey-rsa; do
 	echo "[127.0.0.1]:$PORT $(cut -d' ' -f1,2 "$T/$k.pub")"
+	echo "[127.0.0.1]:2223 $(cut -d' ' -f1,2 "$T/$k.pub")"
 done >"$T/known"
 want_fpr=$(ssh-keygen -l -E sha256 -f "$T/user.pub" | cut -d' ' -f2)
 wrong_fpr=$(ssh-keygen -l -E sha256 -f "$T/wrong.pub" | cut -d' ' -f2)
@@ -327,6 +328,15 @@ EOF
 has_line "$T/events2" 'refused: 2 connections already' || fail "no log of the limit"
 has_line "$T/events2" 'not authenticated within the login grace time' ||
 	fail "no log of the grace time"
+# an authenticated connection without a session gives its place back
+start=$SECONDS
+rc=0
+timeout 60 ip netns exec "$NS" ssh "${SSH_OPTS[@]/$PORT/2223}" -i "$T/user" \
+	-N b1@127.0.0.1 2>/dev/null || rc=$?
+[ "$rc" != 124 ] || fail "ssh -N was never closed"
+[ $((SECONDS - start)) -lt 30 ] || fail "ssh -N closed after $((SECONDS - start)) s"
+has_line "$T/events2" 'as b1: closing: no session within the grace time' ||
+	fail "no log of the idle connection"
 
 # ---- it dies with its manager ----------------------------------------------
 cmd quit
