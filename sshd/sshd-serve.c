@@ -53,6 +53,7 @@ struct sess {
 	uint32_t sid; /* 0 until exec or shell */
 	enum sess_state st;
 	ssh_message held; /* the exec/shell request, until answered */
+	int64_t open_deadline; /* for the manager's answer */
 	bool has_pty;
 	char term[SSHD_TERM_MAX + 1];
 	uint32_t rows, cols;
@@ -679,6 +680,7 @@ session_start(struct conn *c, struct sess *s, ssh_message m, const char *cmd)
 	o.command = cmd ? cmd : "";
 	s->held = m;
 	s->st = SS_OPENING;
+	s->open_deadline = now_ms() + srv.grace_ms;
 	ctl_send(&o);
 }
 
@@ -903,6 +905,10 @@ conn_step(struct conn *c)
 	}
 	conn_messages(c);
 	for (struct sess *s = c->sess; s && !c->dead; s = s->next) {
+		/* A manager that never answers an open must not hold the
+		 * client's request (and a session place) for ever. */
+		if (s->st == SS_OPENING && now_ms() >= s->open_deadline)
+			sess_end(s, "no answer from the manager");
 		sess_pump_out(s);
 		sess_pump_in(s);
 	}

@@ -16,7 +16,8 @@
  *   {"event":"log","line":"..."}  {"event":"winch",...}
  *   {"event":"sshd-died","error":"..."}
  * Commands on stdin, one a line: "close-all REASON", "unhold" (the build
- * is no longer held: its key list is empty from now on), "quit".
+ * is no longer held: its key list is empty from now on), "mute-opens"
+ * (opens are left unanswered from now on), "quit".
  */
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -51,6 +52,7 @@ static const char *build = "b1";
 static char **keys;
 static size_t nkeys;
 static struct sshd *sd;
+static bool mute; /* leave opens unanswered */
 
 static void
 emit(json_t *j)
@@ -152,6 +154,8 @@ on_open(struct sshd *s, const struct sshd_open *o, void *opaque)
 		       o->has_pty, "term", o->term, "rows", (int)o->rows,
 		       "cols", (int)o->cols, "command",
 		       o->command ? json_string(o->command) : json_null()));
+	if (mute)
+		return;
 	if (strcmp(o->build, build)) {
 		sshd_send_refused(s, o->sid, "no such held build", &err);
 		return;
@@ -493,6 +497,10 @@ main(int argc, char **argv)
 			line[strcspn(line, "\n")] = '\0';
 			if (!strcmp(line, "quit"))
 				break;
+			if (!strcmp(line, "mute-opens")) {
+				mute = true;
+				emit(json_pack("{s:s}", "event", "muted"));
+			}
 			if (!strcmp(line, "unhold")) {
 				build = "";
 				emit(json_pack("{s:s}", "event", "unheld"));

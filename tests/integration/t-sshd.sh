@@ -337,6 +337,18 @@ timeout 60 ip netns exec "$NS" ssh "${SSH_OPTS[@]/$PORT/2223}" -i "$T/user" \
 [ $((SECONDS - start)) -lt 30 ] || fail "ssh -N closed after $((SECONDS - start)) s"
 has_line "$T/events2" 'as b1: closing: no session within the grace time' ||
 	fail "no log of the idle connection"
+# a manager that never answers an open does not hold the client for ever
+echo mute-opens >"$T/cmd2"
+wait_for --timeout 30 --what "mute" has_line "$T/events2" '"event":"muted"'
+start=$SECONDS
+rc=0
+timeout 60 ip netns exec "$NS" ssh "${SSH_OPTS[@]/$PORT/2223}" -i "$T/user" \
+	b1@127.0.0.1 'echo answered' >"$T/out" 2>/dev/null || rc=$?
+[ "$rc" != 124 ] && [ "$rc" != 0 ] || fail "an unanswered open: rc $rc"
+[ ! -s "$T/out" ] || fail "an unanswered open ran: $(cat "$T/out")"
+[ $((SECONDS - start)) -lt 30 ] || fail "the open waited $((SECONDS - start)) s"
+has_line "$T/events2" '"reason":"no answer from the manager"' ||
+	fail "no close of the unanswered open"
 
 # ---- it dies with its manager ----------------------------------------------
 cmd quit
