@@ -82,6 +82,12 @@ sshd_queued(const struct sshd *s)
 	return s->out.len;
 }
 
+const uint8_t *
+sshd_queued_data(const struct sshd *s)
+{
+	return (const uint8_t *)s->out.data;
+}
+
 static struct sess *
 sess_find(const struct sshd *s, uint32_t id)
 {
@@ -355,31 +361,61 @@ want(struct sshd *s, uint32_t sid, unsigned int mask, const char *what,
 	return x;
 }
 
+/* A key line the frame can carry: printable ASCII, bounded, not empty. */
+static bool
+key_line_ok(const char *k)
+{
+	size_t n = k ? strlen(k) : 0;
+
+	if (n == 0 || n > SSHD_KEY_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (k[i] < 0x20 || k[i] > 0x7e)
+			return false;
+	return true;
+}
+
 int
 sshd_send_keys(struct sshd *s, uint32_t req, const char *const *keys,
 	       size_t n, struct error *err)
 {
 	struct sshd_msg m = { .type = SSHD_M_KEYS, .id = req };
 	struct sess *x = want(s, req, 1u << S_KEYS, "keys", err);
+	size_t bad = 0, over = 0, bytes = SSHD_HDR_LEN + 4;
 	int r;
 
 	if (!x)
 		return -EINVAL;
-	if (n > SSHD_KEYS_MAX)
-		return error_set(err, E2BIG, "ssh server: %zu keys, at most %d",
-				 n, SSHD_KEYS_MAX);
-	m.nkeys = n;
-	for (size_t i = 0; i < n; i++)
-		m.keys[i] = keys[i];
-	r = queue(s, &m, err);
-	if (r == -EINVAL) {
-		/* A bad list (a key too long, a control character) is the
-		 * caller's to fix; the sshd still gets an answer. */
-		m.nkeys = 0;
-		queue(s, &m, NULL);
+	/* The sshd always gets an answer, with every line that can go:
+	 * one bad line (a CR from a copied file) must not lock out every
+	 * other key, nor leave the client waiting for the grace time. */
+	for (size_t i = 0; i < n; i++) {
+		size_t len;
+
+		if (!key_line_ok(keys[i])) {
+			bad++;
+			continue;
+		}
+		len = 4 + strlen(keys[i]) + 1;
+		if (m.nkeys == SSHD_KEYS_MAX || bytes + len > SSHD_FRAME_MAX) {
+			over++;
+			continue;
+		}
+		m.keys[m.nkeys++] = keys[i];
+		bytes += len;
 	}
+	r = queue(s, &m, err);
 	sess_drop(s, x);
-	return r;
+	if (r < 0)
+		return r;
+	if (bad || over)
+		return error_set(err, bad ? EINVAL : E2BIG,
+				 "ssh server: %zu key lines not sent (%zu not "
+				 "printable or longer than %d bytes, %zu past "
+				 "%d lines or %d bytes)",
+				 bad + over, bad, SSHD_KEY_MAX, over,
+				 SSHD_KEYS_MAX, SSHD_FRAME_MAX);
+	return 0;
 }
 
 int

@@ -107,8 +107,14 @@ pid_t sshd_pid(const struct sshd *s);
  */
 int sshd_handle_io(struct sshd *s, struct error *err);
 
-/* Answer key request req: the OpenSSH public key lines allowed for its
- * build (none for an unknown or not-held build). */
+/*
+ * Answer key request req: the OpenSSH public key lines allowed for its
+ * build (none for an unknown or not-held build).  Lines the frame cannot
+ * carry (not printable ASCII, longer than SSHD_KEY_MAX, past
+ * SSHD_KEYS_MAX lines or the frame's size) are left out and the rest is
+ * sent: < 0 then says how many were left out, but the request is
+ * answered all the same (unless the sshd is gone).
+ */
 int sshd_send_keys(struct sshd *s, uint32_t req, const char *const *keys,
 		   size_t n, struct error *err);
 int sshd_send_opened(struct sshd *s, uint32_t sid, struct error *err);
@@ -150,8 +156,9 @@ void sshd_stop(struct sshd *s);
 struct sshd *sshd_new_detached(const struct sshd_callbacks *cb, void *opaque);
 int sshd_feed(struct sshd *s, const uint8_t *frame, size_t len,
 	      struct error *err);
-/* Bytes of frames queued for the sshd. */
+/* Bytes of frames queued for the sshd, and the frames themselves. */
 size_t sshd_queued(const struct sshd *s);
+const uint8_t *sshd_queued_data(const struct sshd *s);
 
 /* The configuration frame (sshd-proto.h) with cfg's defaults filled in
  * and uid/gid the ids to drop to; appended to out. */

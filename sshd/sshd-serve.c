@@ -53,6 +53,7 @@ struct sess {
 	uint32_t sid; /* 0 until exec or shell */
 	enum sess_state st;
 	ssh_message held; /* the exec/shell request, until answered */
+	int64_t open_deadline; /* for the manager's answer */
 	bool has_pty;
 	char term[SSHD_TERM_MAX + 1];
 	uint32_t rows, cols;
@@ -80,7 +81,8 @@ struct conn {
 	size_t nkeys;
 	ssh_message held_auth; /* waiting for the key list */
 	unsigned int fails;
-	int64_t deadline; /* login grace; 0 once authenticated */
+	int64_t deadline; /* login grace; then, while no session is open,
+			   * the same time again (0: none) */
 	struct sess *sess;
 	unsigned int nsess;
 };
@@ -678,6 +680,7 @@ session_start(struct conn *c, struct sess *s, ssh_message m, const char *cmd)
 	o.command = cmd ? cmd : "";
 	s->held = m;
 	s->st = SS_OPENING;
+	s->open_deadline = now_ms() + srv.grace_ms;
 	ctl_send(&o);
 }
 
@@ -883,8 +886,10 @@ conn_step(struct conn *c)
 	if (c->dead)
 		return;
 	if (c->deadline && now_ms() >= c->deadline)
-		return conn_kill(c, "not authenticated within the login grace "
-				    "time");
+		return conn_kill(c, c->authed
+					    ? "no session within the grace time"
+					    : "not authenticated within the "
+					      "login grace time");
 	if (!c->kex_done) {
 		r = ssh_handle_key_exchange(c->ss);
 		/* The first call made libssh's poll handle for the socket:
@@ -900,9 +905,19 @@ conn_step(struct conn *c)
 	}
 	conn_messages(c);
 	for (struct sess *s = c->sess; s && !c->dead; s = s->next) {
+		/* A manager that never answers an open must not hold the
+		 * client's request (and a session place) for ever. */
+		if (s->st == SS_OPENING && now_ms() >= s->open_deadline)
+			sess_end(s, "no answer from the manager");
 		sess_pump_out(s);
 		sess_pump_in(s);
 	}
+	/* Connections are few (max_conns): one that holds no session
+	 * (an idle -N, a forgotten master) gives its place back. */
+	if (c->authed && c->nsess)
+		c->deadline = 0;
+	else if (c->authed && !c->deadline)
+		c->deadline = now_ms() + srv.grace_ms;
 	if (!ssh_is_connected(c->ss) ||
 	    (ssh_get_status(c->ss) & (SSH_CLOSED | SSH_CLOSED_ERROR)))
 		c->dead = true;

@@ -16,7 +16,8 @@
  *   {"event":"log","line":"..."}  {"event":"winch",...}
  *   {"event":"sshd-died","error":"..."}
  * Commands on stdin, one a line: "close-all REASON", "unhold" (the build
- * is no longer held: its key list is empty from now on), "quit".
+ * is no longer held: its key list is empty from now on), "mute-opens"
+ * (opens are left unanswered from now on), "quit".
  */
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -27,6 +28,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 
@@ -50,6 +52,7 @@ static const char *build = "b1";
 static char **keys;
 static size_t nkeys;
 static struct sshd *sd;
+static bool mute; /* leave opens unanswered */
 
 static void
 emit(json_t *j)
@@ -82,9 +85,10 @@ drop(struct dsess *d)
 		close(d->out);
 	if (d->err >= 0)
 		close(d->err);
-	if (d->pid > 0 && !d->exited) {
-		kill(d->pid, SIGKILL);
-		waitpid(d->pid, NULL, 0);
+	if (d->pid > 0) {
+		kill(-d->pid, SIGKILL);
+		if (!d->exited)
+			waitpid(d->pid, NULL, 0);
 	}
 	buf_free(&d->inbuf);
 	buf_free(&d->line);
@@ -116,6 +120,10 @@ spawn(struct dsess *d, const char *cmd)
 	if (d->pid < 0)
 		return -1;
 	if (d->pid == 0) {
+		/* a group of its own, killed whole at the session's end;
+		 * and gone with the driver */
+		setpgid(0, 0);
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		dup2(pi[0], 0);
 		dup2(po[1], 1);
 		dup2(pe[1], 2);
@@ -146,6 +154,8 @@ on_open(struct sshd *s, const struct sshd_open *o, void *opaque)
 		       o->has_pty, "term", o->term, "rows", (int)o->rows,
 		       "cols", (int)o->cols, "command",
 		       o->command ? json_string(o->command) : json_null()));
+	if (mute)
+		return;
 	if (strcmp(o->build, build)) {
 		sshd_send_refused(s, o->sid, "no such held build", &err);
 		return;
@@ -487,6 +497,10 @@ main(int argc, char **argv)
 			line[strcspn(line, "\n")] = '\0';
 			if (!strcmp(line, "quit"))
 				break;
+			if (!strcmp(line, "mute-opens")) {
+				mute = true;
+				emit(json_pack("{s:s}", "event", "muted"));
+			}
 			if (!strcmp(line, "unhold")) {
 				build = "";
 				emit(json_pack("{s:s}", "event", "unheld"));

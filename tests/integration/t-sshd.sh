@@ -16,7 +16,7 @@
 fail() {
 	echo "FAIL: $*" >&2
 	for f in "$T/events" "$T/driver.err" "$T/events2"; do
-		[ -f "$f" ] && { echo "--- $f" >&2; tail -30 "$f" >&2; }
+		[ -f "$f" ] && { echo "--- $f" >&2; grep -v "key 1 for" "$f" | tail -40 >&2; }
 	done
 	exit 1
 }
@@ -47,6 +47,7 @@ ssh-keygen -q -t ecdsa -N '' -C user2 -f "$T/user2"
 } >"$T/keys"
 for k in hostkey hostkey-rsa; do
 	echo "[127.0.0.1]:$PORT $(cut -d' ' -f1,2 "$T/$k.pub")"
+	echo "[127.0.0.1]:2223 $(cut -d' ' -f1,2 "$T/$k.pub")"
 done >"$T/known"
 want_fpr=$(ssh-keygen -l -E sha256 -f "$T/user.pub" | cut -d' ' -f2)
 wrong_fpr=$(ssh-keygen -l -E sha256 -f "$T/wrong.pub" | cut -d' ' -f2)
@@ -55,10 +56,11 @@ wrong_fpr=$(ssh-keygen -l -E sha256 -f "$T/wrong.pub" | cut -d' ' -f2)
 mkfifo "$T/cmd"
 sleep 100000 >"$T/cmd" &
 BG_PIDS+=($!)
-ip netns exec "$NS" "$T/sshd-driver" -S "$QCTL_BUILD/qctl-sshd" \
-	-k "$T/hostkey" -k "$T/hostkey-rsa" -a "$T/keys" "$PORT" <"$T/cmd" \
-	>"$T/events" \
-	2>"$T/driver.err" &
+# (in $T/wd: the commands it runs are found by their cwd at the end)
+mkdir "$T/wd"
+(cd "$T/wd" && exec ip netns exec "$NS" "$T/sshd-driver" \
+	-S "$QCTL_BUILD/qctl-sshd" -k "$T/hostkey" -k "$T/hostkey-rsa" \
+	-a "$T/keys" "$PORT" <"$T/cmd" >"$T/events" 2>"$T/driver.err") &
 DRIVER=$!
 BG_PIDS+=($DRIVER)
 wait_for --timeout 60 --what "the sshd to be ready" --alive "$DRIVER" \
@@ -157,6 +159,18 @@ timeout 60 ip netns exec "$NS" ssh "${SSH_OPTS[@]}" -o BatchMode=no \
 expect_eq "$rc" 255 "password login"
 grep -q "Permission denied (publickey)" "$T/err" ||
 	fail "password: $(cat "$T/err")"
+# six failed attempts end the connection (seven wrong keys offered)
+many=()
+for i in 1 2 3 4 5 6 7; do
+	ssh-keygen -q -t ed25519 -N '' -f "$T/many$i"
+	many+=(-i "$T/many$i")
+done
+rc=0
+timeout 120 ip netns exec "$NS" ssh "${SSH_OPTS[@]}" "${many[@]}" \
+	b1@127.0.0.1 true 2>"$T/err" || rc=$?
+expect_eq "$rc" 255 "seven wrong keys"
+wait_for --timeout 30 --what "a log of too many failures" \
+	has_line "$T/events" 'closing: too many authentication failures'
 # forwarding of every kind (-W and -L open direct-tcpip channels), X11
 # and sftp
 rc=0
@@ -221,6 +235,37 @@ wait_for --timeout 30 --what "the stalled session to close" \
 kill -9 "$(cat "$T/ypid")" 2>/dev/null || true
 sshd_alive
 
+# sessions per connection: four at once through one connection (OpenSSH's
+# multiplexing), a fifth refused
+ip netns exec "$NS" ssh "${SSH_OPTS[@]}" -i "$T/user" -o ControlMaster=yes \
+	-o ControlPath="$T/mux" -N b1@127.0.0.1 2>"$T/muxerr" &
+MUX=$!
+BG_PIDS+=($MUX)
+wait_for --timeout 60 --what "the multiplexing master" --alive "$MUX" \
+	test -S "$T/mux"
+MUXO=(-o ControlPath="$T/mux" -o ControlMaster=no)
+for i in 1 2 3 4; do
+	sshc user b1 "${MUXO[@]}" "sleep 100$i" >/dev/null 2>&1 &
+	BG_PIDS+=($!)
+	wait_for --timeout 60 --what "multiplexed session $i" \
+		has_line "$T/events" "\"command\":\"sleep 100$i\""
+done
+# (the client, refused by its master, falls back to a connection of its
+# own: the fifth runs, but not on the master's connection)
+sshc user b1 "${MUXO[@]}" 'echo fifth' >/dev/null 2>&1 || true
+has_line "$T/events" 'more than 4 sessions refused' ||
+	fail "no log of the session limit"
+peer_of() { grep -F "\"command\":\"$1\"" "$T/events" | sed 's/.*"peer":"\([^"]*\)".*/\1/'; }
+[ "$(peer_of 'sleep 1001')" = "$(peer_of 'sleep 1004')" ] ||
+	fail "the four sessions were not on one connection"
+[ "$(peer_of 'echo fifth')" != "$(peer_of 'sleep 1001')" ] ||
+	fail "a fifth session ran on the master's connection"
+cmd "close-all mux done"
+closed_mux() { [ "$(grep -c '"reason":"mux done"' "$T/events")" = 4 ]; }
+wait_for --timeout 30 --what "the four sessions to close" closed_mux
+kill "$MUX" 2>/dev/null || true
+sshd_alive
+
 # ---- garbage on the port ---------------------------------------------------
 timeout 60 ip netns exec "$NS" python3 - "$PORT" <<'EOF' || fail "garbage client"
 import os, socket, sys
@@ -283,9 +328,36 @@ EOF
 has_line "$T/events2" 'refused: 2 connections already' || fail "no log of the limit"
 has_line "$T/events2" 'not authenticated within the login grace time' ||
 	fail "no log of the grace time"
+# an authenticated connection without a session gives its place back
+start=$SECONDS
+rc=0
+timeout 60 ip netns exec "$NS" ssh "${SSH_OPTS[@]/$PORT/2223}" -i "$T/user" \
+	-N b1@127.0.0.1 2>/dev/null || rc=$?
+[ "$rc" != 124 ] || fail "ssh -N was never closed"
+[ $((SECONDS - start)) -lt 30 ] || fail "ssh -N closed after $((SECONDS - start)) s"
+has_line "$T/events2" 'as b1: closing: no session within the grace time' ||
+	fail "no log of the idle connection"
+# a manager that never answers an open does not hold the client for ever
+echo mute-opens >"$T/cmd2"
+wait_for --timeout 30 --what "mute" has_line "$T/events2" '"event":"muted"'
+start=$SECONDS
+rc=0
+timeout 60 ip netns exec "$NS" ssh "${SSH_OPTS[@]/$PORT/2223}" -i "$T/user" \
+	b1@127.0.0.1 'echo answered' >"$T/out" 2>/dev/null || rc=$?
+[ "$rc" != 124 ] && [ "$rc" != 0 ] || fail "an unanswered open: rc $rc"
+[ ! -s "$T/out" ] || fail "an unanswered open ran: $(cat "$T/out")"
+[ $((SECONDS - start)) -lt 30 ] || fail "the open waited $((SECONDS - start)) s"
+has_line "$T/events2" '"reason":"no answer from the manager"' ||
+	fail "no close of the unanswered open"
 
 # ---- it dies with its manager ----------------------------------------------
 cmd quit
 wait "$DRIVER" || fail "the driver failed: $(tail -3 "$T/driver.err")"
 wait_for --timeout 30 --what "qctl-sshd to end with its manager" gone "$SSHD"
+# every command of every session ended with its session or the driver
+left=
+for p in /proc/[0-9]*; do
+	[ "$(readlink "$p/cwd" 2>/dev/null)" != "$T/wd" ] || left="$left ${p#/proc/}"
+done
+[ -z "$left" ] || fail "commands left running:$left ($(ps -o cmd= -p "${left# }"))"
 echo "PASS"

@@ -575,6 +575,7 @@ Test(manager, key_request, .init = setup, .fini = teardown)
 	before = sshd_queued(sd);
 	cr_assert_lt(sshd_send_keys(sd, 5, bad, 1, &err), 0);
 	cr_assert_gt(sshd_queued(sd), before);
+	cr_assert_lt(sshd_send_keys(sd, 5, k, 1, &err), 0, "answered once");
 	/* frames about a key request's id are not a session's */
 	q = (struct sshd_msg){ .type = SSHD_S_EOF, .id = 5 };
 	cr_assert_lt(feed(&q), 0);
@@ -629,6 +630,73 @@ Test(manager, session_order, .init = setup, .fini = teardown)
 	cr_assert_lt(feed(&in), 0);
 	cr_assert_lt(feed(&closed), 0);
 	cr_assert_eq(sshd_sessions(sd, ids, 4), 0);
+}
+
+/* The frame the manager queued last, decoded for the sshd. */
+static struct sshd_msg
+last_frame(struct buf *keep)
+{
+	struct sshd_msg m;
+	struct error err = { 0 };
+	size_t len = 0, off = 0;
+	const uint8_t *p;
+
+	buf_free(keep);
+	/* detached: nothing is ever sent, the queue holds every frame */
+	while (sshd_queued(sd) - off >= SSHD_HDR_LEN) {
+		p = sshd_queued_data(sd) + off;
+		len = (size_t)p[0] << 24 | p[1] << 16 | p[2] << 8 | p[3];
+		off += len;
+	}
+	buf_append(keep, sshd_queued_data(sd) + off - len, len);
+	cr_assert_eq(sshd_msg_decode(SSHD_TO_SSHD, (const uint8_t *)keep->data,
+				     len, &m, &err),
+		     0, "%s", err.msg);
+	return m;
+}
+
+Test(manager, key_lists_are_filtered, .init = setup, .fini = teardown)
+{
+	static char longk[SSHD_KEY_MAX + 2];
+	const char *ks[SSHD_KEYS_MAX + 5];
+	struct sshd_msg q = { .type = SSHD_S_KEYS_REQ, .id = 1, .build = "b1" };
+	struct error err = { 0 };
+	struct buf keep = { 0 };
+	struct sshd_msg m;
+
+	memset(longk, 'k', sizeof(longk) - 1);
+	ks[0] = "ssh-ed25519 AAAA one";
+	ks[1] = "ssh-ed25519 AAAA crlf\r";
+	ks[2] = longk;
+	ks[3] = "";
+	ks[4] = "ssh-ed25519 AAAA two";
+	cr_assert_eq(feed(&q), 0);
+	cr_assert_lt(sshd_send_keys(sd, 1, ks, 5, &err), 0);
+	cr_assert(strstr(err.msg, "3 key lines not sent"), "%s", err.msg);
+	m = last_frame(&keep);
+	cr_assert_eq(m.type, SSHD_M_KEYS);
+	cr_assert_eq(m.nkeys, 2);
+	cr_assert_str_eq(m.keys[0], "ssh-ed25519 AAAA one");
+	cr_assert_str_eq(m.keys[1], "ssh-ed25519 AAAA two");
+	/* more lines than a frame holds: the first 64 go */
+	for (size_t i = 0; i < ARRAY_SIZE(ks); i++)
+		ks[i] = "ssh-ed25519 AAAA";
+	q.id = 2;
+	cr_assert_eq(feed(&q), 0);
+	cr_assert_eq(sshd_send_keys(sd, 2, ks, ARRAY_SIZE(ks), &err), -E2BIG);
+	m = last_frame(&keep);
+	cr_assert_eq(m.nkeys, SSHD_KEYS_MAX);
+	/* and more bytes than a frame holds: as many as fit */
+	memset(longk, 'k', SSHD_KEY_MAX);
+	longk[SSHD_KEY_MAX] = '\0';
+	for (size_t i = 0; i < ARRAY_SIZE(ks); i++)
+		ks[i] = longk;
+	q.id = 3;
+	cr_assert_eq(feed(&q), 0);
+	cr_assert_eq(sshd_send_keys(sd, 3, ks, 10, &err), -E2BIG);
+	m = last_frame(&keep);
+	cr_assert_eq(m.nkeys, SSHD_FRAME_MAX / (SSHD_KEY_MAX + 5));
+	buf_free(&keep);
 }
 
 Test(manager, winch_needs_a_pty, .init = setup, .fini = teardown)
