@@ -1535,6 +1535,9 @@ build_cancel(struct build *b, const char *why)
 {
 	if (b->phase == PH_DONE)
 		return;
+	/* a held build keeps its failure; the hold records the cancel */
+	if (b->phase == PH_HOLD)
+		build_hold_release(b, why);
 	build_fail(b, BUILD_CANCELLED, "%s", why);
 }
 

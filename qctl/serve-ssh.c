@@ -160,9 +160,12 @@ shell_ended(void *opaque, int code, int sig, const char *why)
 
 	x->live = false;
 	if (why) {
+		struct error err = { 0 };
+
 		serve_log(ss->s, "%s: ssh session %u (%s) ended: %s", x->build,
 			  x->sid, x->who, why);
-		sshd_send_close(ss->d, x->sid, why, NULL);
+		if (sshd_send_close(ss->d, x->sid, why, &err) < 0)
+			serve_log(ss->s, "ssh: %s", err.msg);
 		update_watch(ss);
 		return;
 	}

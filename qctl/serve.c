@@ -791,6 +791,9 @@ sb_summary(struct sbuild *sb)
 						  ? json_string(sb->run_dir)
 						  : json_null());
 	json_object_set_new(j, "paused", json_boolean(sb->paused));
+	json_object_set_new(j, "held", json_boolean(sb->state == SB_RUNNING &&
+						     s->be->held &&
+						     s->be->held(sb->b)));
 	if (sb->state == SB_QUEUED) {
 		int pos = 0;
 
