@@ -5,7 +5,8 @@
 # recipe's key (and the operator's); exit codes, stdin and a PTY go
 # through; a wrong key, another build's id, and a connection after the
 # hold expired are refused; after the hold the build ends with its own
-# failure and nothing of its VM is left.  build-cancel ends a live
+# failure and nothing of its VM is left.  One build's recipe key does not
+# open another build.  build-cancel ends a live
 # session, with the reason on the client's stderr.  qctl-sshd runs as
 # neither root nor with any capability, under seccomp (from /proc).
 . "$(dirname "$0")/lib.sh"
@@ -16,6 +17,7 @@ test_netns
 PORT=2222
 ssh-keygen -q -t ed25519 -N '' -C host -f "$T/hostkey"
 ssh-keygen -q -t ed25519 -N '' -C user -f "$T/user"
+ssh-keygen -q -t ed25519 -N '' -C user2 -f "$T/user2"
 ssh-keygen -q -t ed25519 -N '' -C operator -f "$T/op"
 ssh-keygen -q -t ed25519 -N '' -C wrong -f "$T/wrong"
 cp "$T/op.pub" "$T/authorized"
@@ -73,8 +75,8 @@ $(cat)
 PY
 }
 
-recipe() { # HOLD: a build that leaves files in /src, then fails
-	python3 - "$1" "$(cat "$T/user.pub")" <<'PY'
+recipe() { # HOLD [KEY]: a build that leaves files in /src, then fails
+	python3 - "$1" "$(cat "$T/${2:-user}.pub")" <<'PY'
 import json, sys
 print(json.dumps({
     "hold_on_failure": sys.argv[1],
@@ -87,14 +89,30 @@ print(json.dumps({
 PY
 }
 recipe 10m >"$T/r1.json"
+recipe 10m user2 >"$T/r2.json"
 
-qmp "$T/r1.json" <<'PY' >"$T/held1" || fail "b1 was not held"
-r = q.cmd("build-submit", recipe=json.load(open(sys.argv[2])))
-assert r["id"] == "b1", r
+# b1 (the user's key) and b2 (user2's), both held
+qmp "$T/r1.json" "$T/r2.json" <<'PY' >"$T/held1" || fail "b1 and b2 were not held"
+for n, f in ((1, sys.argv[2]), (2, sys.argv[3])):
+    r = q.cmd("build-submit", recipe=json.load(open(f)))
+    assert r["id"] == "b%d" % n, r
 e = q.wait_event("BUILD_HELD", timeout=600, build="b1")
+q.wait_event("BUILD_HELD", timeout=600, build="b2")
 print(json.dumps(e["data"]))
-st = q.cmd("build-status", id="b1")
-assert st["held"] is True and st["status"] == "running", st
+for b in ("b1", "b2"):
+    st = q.cmd("build-status", id=b)
+    assert st["held"] is True and st["status"] == "running", st
+PY
+# a recipe's key opens its own build only
+rc=0; sshc user b2 true 2>"$T/cross.err" || rc=$?
+expect_eq "$rc" 255 "b1's key into b2"
+rc=0; sshc user2 b1 true 2>"$T/cross.err" || rc=$?
+expect_eq "$rc" 255 "b2's key into b1"
+out=$(sshc user2 b2 'cat /src/out.txt') || fail "b2's own key: $out"
+expect_eq "$out" secret-42 "b2 through its own key"
+qmp <<'PY' || fail "b2 did not end after build-cancel"
+q.cmd("build-cancel", id="b2")
+q.wait_event("BUILD_FINISHED", timeout=120, build="b2")
 PY
 expect_eq "$(json "$T/held1" 'r["hold_ms"]')" 60000 "hold capped by --max-hold"
 expect_eq "$(json "$T/held1" 'r["step"]')" check "held at the failed step"
@@ -120,6 +138,7 @@ rc=0; sshc wrong b1 true 2>"$T/wrong.err" || rc=$?
 expect_eq "$rc" 255 "a wrong key"
 grep -q "Permission denied" "$T/wrong.err" || fail "wrong key: $(cat "$T/wrong.err")"
 rc=0; sshc user b7 true 2>"$T/b7.err" || rc=$?
+# (b7 never existed: refused like a wrong key)
 expect_eq "$rc" 255 "another build's id"
 grep -q "opened by $user_fpr from 127.0.0.1" "$T/serve.log" ||
 	fail "no session logged with the key's fingerprint"
@@ -144,31 +163,30 @@ expect_eq "$rc" 255 "a connection after the hold"
 [ -z "$(leftover_netns)" ] || fail "b1's namespace is left: $(leftover_netns)"
 
 # build-cancel ends a live session and tells its client why
-recipe 10m >"$T/r2.json"
-qmp "$T/r2.json" <<'PY' || fail "b2 was not held"
+qmp "$T/r1.json" <<'PY' || fail "b3 was not held"
 r = q.cmd("build-submit", recipe=json.load(open(sys.argv[2])))
-assert r["id"] == "b2", r
-q.wait_event("BUILD_HELD", timeout=600, build="b2")
+assert r["id"] == "b3", r
+q.wait_event("BUILD_HELD", timeout=600, build="b3")
 PY
 (rc=0; timeout 200 ip netns exec "$NS" ssh "${SSH_OPTS[@]}" -i "$T/user" \
-	b2@127.0.0.1 'echo in; sleep 300' >"$T/live.out" 2>"$T/live.err" ||
+	b3@127.0.0.1 'echo in; sleep 300' >"$T/live.out" 2>"$T/live.err" ||
 	rc=$?; echo $rc >"$T/live.rc") &
 LIVE=$!
 BG_PIDS+=("$LIVE")
 wait_for --timeout 120 --what "the live session" has_line "$T/live.out" '^in$'
-qmp <<'PY' >"$T/fin2" || fail "b2 did not end after build-cancel"
-q.cmd("build-cancel", id="b2")
-e = q.wait_event("BUILD_FINISHED", timeout=120, build="b2")
+qmp <<'PY' >"$T/fin2" || fail "b3 did not end after build-cancel"
+q.cmd("build-cancel", id="b3")
+e = q.wait_event("BUILD_FINISHED", timeout=120, build="b3")
 print(json.dumps(e["data"]["result"]))
 PY
 wait_for --timeout 60 --what "the ssh client to end" --log "$T/serve.log" \
 	test -s "$T/live.rc"
 expect_eq "$(cat "$T/live.rc")" 255 "the cancelled session's exit status"
 grep -q "cancelled" "$T/live.err" || fail "the client was not told why: $(cat "$T/live.err")"
-expect_eq "$(json "$T/fin2" 'r["status"]')" failed "b2 keeps its failure"
+expect_eq "$(json "$T/fin2" 'r["status"]')" failed "b3 keeps its failure"
 json "$T/fin2" 'r["hold"]["ended"]' | grep -q "cancelled over the control socket" ||
-	fail "b2 hold end: $(json "$T/fin2" 'r["hold"]["ended"]')"
-[ -z "$(qemu_pids_of_test)" ] || fail "b2's QEMU is left"
+	fail "b3 hold end: $(json "$T/fin2" 'r["hold"]["ended"]')"
+[ -z "$(qemu_pids_of_test)" ] || fail "b3's QEMU is left"
 
 kill -TERM "$SERVE_PID"
 wait_for --timeout 30 --what "qctl serve to exit" gone "$SERVE_PID"
