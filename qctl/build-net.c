@@ -203,8 +203,8 @@ build_net_window(struct build *b, bool open, const char *step,
 }
 
 /* A helper program: $env if set, else name beside our own binary. */
-static char *
-helper_path(const char *env_name, const char *name)
+char *
+build_helper_path(const char *env_name, const char *name)
 {
 	const char *env = getenv(env_name);
 	char exe[4096];
@@ -235,9 +235,10 @@ build_net_start(struct build *b, struct error *err)
 {
 	_cleanup_free_ char *name = xasprintf("qctl-%s",
 					      strrchr(b->run_dir, '/') + 1);
-	_cleanup_free_ char *helper = helper_path("QCTL_NETFILTER",
+	_cleanup_free_ char *helper = build_helper_path("QCTL_NETFILTER",
 						  "qctl-netfilter");
-	_cleanup_free_ char *proxy = helper_path("QCTL_PROXY", "qctl-proxy");
+	_cleanup_free_ char *proxy = build_helper_path("QCTL_PROXY",
+						       "qctl-proxy");
 	_cleanup_free_ char *logp = xasprintf("%s/network.jsonl", b->run_dir);
 	struct proxy_config pc = { 0 };
 	int r;
@@ -252,7 +253,7 @@ build_net_start(struct build *b, struct error *err)
 	if (r == 0)
 		r = nf_setup(b->nf, NETNS_TAP, NETNS_HOST_IP, NETNS_GUEST_IP,
 			     NETNS_PROXY_PORT, b->recipe->limits.net_bytes,
-			     err);
+			     b->ssh ? 22 : 0, err);
 	if (r < 0) {
 		error_prefix(err, "network helper");
 		return r;
