@@ -1,0 +1,140 @@
+# The ssh transport (docs/ssh-transport.md) on the debian-ssh image: a
+# passing recipe (source in, output streamed, exit codes, artifacts out,
+# the guest unable to open a connection to the host side), a failing one
+# (exit 1), a guest showing another host key than the build's (exit 4,
+# the reason names the host key), the recipe's transport checked against
+# the image's (exit 2); nothing left: no QEMU, no bridge, no namespace
+# (and so no nftables table).
+# timeout: 600
+. "$(dirname "$0")/lib.sh"
+IMG="$QCTL_IMAGES/debian-ssh"
+if [ ! -f "$IMG/image.json" ]; then
+	# only a host without the package registry may excuse that
+	if registry_down; then
+		echo "SKIP: image debian-ssh missing and the package registry is out of reach"
+		exit 77
+	fi
+	fail "image debian-ssh missing (make image-debian-ssh) though the registry answers"
+fi
+
+bridges_of_test() {
+	local p
+	for p in /proc/[0-9]*; do
+		[ "$(readlink "$p/exe" 2>/dev/null)" = "$QCTL_BUILD/qctl-sshbridge" ] &&
+			echo "${p#/proc/}"
+	done
+	return 0
+}
+nothing_left() {
+	no_qemu_left
+	run_dir_gone
+	[ -z "$(leftover_netns)" ] || fail "namespace left: $(leftover_netns)"
+	wait_for --timeout 30 --what "no qctl-sshbridge left" \
+		test -z "$(bridges_of_test)"
+}
+
+mkdir -p "$T/src/sub"
+printf 'hello from the host\n' >"$T/src/sub/in.txt"
+printf "it's \"quoted\" \$HOME\n" >"$T/src/odd name's.txt"
+cat >"$T/pass.yaml" <<R
+image: debian-ssh
+source: $T/src
+env: {GREETING: "it's a \"test\" \$HOME"}
+limits: {boot_timeout: 120s, wall_time: 10m}
+steps:
+  - name: build
+    run: |
+      echo "in:\$(cat sub/in.txt)"
+      echo "greeting:\$GREETING"
+      echo "to-stderr" >&2
+      echo "cwd:\$(pwd) uid:\$(id -u) ssh-env:\${SSH_CONNECTION:-none}"
+      cat "odd name's.txt"
+      mkdir -p out && printf 'artifact-data\n' > out/a.txt && cp "odd name's.txt" out/
+  - name: confined
+    run: |
+      # No fetch step: the guest may open nothing, the proxy port and
+      # the host side's sshd included (dropped: the connect times out).
+      timeout 5 bash -c 'exec 3<>/dev/tcp/169.254.77.1/3128' 2>/dev/null && echo LEAK-PROXY || echo "PROXY:blocked"
+      timeout 5 bash -c 'exec 3<>/dev/tcp/169.254.77.1/22' 2>/dev/null && echo LEAK-22 || echo "HOST22:blocked"
+      ping -c 1 -W 2 169.254.77.1 >/dev/null 2>&1 && echo LEAK-ICMP || echo "ICMP:blocked"
+      exit 0
+  - name: last
+    run: "exit 0"
+artifacts: ["out/*", "missing/*.none"]
+R
+run_qctl 0 --json --artifacts "$T/art" "$T/pass.yaml"
+expect_eq "$(json "$T/out" 'r["status"]')" passed status
+expect_eq "$(json "$T/out" '[s["exit_code"] for s in r["steps"]]')" "[0, 0, 0]" "step exit codes"
+for want in "build| in:hello from the host" \
+	"build| greeting:it's a \"test\" \$HOME" "build| to-stderr" \
+	"build| cwd:/src uid:0 ssh-env:none" \
+	"build| it's \"quoted\" \$HOME" \
+	"confined| PROXY:blocked" "confined| HOST22:blocked" "confined| ICMP:blocked"; do
+	grep -qxF -- "$want" "$T/err" || { tail -40 "$T/err"; fail "missing line: $want"; }
+done
+! grep -q LEAK "$T/err" || fail "the guest opened a connection: $(grep LEAK "$T/err")"
+grep -q 'guest up in .*: ssh 169.254.77.2:22 (SSH-2.0-OpenSSH' "$T/err" ||
+	fail "HELLO did not come from the bridge"
+expect_eq "$(cat "$T/art/out/a.txt")" artifact-data "artifact content"
+expect_eq "$(json "$T/out" 'sorted(a["path"] for a in r["artifacts"])')" \
+	'["out/a.txt", "out/odd name'"'"'s.txt"]' artifacts
+expect_eq "$(json "$T/out" '[a["sha256"] for a in r["artifacts"] if a["path"] == "out/a.txt"][0]')" \
+	"$(sha256sum "$T/art/out/a.txt" | cut -d' ' -f1)" "artifact sha256"
+nothing_left
+
+cat >"$T/fail.yaml" <<R
+image: debian-ssh
+limits: {boot_timeout: 120s}
+steps:
+  - {name: ok, run: "echo first"}
+  - {name: bad, run: "echo before-failing; exit 3"}
+  - {name: never, run: "echo SHOULD-NOT-RUN"}
+R
+run_qctl 1 --json "$T/fail.yaml"
+expect_eq "$(json "$T/out" 'r["status"]')" failed status
+expect_eq "$(json "$T/out" '[s["exit_code"] for s in r["steps"]]')" "[0, 3, null]" "step exit codes"
+expect_eq "$(json "$T/out" 'r["reason"]')" 'step "bad" failed with exit code 3' reason
+grep -qx 'bad| before-failing' "$T/err" || fail "output of the failing step"
+! grep -q SHOULD-NOT-RUN "$T/err" || fail "a step after the failure ran"
+nothing_left
+
+# A guest that shows another host key: the image's init makes a fresh one
+# when its kernel command line says so (images/ssh/init), as an impostor
+# would.  The bridge refuses it before anything runs.
+mkdir -p "$T/img"
+for f in vmlinuz vmlinux initrd.img rootfs.img; do
+	[ ! -e "$IMG/$f" ] || ln -s "$IMG/$f" "$T/img/$f"
+done
+python3 - "$IMG/image.json" "$T/img/image.json" <<'PY'
+import json, sys
+m = json.load(open(sys.argv[1]))
+m["cmdline"] += " qctl.ssh.hostkey=fresh"
+m["name"] = "debian-ssh-impostor"
+json.dump(m, open(sys.argv[2], "w"))
+PY
+cat >"$T/tamper.yaml" <<R
+image: $T/img
+limits: {boot_timeout: 120s}
+steps: [{name: never, run: "echo SHOULD-NOT-RUN"}]
+R
+run_qctl 4 --json "$T/tamper.yaml"
+expect_eq "$(json "$T/out" 'r["status"]')" error status
+reason=$(json "$T/out" 'r["reason"]')
+case $reason in
+"ssh transport: host key of the guest does not match: it showed ssh-ed25519 SHA256:"*", this build's is SHA256:"*) ;;
+*) fail "reason: $reason" ;;
+esac
+! grep -q SHOULD-NOT-RUN "$T/err" || fail "a step ran on an impostor"
+nothing_left
+
+# The recipe's transport must be the image's: exit 2, no VM.
+printf 'image: debian-ssh\ntransport: agent\nsteps: [{name: x, run: "true"}]\n' >"$T/t1.yaml"
+run_qctl 2 --json "$T/t1.yaml"
+grep -q 'transport agent: image debian-ssh runs no qctl agent' "$T/err" || fail "transport agent on debian-ssh"
+printf 'transport: ssh\nsteps: [{name: x, run: "true"}]\n' >"$T/t2.yaml"
+run_qctl 2 --json "$T/t2.yaml"
+grep -q 'transport ssh: image minimal has none' "$T/err" || fail "transport ssh on minimal"
+printf 'transport: telnet\nsteps: [{name: x, run: "true"}]\n' >"$T/t3.yaml"
+run_qctl 2 "$T/t3.yaml"
+grep -q 'expected agent or ssh' "$T/err" || fail "transport telnet"
+echo ok
