@@ -1,0 +1,433 @@
+/*
+ * test-sshbridge.c - qctl-sshbridge: its command lines run by a real
+ * shell (every string must come out exactly as it went in), and the
+ * program itself given hostile or broken configuration frames.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cmdline.h"
+#include "decode.h"
+#include "sshbridge-proto.h"
+
+/* Run line with sh -c in dir; stdout into out (NUL-terminated). */
+static int
+run_sh(const char *dir, const char *line, char *out, size_t cap,
+       char *errout, size_t errcap)
+{
+	int po[2], pe[2], st;
+	size_t n = 0, m = 0;
+	pid_t pid;
+
+	cr_assert_eq(pipe(po), 0);
+	cr_assert_eq(pipe(pe), 0);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		dup2(po[1], 1);
+		dup2(pe[1], 2);
+		close(po[0]);
+		close(pe[0]);
+		if (dir && chdir(dir) < 0)
+			_exit(99);
+		/* as sshd runs it: the login shell's -c */
+		execl("/bin/sh", "sh", "-c", line, (char *)NULL);
+		_exit(98);
+	}
+	close(po[1]);
+	close(pe[1]);
+	for (;;) {
+		ssize_t r = read(po[0], out + n, cap - 1 - n);
+
+		if (r <= 0)
+			break;
+		n += (size_t)r;
+	}
+	out[n] = '\0';
+	if (errout) {
+		for (;;) {
+			ssize_t r = read(pe[0], errout + m, errcap - 1 - m);
+
+			if (r <= 0)
+				break;
+			m += (size_t)r;
+		}
+		errout[m] = '\0';
+	}
+	close(po[0]);
+	close(pe[0]);
+	waitpid(pid, &st, 0);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static const char *const nasty[] = {
+	"plain", "", "it's", "''", "a\"b", "$HOME", "$(touch /tmp/qctl-pwn)",
+	"`id`", "back\\slash", "new\nline", "-n", "--", "semi; echo pwned",
+	"*", "~", "tab\there", "'\\''", "!$#&|<>",
+};
+
+Test(sshbridge, quote_survives_the_shell)
+{
+	for (size_t i = 0; i < sizeof(nasty) / sizeof(nasty[0]); i++) {
+		char line[512] = "printf %s ", out[512];
+
+		cr_assert_eq(sb_quote(line, sizeof(line), nasty[i]), 0);
+		cr_expect_eq(run_sh(NULL, line, out, sizeof(out), NULL, 0), 0);
+		cr_expect_str_eq(out, nasty[i], "string %zu", i);
+	}
+	cr_expect_eq(access("/tmp/qctl-pwn", F_OK), -1);
+}
+
+Test(sshbridge, quote_refuses_what_does_not_fit)
+{
+	char small[8] = "";
+
+	cr_expect_eq(sb_quote(small, sizeof(small), "abcde"), 0);
+	cr_expect_str_eq(small, "'abcde'");
+	small[0] = '\0';
+	cr_expect_eq(sb_quote(small, sizeof(small), "abcdef"), -1);
+	small[0] = '\0';
+	cr_expect_eq(sb_quote(small, sizeof(small), "a'b"), -1);
+}
+
+Test(sshbridge, exec_command_env_cwd_args)
+{
+	char dir[] = "/tmp/qctl-sb-XXXXXX", sub[128], line[8192], out[8192];
+	struct ga_exec e = {0};
+
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(sub, sizeof(sub), "%s/it's a dir", dir);
+	cr_assert_eq(mkdir(sub, 0755), 0);
+	e.flags = AGENT_EXEC_SHELL;
+	e.cwd = sub;
+	e.argc = 3;
+	e.argv[0] = "printf '%s|%s|%s|%s|%s\\n' \"$(pwd)\" \"$A\" \"$0\" "
+		    "\"$1\" \"$PATH\"; env | sort | cut -d= -f1 | tr '\\n' ' '";
+	e.argv[1] = "zero's";
+	e.argv[2] = "$(one)";
+	e.envc = 3;
+	e.envv[0] = "A=first";
+	e.envv[1] = "A=it's \"$HOME\" `x`";	/* a later entry wins */
+	e.envv[2] = "PATH=/usr/bin:/bin";
+	cr_assert_eq(sb_exec_command(&e, line, sizeof(line)), 0);
+	cr_expect_eq(run_sh("/", line, out, sizeof(out), NULL, 0), 0);
+	{
+		char want[1024];
+
+		snprintf(want, sizeof(want),
+			 "%s|it's \"$HOME\" `x`|zero's|$(one)|/usr/bin:/bin\n"
+			 "A HOME PATH PWD TERM ",
+			 sub);
+		cr_expect_str_eq(out, want);
+	}
+	/* without the shell flag: argv as it is, searched in PATH */
+	e.flags = 0;
+	e.argc = 3;
+	e.argv[0] = "printf";
+	e.argv[1] = "[%s]";
+	e.argv[2] = "a b'c";
+	e.envc = 0;
+	cr_assert_eq(sb_exec_command(&e, line, sizeof(line)), 0);
+	cr_expect_eq(run_sh("/", line, out, sizeof(out), NULL, 0), 0);
+	cr_expect_str_eq(out, "[a b'c]");
+	/* a missing cwd fails, nothing runs */
+	e.cwd = "/nonexistent/qctl";
+	cr_assert_eq(sb_exec_command(&e, line, sizeof(line)), 0);
+	cr_expect_neq(run_sh("/", line, out, sizeof(out), NULL, 0), 0);
+	cr_expect_str_eq(out, "");
+	rmdir(sub);
+	rmdir(dir);
+}
+
+Test(sshbridge, exec_command_too_long)
+{
+	static char big[70000], line[SB_CMDLINE_MAX + 1];
+	struct ga_exec e = {0};
+
+	/* every quote costs four bytes: 64 KiB of them is too much */
+	memset(big, '\'', sizeof(big) - 1);
+	e.flags = AGENT_EXEC_SHELL;
+	e.cwd = "/";
+	e.argc = 1;
+	e.argv[0] = big;
+	cr_expect_eq(sb_exec_command(&e, line, sizeof(line)), -1);
+	memset(big, 'x', sizeof(big) - 1);
+	cr_expect_eq(sb_exec_command(&e, line, sizeof(line)), 0);
+}
+
+Test(sshbridge, file_in_and_file_out)
+{
+	char dir[] = "/tmp/qctl-sb-XXXXXX", line[8192], out[65536],
+	     err[4096], p[512], dest[300];
+	struct ga_file_out fo = {0};
+	struct ga_file_in fi;
+	FILE *f;
+
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(p, sizeof(p), "%s/a.txt", dir);
+	f = fopen(p, "w");
+	fputs("A", f);
+	fclose(f);
+	snprintf(p, sizeof(p), "%s/it's b.txt", dir);
+	f = fopen(p, "w");
+	fputs("B", f);
+	fclose(f);
+	snprintf(p, sizeof(p), "%s/.hidden.txt", dir);
+	f = fopen(p, "w");
+	fclose(f);
+	fo.dir = dir;
+	fo.n = 3;
+	fo.globs[0] = "*.txt";
+	fo.globs[1] = "nomatch*";
+	fo.globs[2] = "gone.txt";
+	cr_assert_eq(sb_file_out_command(&fo, line, sizeof(line)), 0);
+	/* listed by tar -t: both, not the dot file */
+	{
+		char l2[9000];
+
+		snprintf(l2, sizeof(l2), "(%s) | tar -t -f -", line);
+		cr_expect_eq(run_sh("/", l2, out, sizeof(out), err,
+				    sizeof(err)), 0);
+		cr_expect_str_eq(out, "a.txt\nit's b.txt\n");
+		cr_expect_str_eq(err, "no match: nomatch*\nno match: gone.txt\n");
+	}
+	/* nothing matches: no archive at all, status 0 */
+	fo.n = 1;
+	fo.globs[0] = "*.none";
+	cr_assert_eq(sb_file_out_command(&fo, line, sizeof(line)), 0);
+	cr_expect_eq(run_sh("/", line, out, sizeof(out), err, sizeof(err)), 0);
+	cr_expect_str_eq(out, "");
+	/* FILE_IN: made with mkdir -p, unpacked there */
+	snprintf(dest, sizeof(dest), "%s/new dir/x'y", dir);
+	fi.dir = dest;
+	cr_assert_eq(sb_file_in_command(&fi, line, sizeof(line)), 0);
+	{
+		char l2[9000];
+
+		snprintf(l2, sizeof(l2), "tar -c -f - -C '%s' a.txt | (%s)",
+			 dir, line);
+		cr_expect_eq(run_sh("/", l2, out, sizeof(out), NULL, 0), 0);
+		snprintf(p, sizeof(p), "%s/a.txt", dest);
+		cr_expect_eq(access(p, F_OK), 0);
+	}
+	snprintf(line, sizeof(line), "rm -rf '%s'", dir);
+	cr_expect_eq(system(line), 0);
+}
+
+Test(sshbridge, signal_names)
+{
+	cr_expect_str_eq(sb_signal_name(SIGTERM), "TERM");
+	cr_expect_str_eq(sb_signal_name(SIGKILL), "KILL");
+	cr_expect_null(sb_signal_name(SIGCHLD));
+	cr_expect_null(sb_signal_name(64));
+	cr_expect_eq(sb_signal_number("INT"), SIGINT);
+	cr_expect_eq(sb_signal_number("SIGINT"), 0);
+	cr_expect_eq(sb_signal_number(""), 0);
+}
+
+/* ---- the program, given configuration frames ------------------------ */
+
+static const char *
+bridge_path(void)
+{
+	const char *p = getenv("QCTL_SSHBRIDGE");
+
+	return p && *p ? p : "build/qctl-sshbridge";
+}
+
+/* Start the bridge with bytes queued on its socket; our end of it. */
+static pid_t
+bridge_start(const void *bytes, size_t n, bool close_after, int *fd)
+{
+	int sv[2];
+	pid_t pid;
+
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	if (n)
+		cr_assert_eq(write(sv[0], bytes, n), (ssize_t)n);
+	if (close_after)
+		shutdown(sv[0], SHUT_WR);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		dup2(sv[1], SSHBRIDGE_FD);
+		execl(bridge_path(), "qctl-sshbridge", (char *)NULL);
+		_exit(97);
+	}
+	close(sv[1]);
+	*fd = sv[0];
+	return pid;
+}
+
+/* The exit status, and the first frame it sent (type 0: none). */
+static int
+bridge_end(pid_t pid, int fd, struct agent_hdr *h, char *msg, size_t cap,
+	   int32_t *code)
+{
+	unsigned char buf[AGENT_HDR_SIZE + 4096];
+	size_t got = 0;
+	int st;
+
+	memset(h, 0, sizeof(*h));
+	msg[0] = '\0';
+	for (;;) {
+		struct pollfd pfd = {.fd = fd, .events = POLLIN};
+		ssize_t r;
+
+		if (poll(&pfd, 1, 20000) != 1)
+			break;
+		r = read(fd, buf + got, sizeof(buf) - got);
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+	}
+	if (got >= AGENT_HDR_SIZE) {
+		cr_assert_eq(agent_hdr_decode(buf, h), 0);
+		cr_assert_eq(got, AGENT_HDR_SIZE + h->len);
+		*code = (int32_t)agent_get_u32(buf + AGENT_HDR_SIZE);
+		snprintf(msg, cap, "%.*s", (int)(h->len - 5),
+			 buf + AGENT_HDR_SIZE + 4);
+	}
+	close(fd);
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static size_t
+config(unsigned char *out, uint32_t version, uint32_t ms, uint32_t port,
+       const char *addr, const char *hk, const char *ck)
+{
+	unsigned char *p = out + AGENT_HDR_SIZE;
+	struct agent_hdr h = {.type = SSHBRIDGE_CONFIG};
+
+	agent_put_u32(p, version);
+	agent_put_u32(p + 4, ms);
+	agent_put_u32(p + 8, port);
+	p += 12;
+	strcpy((char *)p, addr);
+	p += strlen(addr) + 1;
+	strcpy((char *)p, hk);
+	p += strlen(hk) + 1;
+	strcpy((char *)p, ck);
+	p += strlen(ck) + 1;
+	h.len = (uint32_t)(p - out - AGENT_HDR_SIZE);
+	agent_hdr_encode(out, &h);
+	return (size_t)(p - out);
+}
+
+/* a throwaway ed25519 pair in OpenSSH formats, made for this test */
+static const char HOST_PUB[] =
+	"AAAAC3NzaC1lZDI1NTE5AAAAINFF1uBHyLhqbgn17HhclDr5P1ASAbyUKgRRDOVXV9FD";
+static const char CLIENT_KEY[] =
+	"-----BEGIN OPENSSH PRIVATE KEY-----\n"
+	"b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\n"
+	"QyNTUxOQAAACDRRdbgR8i4am4J9ex4XJQ6+T9QEgG8lCoEUQzlV1fRQwAAAJAxKKZsMSim\n"
+	"bAAAAAtzc2gtZWQyNTUxOQAAACDRRdbgR8i4am4J9ex4XJQ6+T9QEgG8lCoEUQzlV1fRQw\n"
+	"AAAEDZTWopNsnAdqfJ8EGzAjPYe98ZM3nBGlr3XAefQWx8t9FF1uBHyLhqbgn17HhclDr5\n"
+	"P1ASAbyUKgRRDOVXV9FDAAAACnFjdGwtdGVzdHMBAgM=\n"
+	"-----END OPENSSH PRIVATE KEY-----\n";
+
+Test(sshbridge, manager_gone_before_config)
+{
+	struct agent_hdr h;
+	char msg[512];
+	int32_t code;
+	int fd;
+	pid_t pid = bridge_start(NULL, 0, true, &fd);
+
+	cr_expect_eq(bridge_end(pid, fd, &h, msg, sizeof(msg), &code), 0);
+	cr_expect_eq(h.type, 0);
+}
+
+Test(sshbridge, bad_config_frames_are_refused)
+{
+	unsigned char f[4096];
+	struct {
+		const char *what;
+		size_t n;
+		const char *want;
+	} cases[8];
+	size_t nc = 0;
+	struct agent_hdr hdr = {.len = 70000, .type = SSHBRIDGE_CONFIG};
+
+	/* each one in a buffer of its own */
+	static unsigned char bufs[8][4096];
+
+	agent_hdr_encode(bufs[nc], &hdr);
+	cases[nc++] = (typeof(cases[0])){"oversized", AGENT_HDR_SIZE,
+					 "bad configuration frame"};
+	hdr = (struct agent_hdr){.len = 0, .type = AGENT_EXEC};
+	agent_hdr_encode(bufs[nc], &hdr);
+	cases[nc++] = (typeof(cases[0])){"not a config", AGENT_HDR_SIZE,
+					 "bad configuration frame"};
+	cases[nc].n = config(bufs[nc], 9, 1000, 22, "169.254.77.2", HOST_PUB,
+			     CLIENT_KEY);
+	cases[nc].what = "version";
+	cases[nc++].want = "configuration version 9, not 1";
+	cases[nc].n = config(bufs[nc], 1, 1000, 0, "169.254.77.2", HOST_PUB,
+			     CLIENT_KEY);
+	cases[nc].what = "port 0";
+	cases[nc++].want = "bad address, port or time";
+	cases[nc].n = config(bufs[nc], 1, 1000, 22, "guest.example", HOST_PUB,
+			     CLIENT_KEY);
+	cases[nc].what = "a name";
+	cases[nc++].want = "bad address, port or time";
+	cases[nc].n = config(bufs[nc], 1, 1000, 22, "169.254.77.2", "AAAA",
+			     CLIENT_KEY);
+	cases[nc].what = "host key";
+	cases[nc++].want = "bad host key";
+	cases[nc].n = config(bufs[nc], 1, 1000, 22, "169.254.77.2", HOST_PUB,
+			     "-----BEGIN NOTHING-----");
+	cases[nc].what = "client key";
+	cases[nc++].want = "bad client key";
+	/* the strings must fill the payload exactly */
+	cases[nc].n = config(bufs[nc], 1, 1000, 22, "169.254.77.2", HOST_PUB,
+			     CLIENT_KEY);
+	bufs[nc][0]++;
+	bufs[nc][cases[nc].n++] = 'x';
+	cases[nc].what = "trailing byte";
+	cases[nc++].want = "malformed configuration";
+	(void)f;
+	for (size_t i = 0; i < nc; i++) {
+		struct agent_hdr h;
+		char msg[512];
+		int32_t code = 0;
+		int fd;
+		pid_t pid = bridge_start(bufs[i], cases[i].n, false, &fd);
+
+		cr_expect_eq(bridge_end(pid, fd, &h, msg, sizeof(msg), &code),
+			     1, "%s: exit", cases[i].what);
+		cr_expect_eq(h.type, AGENT_ERROR, "%s", cases[i].what);
+		cr_expect_eq(h.id, 0u);
+		cr_expect_eq(code, SSHBRIDGE_E_CONFIG, "%s", cases[i].what);
+		cr_expect_str_eq(msg, cases[i].want, "%s", cases[i].what);
+	}
+}
+
+Test(sshbridge, no_server_is_a_clear_error_in_time)
+{
+	static unsigned char buf[4096];
+	struct agent_hdr h;
+	char msg[512];
+	int32_t code = 0;
+	int fd;
+	/* nothing listens on 127.0.0.1:9 (discard) on a test host */
+	size_t n = config(buf, 1, 1500, 9, "127.0.0.1", HOST_PUB, CLIENT_KEY);
+	pid_t pid = bridge_start(buf, n, false, &fd);
+
+	cr_expect_eq(bridge_end(pid, fd, &h, msg, sizeof(msg), &code), 1);
+	cr_expect_eq(h.type, AGENT_ERROR);
+	cr_expect_eq(code, SSHBRIDGE_E_CONNECT);
+	cr_expect(strstr(msg, "no ssh server answered at 127.0.0.1:9 within "
+			      "2s") != NULL, "%s", msg);
+}
