@@ -59,6 +59,11 @@
 /* between two connection attempts while the guest boots */
 #define RETRY_MS 200
 #define ATTEMPT_MS 1000
+/* preferred first; all of them OpenSSH 9.2's defaults */
+#define CIPHERS                                                                \
+	"aes128-ctr,aes128-gcm@openssh.com,aes256-gcm@openssh.com,"            \
+	"chacha20-poly1305@openssh.com"
+#define MACS "hmac-sha2-256-etm@openssh.com,hmac-sha2-512-etm@openssh.com"
 
 enum job_kind { JOB_EXEC, JOB_FILE_IN, JOB_FILE_OUT };
 
@@ -349,6 +354,14 @@ connect_guest(const struct config *cfg)
 				    "/dev/null") < 0 ||
 		    ssh_options_set(s, SSH_OPTIONS_HOSTKEYS, "ssh-ed25519") <
 			    0 ||
+		    /* under TCG the guest's crypto is emulated: AES (its
+		     * instructions are emulated too) with an ETM HMAC moved
+		     * step output 4x faster than libssh's default
+		     * chacha20-poly1305 here (docs/ssh-transport.md) */
+		    ssh_options_set(s, SSH_OPTIONS_CIPHERS_C_S, CIPHERS) < 0 ||
+		    ssh_options_set(s, SSH_OPTIONS_CIPHERS_S_C, CIPHERS) < 0 ||
+		    ssh_options_set(s, SSH_OPTIONS_HMAC_C_S, MACS) < 0 ||
+		    ssh_options_set(s, SSH_OPTIONS_HMAC_S_C, MACS) < 0 ||
 		    ssh_options_set(s, SSH_OPTIONS_TIMEOUT, &timeout) < 0 ||
 		    ssh_options_set(s, SSH_OPTIONS_FD, &fd) < 0)
 			give_up(SSHBRIDGE_E_CONNECT, "ssh options: %s",
