@@ -53,13 +53,13 @@ static int
 seed_file(int dfd, const char *name, mode_t mode, const char *text,
 	  struct error *err)
 {
-	int fd = openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC |
-					   O_NOFOLLOW, mode);
+	int fd = openat(dfd, name,
+			O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+			mode);
 
 	if (fd < 0)
 		return error_sys(err, errno, "%s", name);
-	if (fchmod(fd, mode) < 0 ||
-	    write_in_full(fd, text, strlen(text)) < 0) {
+	if (fchmod(fd, mode) < 0 || write_in_full(fd, text, strlen(text)) < 0) {
 		int e = errno;
 
 		close(fd);
@@ -77,8 +77,8 @@ seed_dirs(int dir_fd, int *out, struct error *err)
 		const char *name;
 		mode_t mode;
 	} dirs[] = {
-		{ SEED_DIR, 0700 }, { "upper", 0755 }, { "etc", 0755 },
-		{ "qctl", 0755 }, { "ssh", 0700 },
+		{SEED_DIR, 0700}, {"upper", 0755}, {"etc", 0755},
+		{"qctl", 0755},	  {"ssh", 0700},
 	};
 	int fd = dir_fd;
 
@@ -101,7 +101,7 @@ seed_dirs(int dir_fd, int *out, struct error *err)
 			close(fd);
 		fd = next;
 		continue;
-fail:
+	fail:
 		if (fd != dir_fd)
 			close(fd);
 		return error_sys(err, errno, "%s/%s", SEED_DIR, dirs[i].name);
@@ -151,8 +151,8 @@ build_ssh_prepare(struct build *b, struct error *err)
 	if (r == 0)
 		r = seed_file(dfd, "authorized_keys", 0600, auth, err);
 	if (r == 0)
-		r = seed_file(dfd, "address", 0644,
-			      NETNS_GUEST_IP "/30\n", err);
+		r = seed_file(dfd, "address", 0644, NETNS_GUEST_IP "/30\n",
+			      err);
 	if (r < 0)
 		error_prefix(err, "ssh transport");
 	if (dfd >= 0)
@@ -178,9 +178,9 @@ send_config(struct build *b, int fd, struct error *err)
 	size_t n = 12 + strlen(addr) + 1 + strlen(b->ssh_host_pub) + 1 +
 		   strlen(b->ssh_client_key) + 1;
 	unsigned char *f = xcalloc(1, AGENT_HDR_SIZE + n), *p;
-	struct agent_hdr h = { .len = n, .type = SSHBRIDGE_CONFIG };
-	int64_t ms = b->recipe->limits.boot_timeout_ms +
-		     BRIDGE_CONNECT_SLACK_MS;
+	struct agent_hdr h = {.len = n, .type = SSHBRIDGE_CONFIG};
+	int64_t ms =
+		b->recipe->limits.boot_timeout_ms + BRIDGE_CONNECT_SLACK_MS;
 	int r = 0;
 
 	if (n > AGENT_MAX_PAYLOAD)
@@ -197,9 +197,11 @@ send_config(struct build *b, int fd, struct error *err)
 		memcpy(p, b->ssh_host_pub, strlen(b->ssh_host_pub) + 1);
 		p += strlen(b->ssh_host_pub) + 1;
 		memcpy(p, b->ssh_client_key, strlen(b->ssh_client_key) + 1);
-		if (send(fd, f, AGENT_HDR_SIZE + n, MSG_DONTWAIT | MSG_NOSIGNAL) !=
+		if (send(fd, f, AGENT_HDR_SIZE + n,
+			 MSG_DONTWAIT | MSG_NOSIGNAL) !=
 		    (ssize_t)(AGENT_HDR_SIZE + n))
-			r = error_sys(err, errno, "ssh: queueing the bridge's "
+			r = error_sys(err, errno,
+				      "ssh: queueing the bridge's "
 				      "configuration");
 	}
 	explicit_bzero(f, AGENT_HDR_SIZE + n);
@@ -212,12 +214,16 @@ static void __attribute__((noreturn))
 bridge_child(const char *path, int ns_fd, int fd, pid_t ppid, uid_t uid,
 	     gid_t gid)
 {
-	char *const argv[] = { (char *)"qctl-sshbridge", NULL };
-	char *const envp[] = { NULL };
-	int fds[1] = { fd };
+	char *const argv[] = {(char *)"qctl-sshbridge", NULL};
+	char *const envp[] = {NULL};
+	int fds[1] = {fd};
 	struct child_fds cf = {
-		.in = -1, .out = -1, .err = -1,
-		.fds = fds, .n = 1, .first = SSHBRIDGE_FD,
+		.in = -1,
+		.out = -1,
+		.err = -1,
+		.fds = fds,
+		.n = 1,
+		.first = SSHBRIDGE_FD,
 		.errpipe = -1,
 	};
 
@@ -245,8 +251,8 @@ bridge_child(const char *path, int ns_fd, int fd, pid_t ppid, uid_t uid,
 int
 build_ssh_start(struct build *b, struct error *err)
 {
-	_cleanup_free_ char *path = build_helper_path("QCTL_SSHBRIDGE",
-						      "qctl-sshbridge");
+	_cleanup_free_ char *path =
+		build_helper_path("QCTL_SSHBRIDGE", "qctl-sshbridge");
 	uid_t uid = 0;
 	gid_t gid = 0;
 	pid_t self = getpid();
@@ -259,7 +265,8 @@ build_ssh_start(struct build *b, struct error *err)
 		if (!gr)
 			gr = getgrnam("nobody");
 		if (!pw || !pw->pw_uid || !gr || !gr->gr_gid)
-			return error_set(err, ENOENT, "ssh: no user nobody "
+			return error_set(err, ENOENT,
+					 "ssh: no user nobody "
 					 "and group nogroup for the bridge");
 		uid = pw->pw_uid;
 		gid = gr->gr_gid;

@@ -25,9 +25,9 @@
  */
 #define SSHBRIDGE_CONFIG 0x200
 /* ERROR codes of the bridge before HELLO */
-#define SSHBRIDGE_E_HOSTKEY 1	/* the guest's host key is not the pinned one */
-#define SSHBRIDGE_E_AUTH 2	/* the guest refused the client key */
-#define SSHBRIDGE_E_CONNECT 3	/* no ssh server answered in time */
-#define SSHBRIDGE_E_CONFIG 4	/* the manager's configuration was bad */
+#define SSHBRIDGE_E_HOSTKEY 1 /* the guest's host key is not the pinned one */
+#define SSHBRIDGE_E_AUTH 2    /* the guest refused the client key */
+#define SSHBRIDGE_E_CONNECT 3 /* no ssh server answered in time */
+#define SSHBRIDGE_E_CONFIG 4  /* the manager's configuration was bad */
 
 #endif

@@ -88,7 +88,8 @@ sb_file_in_command(const struct ga_file_in *f, char *out, size_t cap)
 		return -1;
 	out[0] = '\0';
 	if (append(out, cap, "mkdir -p -- ") < 0 ||
-	    sb_quote(out, cap, f->dir) < 0 || append(out, cap, " && cd -- ") < 0 ||
+	    sb_quote(out, cap, f->dir) < 0 ||
+	    append(out, cap, " && cd -- ") < 0 ||
 	    sb_quote(out, cap, f->dir) < 0 ||
 	    append(out, cap, " && exec tar -x -f -") < 0)
 		return -1;

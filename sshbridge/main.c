@@ -77,6 +77,7 @@ struct job {
 	int status;
 	int sig;
 	bool closed;
+	bool data_end; /* FILE_IN: DATA_END came (FILE_DONE only then) */
 	char msg[DONE_MSG_MAX + 1];
 	size_t msg_len;
 };
@@ -105,7 +106,7 @@ write_all(const void *p, size_t n)
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w <= 0)
-			_exit(0);	/* the manager is gone: so are we */
+			_exit(0); /* the manager is gone: so are we */
 		c += w;
 		n -= (size_t)w;
 	}
@@ -219,7 +220,8 @@ read_config(struct config *cfg)
 		if (n == 0)
 			_exit(0);
 		if (n < 0 && errno != EINTR && errno != EAGAIN)
-			give_up(SSHBRIDGE_E_CONFIG, "reading the configuration");
+			give_up(SSHBRIDGE_E_CONFIG,
+				"reading the configuration");
 		if (n > 0)
 			got += (size_t)n;
 		if (got == sizeof(h) &&
@@ -304,8 +306,8 @@ fingerprint(ssh_key k)
 	size_t hlen = 0;
 	char *fp;
 
-	if (ssh_get_publickey_hash(k, SSH_PUBLICKEY_HASH_SHA256, &hash,
-				   &hlen) < 0)
+	if (ssh_get_publickey_hash(k, SSH_PUBLICKEY_HASH_SHA256, &hash, &hlen) <
+	    0)
 		return strdup("(unknown)");
 	fp = ssh_get_fingerprint_hash(SSH_PUBLICKEY_HASH_SHA256, hash, hlen);
 	ssh_clean_pubkey_hash(&hash);
@@ -382,8 +384,8 @@ connect_guest(const struct config *cfg)
 		/* The only key this build's guest can have is the one made
 		 * for it: anything else is not our guest. */
 		if (ssh_key_cmp(srv, cfg->host_key, SSH_KEY_CMP_PUBLIC) != 0) {
-			char *got = fingerprint(srv), *want =
-				fingerprint(cfg->host_key);
+			char *got = fingerprint(srv),
+			     *want = fingerprint(cfg->host_key);
 
 			give_up(SSHBRIDGE_E_HOSTKEY,
 				"host key of the guest does not match: it "
@@ -427,8 +429,8 @@ msg_add(struct job *j, const char *p, size_t n)
 }
 
 static int
-on_data(ssh_session s, ssh_channel ch, void *data, uint32_t len,
-	int is_stderr, void *opaque)
+on_data(ssh_session s, ssh_channel ch, void *data, uint32_t len, int is_stderr,
+	void *opaque)
 {
 	struct job *j = opaque;
 
@@ -518,8 +520,7 @@ job_start(uint32_t id, enum job_kind kind, const char *line, bool pty)
 	j->kind = kind;
 	j->ch = ssh_channel_new(br.s);
 	if (!j->ch || ssh_channel_open_session(j->ch) != SSH_OK) {
-		send_error(id, EIO, "ssh: no channel: %s",
-			   ssh_get_error(br.s));
+		send_error(id, EIO, "ssh: no channel: %s", ssh_get_error(br.s));
 		if (j->ch)
 			ssh_channel_free(j->ch);
 		return NULL;
@@ -531,8 +532,8 @@ job_start(uint32_t id, enum job_kind kind, const char *line, bool pty)
 	j->cb.channel_exit_signal_function = on_exit_signal;
 	j->cb.channel_close_function = on_close;
 	ssh_set_channel_callbacks(j->ch, &j->cb);
-	if ((pty && ssh_channel_request_pty_size(j->ch, "xterm", 80, 24) !=
-			    SSH_OK) ||
+	if ((pty &&
+	     ssh_channel_request_pty_size(j->ch, "xterm", 80, 24) != SSH_OK) ||
 	    ssh_channel_request_exec(j->ch, line) != SSH_OK) {
 		send_error(id, EIO, "ssh: exec refused: %s",
 			   ssh_get_error(br.s));
@@ -667,6 +668,7 @@ do_frame(const struct agent_hdr *h, const unsigned char *p)
 			send_error(h->id, ESRCH, "no such job");
 			return;
 		}
+		j->data_end = true;
 		if (!j->closed)
 			ssh_channel_send_eof(j->ch);
 		return;
@@ -728,7 +730,7 @@ do_frames(void)
 		struct agent_hdr h;
 
 		if (agent_hdr_decode(br.in + off, &h) < 0)
-			_exit(1);	/* the manager's bug: nothing to save */
+			_exit(1); /* the manager's bug: nothing to save */
 		if (br.in_len - off < AGENT_HDR_SIZE + h.len)
 			break;
 		do_frame(&h, br.in + off + AGENT_HDR_SIZE);
@@ -744,8 +746,9 @@ on_manager(socket_t fd, int revents, void *opaque)
 	ssize_t n;
 
 	(void)opaque;
-	if (!(revents & (POLLIN | POLLHUP | POLLERR)))
-		return 0;
+	if (!(revents & (POLLIN | POLLHUP | POLLERR)) ||
+	    br.in_len == sizeof(br.in))
+		return 0; /* a read of 0 bytes would look like EOF */
 	n = read(fd, br.in + br.in_len, sizeof(br.in) - br.in_len);
 	if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN))
 		br.mgr_eof = true;
@@ -768,9 +771,19 @@ serve(void)
 
 		if (br.mgr_eof)
 			_exit(0);
+		/* The blocking calls of a frame (a channel write waiting for
+		 * the guest's window) poll this event too: the manager's
+		 * socket stays out of it meanwhile, so that nothing is read
+		 * into the buffer being handled, and the manager waits. */
+		ssh_event_remove_fd(ev, SSHBRIDGE_FD);
 		do_frames();
+		if (ssh_event_add_fd(ev, SSHBRIDGE_FD, POLLIN, on_manager,
+				     NULL) != SSH_OK)
+			_exit(1);
 		for (int i = 0; i < MAX_JOBS; i++)
-			if (br.jobs[i].used && br.jobs[i].closed) {
+			if (br.jobs[i].used && br.jobs[i].closed &&
+			    (br.jobs[i].kind != JOB_FILE_IN ||
+			     br.jobs[i].data_end)) {
 				if (br.jobs[i].id == UINT32_MAX) {
 					ssh_channel_free(br.jobs[i].ch);
 					br.jobs[i].used = false;

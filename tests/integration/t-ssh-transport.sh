@@ -36,6 +36,10 @@ nothing_left() {
 mkdir -p "$T/src/sub"
 printf 'hello from the host\n' >"$T/src/sub/in.txt"
 printf "it's \"quoted\" \$HOME\n" >"$T/src/odd name's.txt"
+# 8 MiB that does not compress: many DATA frames each way, the bridge's
+# writes waiting for the guest's ssh window
+head -c 8388608 /dev/urandom >"$T/src/blob"
+blob_sum=$(sha256sum "$T/src/blob" | cut -d' ' -f1)
 cat >"$T/pass.yaml" <<R
 image: debian-ssh
 source: $T/src
@@ -49,7 +53,9 @@ steps:
       echo "to-stderr" >&2
       echo "cwd:\$(pwd) uid:\$(id -u) ssh-env:\${SSH_CONNECTION:-none}"
       cat "odd name's.txt"
+      echo "blob:\$(sha256sum blob | cut -d' ' -f1)"
       mkdir -p out && printf 'artifact-data\n' > out/a.txt && cp "odd name's.txt" out/
+      cp blob out/blob
   - name: confined
     run: |
       # No fetch step: the guest may open nothing, the proxy port and
@@ -69,7 +75,7 @@ for want in "build| in:hello from the host" \
 	"build| greeting:it's a \"test\" \$HOME" "build| to-stderr" \
 	"build| cwd:/src uid:0 ssh-env:none" \
 	"build| it's \"quoted\" \$HOME" \
-	"confined| PROXY:blocked" "confined| HOST22:blocked" "confined| ICMP:blocked"; do
+	"build| blob:$blob_sum" "confined| PROXY:blocked" "confined| HOST22:blocked" "confined| ICMP:blocked"; do
 	grep -qxF -- "$want" "$T/err" || { tail -40 "$T/err"; fail "missing line: $want"; }
 done
 ! grep -q LEAK "$T/err" || fail "the guest opened a connection: $(grep LEAK "$T/err")"
@@ -77,7 +83,8 @@ grep -q 'guest up in .*: ssh 169.254.77.2:22 (SSH-2.0-OpenSSH' "$T/err" ||
 	fail "HELLO did not come from the bridge"
 expect_eq "$(cat "$T/art/out/a.txt")" artifact-data "artifact content"
 expect_eq "$(json "$T/out" 'sorted(a["path"] for a in r["artifacts"])')" \
-	'["out/a.txt", "out/odd name'"'"'s.txt"]' artifacts
+	'["out/a.txt", "out/blob", "out/odd name'"'"'s.txt"]' artifacts
+expect_eq "$(sha256sum "$T/art/out/blob" | cut -d' ' -f1)" "$blob_sum" "blob back"
 expect_eq "$(json "$T/out" '[a["sha256"] for a in r["artifacts"] if a["path"] == "out/a.txt"][0]')" \
 	"$(sha256sum "$T/art/out/a.txt" | cut -d' ' -f1)" "artifact sha256"
 nothing_left
