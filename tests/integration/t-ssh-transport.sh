@@ -1,6 +1,7 @@
 # The ssh transport (docs/ssh-transport.md) on the debian-ssh image: a
 # passing recipe (source in, output streamed, exit codes, artifacts out,
-# the guest unable to open a connection to the host side), a failing one
+# the guest unable to open a connection to the host side), a fetch step
+# (the window opens to the proxy only and closes again), a failing one
 # (exit 1), a guest showing another host key than the build's (exit 4,
 # the reason names the host key), the recipe's transport checked against
 # the image's (exit 2); nothing left: no QEMU, no bridge, no namespace
@@ -87,6 +88,43 @@ expect_eq "$(json "$T/out" 'sorted(a["path"] for a in r["artifacts"])')" \
 expect_eq "$(sha256sum "$T/art/out/blob" | cut -d' ' -f1)" "$blob_sum" "blob back"
 expect_eq "$(json "$T/out" '[a["sha256"] for a in r["artifacts"] if a["path"] == "out/a.txt"][0]')" \
 	"$(sha256sum "$T/art/out/a.txt" | cut -d' ' -f1)" "artifact sha256"
+nothing_left
+
+# A fetch step over ssh: the window opens to the proxy only (which relays
+# to an upstream in a namespace of the test's own), then closes again.
+test_netns
+ip netns exec "$NS" python3 "$TOP/tests/integration/upstream.py" 8080 --tag allowed &
+BG_PIDS+=($!)
+up() { in_ns python3 -c 'import socket; socket.create_connection(("127.0.0.1", 8080), 1)' 2>/dev/null; }
+wait_for --timeout 60 --what "the upstream on 8080" up
+cat >"$T/fetch.yaml" <<'R'
+image: debian-ssh
+allow: ["127.0.0.1:8080"]
+limits: {boot_timeout: 120s}
+steps:
+  - name: fetch
+    network: fetch
+    run: |
+      bash <<'EOS'
+      exec 3<>/dev/tcp/169.254.77.1/3128
+      printf 'GET http://127.0.0.1:8080/file.txt HTTP/1.0\r\n\r\n' >&3
+      grep -q hello-from-allowed <&3 && echo "FETCH:ok"
+      EOS
+      timeout 5 bash -c 'exec 3<>/dev/tcp/169.254.77.1/22' 2>/dev/null && echo LEAK-22 || echo "HOST22:blocked"
+  - name: after
+    run: |
+      timeout 5 bash -c 'exec 3<>/dev/tcp/169.254.77.1/3128' 2>/dev/null && echo LEAK-PROXY || echo "PROXY:closed"
+R
+rc=0
+in_ns env QCTL_RUN_ROOT="$QCTL_RUN_ROOT" QCTL_STATE_DIR="$QCTL_STATE_DIR" QCTL_IMAGES="$QCTL_IMAGES" \
+	"$QCTL" run --json "$T/fetch.yaml" >"$T/out" 2>"$T/err" || rc=$?
+[ "$rc" = 0 ] || { tail -40 "$T/err"; fail "fetch recipe: exit $rc"; }
+for want in "fetch| FETCH:ok" "fetch| HOST22:blocked" "after| PROXY:closed"; do
+	grep -qxF -- "$want" "$T/err" || { tail -40 "$T/err"; fail "missing line: $want"; }
+done
+! grep -q LEAK "$T/err" || fail "the guest opened a connection: $(grep LEAK "$T/err")"
+expect_eq "$(json "$T/out" '[(n["method"], n["host"], n["port"], n["allowed"]) for n in r["network"]]')" \
+	'[["GET", "127.0.0.1", 8080, true]]' "network record"
 nothing_left
 
 cat >"$T/fail.yaml" <<R
