@@ -237,12 +237,23 @@ Test(sshbridge, signal_names)
 
 /* ---- the program, given configuration frames ------------------------ */
 
+/* $QCTL_SSHBRIDGE, else the build's own (we are BUILD/tests/test-sshbridge,
+ * build/ or build/san/). */
 static const char *
 bridge_path(void)
 {
-	const char *p = getenv("QCTL_SSHBRIDGE");
+	static char path[4096];
+	const char *env = getenv("QCTL_SSHBRIDGE");
+	ssize_t n;
 
-	return p && *p ? p : "build/qctl-sshbridge";
+	if (env && *env)
+		return env;
+	n = readlink("/proc/self/exe", path, sizeof(path) - 32);
+	cr_assert_gt(n, 0);
+	path[n] = '\0';
+	*strrchr(path, '/') = '\0';
+	strcat(path, "/../qctl-sshbridge");
+	return path;
 }
 
 /* Start the bridge with bytes queued on its socket; our end of it. */
