@@ -1037,8 +1037,11 @@ on_agent_io(struct loop *l, int fd, uint32_t events, void *opaque)
 	if (agent_handle_io(&b->agent, events, &err) < 0) {
 		loop_unwatch(b->w_agent);
 		b->w_agent = NULL;
+		/* over ssh the channel is the bridge's: its end is the
+		 * ssh connection's (the guest's sshd gone, or the bridge) */
 		if (b->phase < PH_SHUTDOWN)
-			build_fail(b, BUILD_ERROR, "guest agent %s: %s",
+			build_fail(b, BUILD_ERROR, "%s %s: %s",
+				   b->ssh ? "ssh transport" : "guest agent",
 				   err.code == EPROTO ? "broke the protocol"
 						      : "lost",
 				   strncmp(err.msg, "agent: ", 7)

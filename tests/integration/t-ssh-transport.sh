@@ -2,10 +2,10 @@
 # passing recipe (source in, output streamed, exit codes, artifacts out,
 # the guest unable to open a connection to the host side), a fetch step
 # (the window opens to the proxy only and closes again), a failing one
-# (exit 1), a guest showing another host key than the build's (exit 4,
-# the reason names the host key), the recipe's transport checked against
-# the image's (exit 2); nothing left: no QEMU, no bridge, no namespace
-# (and so no nftables table).
+# (exit 1), sshd killed mid-step (exit 4), a guest showing another host
+# key than the build's (exit 4, the reason names the host key), the
+# recipe's transport checked against the image's (exit 2); nothing left:
+# no QEMU, no bridge, no namespace (and so no nftables table).
 # timeout: 600
 . "$(dirname "$0")/lib.sh"
 IMG="$QCTL_IMAGES/debian-ssh"
@@ -141,6 +141,20 @@ expect_eq "$(json "$T/out" '[s["exit_code"] for s in r["steps"]]')" "[0, 3, null
 expect_eq "$(json "$T/out" 'r["reason"]')" 'step "bad" failed with exit code 3' reason
 grep -qx 'bad| before-failing' "$T/err" || fail "output of the failing step"
 ! grep -q SHOULD-NOT-RUN "$T/err" || fail "a step after the failure ran"
+nothing_left
+
+# The guest's sshd dies during a step (all of it: the session too): the
+# connection ends, so does the build, exit 4.
+cat >"$T/lost.yaml" <<'R'
+image: debian-ssh
+limits: {boot_timeout: 120s}
+steps:
+  - {name: kill, run: "echo killing; kill -9 $(pidof sshd); sleep 60; echo SHOULD-NOT-RUN"}
+R
+run_qctl 4 --json "$T/lost.yaml"
+expect_eq "$(json "$T/out" 'r["reason"]')" "ssh transport lost: connection closed" reason
+grep -qx 'kill| killing' "$T/err" || fail "the step's output before the loss"
+! grep -q SHOULD-NOT-RUN "$T/err" || fail "output after the connection ended"
 nothing_left
 
 # A guest that shows another host key: the image's init makes a fresh one
