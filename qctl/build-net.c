@@ -236,7 +236,7 @@ build_net_start(struct build *b, struct error *err)
 	_cleanup_free_ char *name = xasprintf("qctl-%s",
 					      strrchr(b->run_dir, '/') + 1);
 	_cleanup_free_ char *helper = build_helper_path("QCTL_NETFILTER",
-						  "qctl-netfilter");
+							"qctl-netfilter");
 	_cleanup_free_ char *proxy = build_helper_path("QCTL_PROXY",
 						       "qctl-proxy");
 	_cleanup_free_ char *logp = xasprintf("%s/network.jsonl", b->run_dir);
