@@ -124,7 +124,7 @@ build_ssh_prepare(struct build *b, struct error *err)
 {
 	ssh_key host = NULL, client = NULL;
 	char *host_priv = NULL, *client_pub = NULL;
-	_cleanup_free_ char *auth = NULL;
+	_cleanup_free_ char *auth = NULL, *addr = NULL;
 	int dfd = -1, r;
 
 	r = new_key(&host, err);
@@ -141,8 +141,8 @@ build_ssh_prepare(struct build *b, struct error *err)
 	if (r == 0)
 		r = seed_dirs(b->dir_fd, &dfd, err);
 	if (r == 0) {
-		/* root only, from the bridge's address: nothing else can
-		 * log in with it even if it leaked */
+		/* from the bridge's address only, no forwarding of any
+		 * kind: the key is of no use elsewhere even if it leaked */
 		auth = xasprintf("from=\"%s\",restrict,pty ssh-ed25519 %s "
 				 "qctl-build\n",
 				 NETNS_HOST_IP, client_pub);
@@ -150,9 +150,10 @@ build_ssh_prepare(struct build *b, struct error *err)
 	}
 	if (r == 0)
 		r = seed_file(dfd, "authorized_keys", 0600, auth, err);
-	if (r == 0)
-		r = seed_file(dfd, "address", 0644, NETNS_GUEST_IP "/30\n",
-			      err);
+	if (r == 0) {
+		addr = xasprintf("%s/%d\n", NETNS_GUEST_IP, NETNS_PREFIX);
+		r = seed_file(dfd, "address", 0644, addr, err);
+	}
 	if (r < 0)
 		error_prefix(err, "ssh transport");
 	if (dfd >= 0)
