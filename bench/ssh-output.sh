@@ -88,7 +88,7 @@ sec=$BENCH_TMP/section.md
 	echo "| transport | step s (median) | min | max | MiB/s (median) | QEMU CPU s (median) |"
 	echo "| --- | ---: | ---: | ---: | ---: | ---: |"
 	for t in agent ssh; do
-		read -r med min max n < <(stats "$BENCH_TMP/$t.step")
+		read -r med min max _ < <(stats "$BENCH_TMP/$t.step")
 		read -r cmed _ _ _ < <(stats "$BENCH_TMP/$t.cpu")
 		rate=$(awk -v m="$MIB" -v s="$med" 'BEGIN { if (s > 0) printf "%.1f", m / s; else print "-" }')
 		echo "| $t | $med | $min | $max | $rate | $cmed |"
