@@ -59,6 +59,11 @@
 /* between two connection attempts while the guest boots */
 #define RETRY_MS 200
 #define ATTEMPT_MS 1000
+/* output an EXEC may have before its STARTED: what one read of the
+ * socket can hold, with room to spare; more is a broken guest */
+#define PEND_MAX (4u << 20)
+/* the bridge's own POWEROFF job: nothing of it goes to the manager */
+#define POWEROFF_ID UINT32_MAX
 /* preferred first; all of them OpenSSH 9.2's defaults */
 #define CIPHERS                                                                \
 	"aes128-ctr,aes128-gcm@openssh.com,aes256-gcm@openssh.com,"            \
@@ -78,6 +83,12 @@ struct job {
 	int sig;
 	bool closed;
 	bool data_end; /* FILE_IN: DATA_END came (FILE_DONE only then) */
+	/* EXEC: STARTED sent.  Output that came with sshd's answer to the
+	 * exec request (libssh handles every packet it has read) waits in
+	 * pend until then: nothing of a job may precede its STARTED. */
+	bool started;
+	unsigned char *pend; /* records: u8 stderr, u32 length, bytes */
+	size_t pend_len;
 	char msg[DONE_MSG_MAX + 1];
 	size_t msg_len;
 };
@@ -428,6 +439,40 @@ msg_add(struct job *j, const char *p, size_t n)
 	j->msg[j->msg_len] = '\0';
 }
 
+static void
+pend_add(struct job *j, int is_stderr, const void *data, uint32_t len)
+{
+	if (j->pend_len + 5 + len > PEND_MAX)
+		_exit(1); /* the manager sees the transport lost */
+	j->pend = realloc(j->pend, j->pend_len + 5 + len);
+	if (!j->pend)
+		_exit(1);
+	j->pend[j->pend_len] = is_stderr ? 1 : 0;
+	agent_put_u32(j->pend + j->pend_len + 1, len);
+	memcpy(j->pend + j->pend_len + 5, data, len);
+	j->pend_len += 5 + len;
+}
+
+/* STARTED, then what waited for it, in the order it came. */
+static void
+job_started(struct job *j)
+{
+	size_t off = 0;
+
+	send_frame(AGENT_STARTED, j->id, "\0\0\0\0", 4);
+	j->started = true;
+	while (off < j->pend_len) {
+		uint32_t n = agent_get_u32(j->pend + off + 1);
+
+		send_data(j->pend[off] ? AGENT_STDERR : AGENT_STDOUT, j->id,
+			  (const char *)j->pend + off + 5, n);
+		off += 5 + n;
+	}
+	free(j->pend);
+	j->pend = NULL;
+	j->pend_len = 0;
+}
+
 static int
 on_data(ssh_session s, ssh_channel ch, void *data, uint32_t len, int is_stderr,
 	void *opaque)
@@ -436,10 +481,14 @@ on_data(ssh_session s, ssh_channel ch, void *data, uint32_t len, int is_stderr,
 
 	(void)s;
 	(void)ch;
-	if (!len)
-		return 0;
+	if (!len || j->id == POWEROFF_ID)
+		return (int)len;
 	switch (j->kind) {
 	case JOB_EXEC:
+		if (!j->started) {
+			pend_add(j, is_stderr, data, len);
+			break;
+		}
 		send_data(is_stderr ? AGENT_STDERR : AGENT_STDOUT, j->id, data,
 			  len);
 		break;
@@ -539,6 +588,8 @@ job_start(uint32_t id, enum job_kind kind, const char *line, bool pty)
 			   ssh_get_error(br.s));
 		ssh_channel_close(j->ch);
 		ssh_channel_free(j->ch);
+		free(j->pend);
+		j->pend = NULL;
 		return NULL;
 	}
 	j->used = true;
@@ -570,6 +621,8 @@ job_finish(struct job *j)
 		send_status(AGENT_FILE_DONE, j->id, st, j->msg);
 	}
 	ssh_channel_free(j->ch);
+	free(j->pend);
+	j->pend = NULL;
 	j->used = false;
 }
 
@@ -595,11 +648,11 @@ do_exec(uint32_t id, const void *p, size_t len)
 	j = job_start(id, JOB_EXEC, line, e.flags & AGENT_EXEC_PTY);
 	if (!j)
 		return;
+	/* sshd does not say its child's pid: 0 */
+	job_started(j);
 	/* stdin is /dev/null unless STDIN frames feed it */
-	if (!(e.flags & (AGENT_EXEC_STDIN | AGENT_EXEC_PTY)))
+	if (!(e.flags & (AGENT_EXEC_STDIN | AGENT_EXEC_PTY)) && !j->closed)
 		ssh_channel_send_eof(j->ch);
-	/* sshd does not say its child's pid */
-	send_frame(AGENT_STARTED, id, "\0\0\0\0", 4);
 }
 
 static void
@@ -708,7 +761,7 @@ do_frame(const struct agent_hdr *h, const unsigned char *p)
 	case AGENT_POWEROFF:
 		/* the guest's init is not ours to signal: busybox (the
 		 * initramfs's, kept by the boot) syncs and powers off */
-		if (job_start(UINT32_MAX, JOB_EXEC,
+		if (job_start(POWEROFF_ID, JOB_EXEC,
 			      "exec /run/qctl/busybox poweroff -f", false))
 			br.poweroff = true;
 		else
@@ -784,7 +837,7 @@ serve(void)
 			if (br.jobs[i].used && br.jobs[i].closed &&
 			    (br.jobs[i].kind != JOB_FILE_IN ||
 			     br.jobs[i].data_end)) {
-				if (br.jobs[i].id == UINT32_MAX) {
+				if (br.jobs[i].id == POWEROFF_ID) {
 					ssh_channel_free(br.jobs[i].ch);
 					br.jobs[i].used = false;
 				} else
