@@ -442,3 +442,343 @@ Test(sshbridge, no_server_is_a_clear_error_in_time)
 	cr_expect(strstr(msg, "no ssh server answered at 127.0.0.1:9 within "
 			      "2s") != NULL, "%s", msg);
 }
+
+/* ---- the program against an ssh server of the test's own ----------- */
+
+#include <arpa/inet.h>
+#include <libssh/libssh.h>
+#include <libssh/server.h>
+#include <netinet/in.h>
+
+/* What the test's server does with the one exec it is asked for. */
+enum srv_mode { SRV_NORMAL, SRV_SIGNAL, SRV_NOSTATUS, SRV_REFUSE };
+
+struct srv {
+	pid_t pid;
+	int port;
+	char cmdfile[64];
+};
+
+static void
+srv_exec(ssh_channel ch, enum srv_mode mode)
+{
+	switch (mode) {
+	case SRV_NORMAL:
+		/* (stdout went out before the exec's answer) */
+		ssh_channel_write_stderr(ch, "err\n", 4);
+		ssh_channel_request_send_exit_status(ch, 3);
+		break;
+	case SRV_SIGNAL:
+		ssh_channel_write(ch, "x", 1);
+		ssh_channel_request_send_exit_signal(ch, "TERM", 0, "", "");
+		break;
+	default:
+		break;
+	}
+	ssh_channel_send_eof(ch);
+	ssh_channel_close(ch);
+}
+
+/* One connection on lfd, in a child: key exchange with key, any login
+ * (or none: SRV_REFUSE), one session channel, its exec. */
+static void __attribute__((noreturn))
+srv_child(int lfd, ssh_key key, enum srv_mode mode, const char *cmdfile)
+{
+	ssh_bind b = ssh_bind_new();
+	ssh_session s = ssh_new();
+	ssh_channel ch = NULL;
+	ssh_message m;
+	int fd = accept(lfd, NULL, NULL);
+
+	if (fd < 0 || !b || !s ||
+	    ssh_bind_options_set(b, SSH_BIND_OPTIONS_IMPORT_KEY, key) < 0 ||
+	    ssh_bind_accept_fd(b, s, fd) != SSH_OK ||
+	    ssh_handle_key_exchange(s) != SSH_OK)
+		_exit(1);
+	while ((m = ssh_message_get(s)) != NULL) {
+		int t = ssh_message_type(m), st = ssh_message_subtype(m);
+
+		if (t == SSH_REQUEST_AUTH && st == SSH_AUTH_METHOD_PUBLICKEY &&
+		    mode != SRV_REFUSE) {
+			ssh_message_auth_reply_success(m, 0);
+		} else if (t == SSH_REQUEST_CHANNEL_OPEN &&
+			   st == SSH_CHANNEL_SESSION) {
+			ch = ssh_message_channel_request_open_reply_accept(m);
+		} else if (t == SSH_REQUEST_CHANNEL &&
+			   st == SSH_CHANNEL_REQUEST_EXEC && ch) {
+			FILE *f = fopen(cmdfile, "w");
+
+			if (f) {
+				fputs(ssh_message_channel_request_command(m),
+				      f);
+				fclose(f);
+			}
+			/* output before the answer to the exec: ssh allows
+			 * it, and the bridge gets both in one go */
+			if (mode == SRV_NORMAL)
+				ssh_channel_write(ch, "out\n", 4);
+			ssh_message_channel_request_reply_success(m);
+			srv_exec(ch, mode);
+		} else {
+			if (t == SSH_REQUEST_AUTH)
+				ssh_message_auth_set_methods(
+					m, SSH_AUTH_METHOD_PUBLICKEY);
+			ssh_message_reply_default(m);
+		}
+		ssh_message_free(m);
+	}
+	_exit(0);
+}
+
+static void
+srv_start(struct srv *v, ssh_key key, enum srv_mode mode)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	socklen_t sl = sizeof(sa);
+	int lfd = socket(AF_INET, SOCK_STREAM, 0);
+
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	cr_assert_geq(lfd, 0);
+	cr_assert_eq(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	cr_assert_eq(listen(lfd, 1), 0);
+	cr_assert_eq(getsockname(lfd, (struct sockaddr *)&sa, &sl), 0);
+	v->port = ntohs(sa.sin_port);
+	snprintf(v->cmdfile, sizeof(v->cmdfile), "/tmp/qctl-sb-cmd.%d",
+		 (int)getpid());
+	unlink(v->cmdfile);
+	v->pid = fork();
+	cr_assert_geq(v->pid, 0);
+	if (v->pid == 0)
+		srv_child(lfd, key, mode, v->cmdfile);
+	close(lfd);
+}
+
+static void
+srv_stop(struct srv *v)
+{
+	kill(v->pid, SIGKILL);
+	waitpid(v->pid, NULL, 0);
+	unlink(v->cmdfile);
+}
+
+/* One whole frame within 20 s; its payload in p (NUL added). */
+static int
+frame_read(int fd, struct agent_hdr *h, unsigned char *p, size_t cap)
+{
+	unsigned char hb[AGENT_HDR_SIZE];
+	size_t got = 0, want = sizeof(hb);
+	unsigned char *dst = hb;
+
+	for (int part = 0; part < 2; part++) {
+		while (got < want) {
+			struct pollfd pfd = {.fd = fd, .events = POLLIN};
+			ssize_t r;
+
+			if (poll(&pfd, 1, 20000) != 1)
+				return -1;
+			r = read(fd, dst + got, want - got);
+			if (r <= 0)
+				return -1;
+			got += (size_t)r;
+		}
+		if (part == 0) {
+			cr_assert_eq(agent_hdr_decode(hb, h), 0);
+			cr_assert_lt(h->len, cap);
+			dst = p;
+			got = 0;
+			want = h->len;
+		}
+	}
+	p[h->len] = '\0';
+	return 0;
+}
+
+static ssh_key
+key_new(void)
+{
+	ssh_key k = NULL;
+
+	cr_assert_eq(ssh_pki_generate(SSH_KEYTYPE_ED25519, 0, &k), SSH_OK);
+	return k;
+}
+
+/* The bridge, configured to reach v with pinned as the host key. */
+static pid_t
+bridge_to(const struct srv *v, ssh_key pinned, int *fd)
+{
+	static unsigned char buf[8192];
+	ssh_key client = key_new();
+	char *pub = NULL, *priv = NULL;
+	size_t n;
+	pid_t pid;
+
+	cr_assert_eq(ssh_pki_export_pubkey_base64(pinned, &pub), SSH_OK);
+	cr_assert_eq(ssh_pki_export_privkey_base64(client, NULL, NULL, NULL,
+						   &priv),
+		     SSH_OK);
+	n = config(buf, 1, 10000, (uint32_t)v->port, "127.0.0.1", pub, priv);
+	pid = bridge_start(buf, n, false, fd);
+	ssh_string_free_char(pub);
+	ssh_string_free_char(priv);
+	ssh_key_free(client);
+	return pid;
+}
+
+/* Frames of one EXEC of "true" in /src, up to its EXIT: their types in
+ * order, the payloads of STDOUT and STDERR, the EXIT's code and signal. */
+static void
+run_exec(int fd, char *types, size_t cap, char *out, char *err,
+	 int32_t *code, int32_t *sig)
+{
+	unsigned char f[AGENT_HDR_SIZE + 64], p[AGENT_MAX_PAYLOAD + 1];
+	unsigned char *q = f + AGENT_HDR_SIZE;
+	struct agent_hdr h = {.type = AGENT_EXEC, .id = 100};
+	size_t nt = 0;
+
+	agent_put_u32(q, AGENT_EXEC_SHELL);
+	agent_put_u32(q + 4, 1);
+	agent_put_u32(q + 8, 0);
+	memcpy(q + 12, "/src\0true\0", 10);
+	h.len = 22;
+	agent_hdr_encode(f, &h);
+	cr_assert_eq(write(fd, f, AGENT_HDR_SIZE + h.len),
+		     (ssize_t)(AGENT_HDR_SIZE + h.len));
+	out[0] = err[0] = '\0';
+	for (;;) {
+		cr_assert_eq(frame_read(fd, &h, p, sizeof(p)), 0,
+			     "no frame; so far: %s", types);
+		cr_assert_eq(h.id, 100u);
+		cr_assert_lt(nt + 2, cap);
+		types[nt++] = h.type == AGENT_STARTED  ? 'S'
+			      : h.type == AGENT_STDOUT ? 'O'
+			      : h.type == AGENT_STDERR ? 'E'
+			      : h.type == AGENT_EXIT   ? 'X'
+						       : '?';
+		types[nt] = '\0';
+		if (h.type == AGENT_STDOUT)
+			strcat(out, (char *)p);
+		if (h.type == AGENT_STDERR)
+			strcat(err, (char *)p);
+		if (h.type == AGENT_EXIT) {
+			cr_assert_eq(h.len, 8u);
+			*code = (int32_t)agent_get_u32(p);
+			*sig = (int32_t)agent_get_u32(p + 4);
+			return;
+		}
+	}
+}
+
+static void
+hello(int fd)
+{
+	unsigned char p[1024];
+	struct agent_hdr h;
+
+	cr_assert_eq(frame_read(fd, &h, p, sizeof(p)), 0, "no HELLO");
+	cr_assert_eq(h.type, AGENT_HELLO, "type %u: %s", h.type, p + 4);
+	cr_assert_eq(agent_get_u32(p), AGENT_PROTO_VERSION);
+}
+
+Test(sshbridge_server, exec_frames_in_order)
+{
+	ssh_key hk = key_new();
+	struct srv v;
+	char types[32], out[256], err[256], cmd[512] = "";
+	int32_t code = -9, sig = -9;
+	int fd, st;
+	pid_t pid;
+	FILE *f;
+
+	srv_start(&v, hk, SRV_NORMAL);
+	pid = bridge_to(&v, hk, &fd);
+	hello(fd);
+	run_exec(fd, types, sizeof(types), out, err, &code, &sig);
+	/* STARTED first, what came before or with the exec's answer after
+	 * it, in order */
+	cr_expect_str_eq(types, "SOEX");
+	cr_expect_str_eq(out, "out\n");
+	cr_expect_str_eq(err, "err\n");
+	cr_expect_eq(code, 3);
+	cr_expect_eq(sig, 0);
+	f = fopen(v.cmdfile, "r");
+	cr_assert_not_null(f);
+	cr_assert_not_null(fgets(cmd, sizeof(cmd), f));
+	fclose(f);
+	cr_expect(strncmp(cmd, "cd -- '/src' && exec env -i -- 'PATH=", 37) == 0,
+		  "%s", cmd);
+	cr_expect(strstr(cmd, " /bin/sh -c 'true'") != NULL, "%s", cmd);
+	/* the manager going away ends the bridge, with 0 */
+	close(fd);
+	cr_expect_eq(waitpid(pid, &st, 0), pid);
+	cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %d", st);
+	srv_stop(&v);
+	ssh_key_free(hk);
+}
+
+Test(sshbridge_server, exit_signal_and_no_status)
+{
+	ssh_key hk = key_new();
+	enum srv_mode modes[] = {SRV_SIGNAL, SRV_NOSTATUS};
+
+	for (size_t i = 0; i < 2; i++) {
+		struct srv v;
+		char types[32], out[256], err[256];
+		int32_t code = -9, sig = -9;
+		int fd;
+		pid_t pid;
+
+		srv_start(&v, hk, modes[i]);
+		pid = bridge_to(&v, hk, &fd);
+		hello(fd);
+		run_exec(fd, types, sizeof(types), out, err, &code, &sig);
+		if (modes[i] == SRV_SIGNAL) {
+			cr_expect_str_eq(types, "SOX");
+			cr_expect_eq(code, -1);
+			cr_expect_eq(sig, SIGTERM);
+		} else {
+			/* said, and exit 255 as ssh(1) would */
+			cr_expect_str_eq(types, "SEX");
+			cr_expect(strstr(err, "no exit status") != NULL);
+			cr_expect_eq(code, 255);
+			cr_expect_eq(sig, 0);
+		}
+		close(fd);
+		waitpid(pid, NULL, 0);
+		srv_stop(&v);
+	}
+	ssh_key_free(hk);
+}
+
+Test(sshbridge_server, host_key_pinned_and_login_refused)
+{
+	ssh_key hk = key_new(), other = key_new();
+	struct agent_hdr h;
+	char msg[512];
+	int32_t code = 0;
+	struct srv v;
+	int fd;
+	pid_t pid;
+
+	/* a server with another key than the pinned one */
+	srv_start(&v, hk, SRV_NORMAL);
+	pid = bridge_to(&v, other, &fd);
+	cr_expect_eq(bridge_end(pid, fd, &h, msg, sizeof(msg), &code), 1);
+	cr_expect_eq(h.type, AGENT_ERROR);
+	cr_expect_eq(code, SSHBRIDGE_E_HOSTKEY);
+	cr_expect(strncmp(msg, "host key of the guest does not match: it "
+			       "showed ssh-ed25519 SHA256:", 64) == 0,
+		  "%s", msg);
+	cr_expect(access(v.cmdfile, F_OK) < 0, "an exec reached the server");
+	srv_stop(&v);
+	/* the right key, but the login refused */
+	srv_start(&v, hk, SRV_REFUSE);
+	pid = bridge_to(&v, hk, &fd);
+	cr_expect_eq(bridge_end(pid, fd, &h, msg, sizeof(msg), &code), 1);
+	cr_expect_eq(h.type, AGENT_ERROR);
+	cr_expect_eq(code, SSHBRIDGE_E_AUTH);
+	cr_expect(strstr(msg, "refused this build's client key") != NULL,
+		  "%s", msg);
+	srv_stop(&v);
+	ssh_key_free(hk);
+	ssh_key_free(other);
+}
