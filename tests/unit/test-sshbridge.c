@@ -451,7 +451,7 @@ Test(sshbridge, no_server_is_a_clear_error_in_time)
 #include <netinet/in.h>
 
 /* What the test's server does with the one exec it is asked for. */
-enum srv_mode { SRV_NORMAL, SRV_SIGNAL, SRV_NOSTATUS, SRV_REFUSE };
+enum srv_mode { SRV_NORMAL, SRV_SIGNAL, SRV_NOSTATUS, SRV_REFUSE, SRV_TARFAIL };
 
 struct srv {
 	pid_t pid;
@@ -471,6 +471,11 @@ srv_exec(ssh_channel ch, enum srv_mode mode)
 	case SRV_SIGNAL:
 		ssh_channel_write(ch, "x", 1);
 		ssh_channel_request_send_exit_signal(ch, "TERM", 0, "", "");
+		break;
+	case SRV_TARFAIL:
+		/* a tar that gives up before reading its input */
+		ssh_channel_write_stderr(ch, "tar: broken\n", 12);
+		ssh_channel_request_send_exit_status(ch, 2);
 		break;
 	default:
 		break;
@@ -781,4 +786,52 @@ Test(sshbridge_server, host_key_pinned_and_login_refused)
 	srv_stop(&v);
 	ssh_key_free(hk);
 	ssh_key_free(other);
+}
+
+Test(sshbridge_server, file_in_done_only_after_data_end)
+{
+	ssh_key hk = key_new();
+	unsigned char f[AGENT_HDR_SIZE + 64], p[AGENT_MAX_PAYLOAD + 1];
+	struct agent_hdr h;
+	struct pollfd pfd;
+	char cmd[512] = "";
+	struct srv v;
+	int fd;
+	pid_t pid;
+	FILE *cf;
+
+	srv_start(&v, hk, SRV_TARFAIL);
+	pid = bridge_to(&v, hk, &fd);
+	hello(fd);
+	h = (struct agent_hdr){.type = AGENT_FILE_IN, .id = 1, .len = 5};
+	agent_hdr_encode(f, &h);
+	memcpy(f + AGENT_HDR_SIZE, "/src", 5);
+	cr_assert_eq(write(fd, f, AGENT_HDR_SIZE + 5), AGENT_HDR_SIZE + 5);
+	h = (struct agent_hdr){.type = AGENT_DATA, .id = 1, .len = 3};
+	agent_hdr_encode(f, &h);
+	memcpy(f + AGENT_HDR_SIZE, "abc", 3);
+	cr_assert_eq(write(fd, f, AGENT_HDR_SIZE + 3), AGENT_HDR_SIZE + 3);
+	/* tar is gone; the agent would say so only after DATA_END */
+	pfd = (struct pollfd){.fd = fd, .events = POLLIN};
+	cr_expect_eq(poll(&pfd, 1, 1500), 0, "a frame before DATA_END");
+	/* later DATA for it is dropped, not an error */
+	cr_assert_eq(write(fd, f, AGENT_HDR_SIZE + 3), AGENT_HDR_SIZE + 3);
+	h = (struct agent_hdr){.type = AGENT_DATA_END, .id = 1};
+	agent_hdr_encode(f, &h);
+	cr_assert_eq(write(fd, f, AGENT_HDR_SIZE), AGENT_HDR_SIZE);
+	cr_assert_eq(frame_read(fd, &h, p, sizeof(p)), 0);
+	cr_expect_eq(h.type, AGENT_FILE_DONE);
+	cr_expect_eq(h.id, 1u);
+	cr_expect_eq((int32_t)agent_get_u32(p), 2);
+	cr_expect_str_eq((char *)p + 4, "tar: broken\n");
+	cf = fopen(v.cmdfile, "r");
+	cr_assert_not_null(cf);
+	cr_assert_not_null(fgets(cmd, sizeof(cmd), cf));
+	fclose(cf);
+	cr_expect_str_eq(cmd, "mkdir -p -- '/src' && cd -- '/src' && exec tar "
+			      "-x -f -");
+	close(fd);
+	waitpid(pid, NULL, 0);
+	srv_stop(&v);
+	ssh_key_free(hk);
 }
