@@ -2,7 +2,8 @@
 # passing recipe (source in, output streamed, exit codes, artifacts out,
 # the guest unable to open a connection to the host side), a fetch step
 # (the window opens to the proxy only and closes again), a failing one
-# (exit 1), sshd killed mid-step (exit 4), a guest showing another host
+# (exit 1), sshd killed mid-step (exit 4), the bridge's confinement and
+# its end with a killed manager (gc reaps the rest), a guest showing another host
 # key than the build's (exit 4, the reason names the host key), the
 # recipe's transport checked against the image's (exit 2); nothing left:
 # no QEMU, no bridge, no namespace (and so no nftables table).
@@ -156,6 +157,39 @@ expect_eq "$(json "$T/out" 'r["reason"]')" "ssh transport lost: connection close
 grep -qx 'kill| killing' "$T/err" || fail "the step's output before the loss"
 ! grep -q SHOULD-NOT-RUN "$T/err" || fail "output after the connection ended"
 nothing_left
+
+# The bridge while a step runs: nobody, no capabilities, no_new_privs,
+# seccomp, in the builder's namespace, fds 0-2 on /dev/null and its two
+# sockets only; it dies with a killed manager, and gc reaps the rest.
+cat >"$T/long.yaml" <<'R'
+image: debian-ssh
+limits: {boot_timeout: 120s}
+steps: [{name: long, run: "echo started; sleep 600"}]
+R
+"$QCTL" run "$T/long.yaml" >"$T/long.out" 2>&1 &
+mpid=$!
+BG_PIDS+=($mpid)
+wait_step long "$T/long.out" "$mpid"
+bpid=$(bridges_of_test)
+[ -n "$bpid" ] && [ "$(echo "$bpid" | wc -w)" = 1 ] || fail "bridges: '$bpid'"
+st=/proc/$bpid/status
+expect_eq "$(awk '/^Uid:/ {print $2, $3, $4, $5}' "$st")" \
+	"$(id -u nobody) $(id -u nobody) $(id -u nobody) $(id -u nobody)" "bridge uid"
+expect_eq "$(awk '/^CapEff:/ {print $2}' "$st")" 0000000000000000 "bridge CapEff"
+expect_eq "$(awk '/^CapBnd:/ {print $2}' "$st")" 0000000000000000 "bridge CapBnd"
+expect_eq "$(awk '/^NoNewPrivs:/ {print $2}' "$st")" 1 "bridge no_new_privs"
+expect_eq "$(awk '/^Seccomp:/ {print $2}' "$st")" 2 "bridge seccomp"
+[ "$(readlink "/proc/$bpid/ns/net")" != "$(readlink /proc/self/ns/net)" ] ||
+	fail "the bridge is in the host's network namespace"
+expect_eq "$(ls "/proc/$bpid/fd" | sort -n | tr '\n' ' ')" "0 1 2 3 4 " "bridge fds"
+expect_eq "$(readlink "/proc/$bpid/fd/0")" /dev/null "bridge stdin"
+expect_eq "$(tr '\0' '\n' <"/proc/$bpid/environ" | wc -l)" 0 "bridge environment"
+kill -9 "$mpid"
+wait_for --timeout 30 --what "the bridge to die with its manager" gone "$bpid"
+"$QCTL" gc >"$T/gc" 2>&1 || fail "gc failed: $(cat "$T/gc")"
+grep -q "removed namespace" "$T/gc" || fail "gc: $(cat "$T/gc")"
+no_qemu_left
+[ -z "$(leftover_netns)" ] || fail "namespace left: $(leftover_netns)"
 
 # A guest that shows another host key: the image's init makes a fresh one
 # when its kernel command line says so (images/ssh/init), as an impostor
