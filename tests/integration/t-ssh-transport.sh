@@ -3,10 +3,11 @@
 # the guest unable to open a connection to the host side), a fetch step
 # (the window opens to the proxy only and closes again), a failing one
 # (exit 1), sshd killed mid-step (exit 4), the bridge's confinement and
-# its end with a killed manager (gc reaps the rest), a guest showing another host
-# key than the build's (exit 4, the reason names the host key), the
-# recipe's transport checked against the image's (exit 2); nothing left:
-# no QEMU, no bridge, no namespace (and so no nftables table).
+# its end with a killed manager (gc reaps the rest), a guest showing
+# another host key than the build's (exit 4, the reason names the host
+# key), the recipe's transport checked against the image's (exit 2);
+# nothing left: no QEMU, no bridge, no namespace (and so no nftables
+# table).
 # timeout: 600
 . "$(dirname "$0")/lib.sh"
 IMG="$QCTL_IMAGES/debian-ssh"
