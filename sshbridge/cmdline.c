@@ -2,6 +2,7 @@
 #include "cmdline.h"
 
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 
 static int
@@ -51,8 +52,10 @@ append_quoted(char *out, size_t cap, const char *const *v, size_t n)
 }
 
 int
-sb_exec_command(const struct ga_exec *e, char *out, size_t cap)
+sb_exec_command(const struct ga_exec *e, uint32_t id, const char *jobdir,
+		char *out, size_t cap)
 {
+	char num[16];
 	static const char *const base[GA_ENV_BASE_N] = {
 		GA_ENV_PATH, GA_ENV_HOME, GA_ENV_TERM};
 	const char *env[AGENT_MAX_STRINGS + GA_ENV_BASE_N + 1];
@@ -68,7 +71,15 @@ sb_exec_command(const struct ga_exec *e, char *out, size_t cap)
 	/* cd fails loudly (exit 1) where the agent would say ERROR; env -i:
 	 * nothing of sshd's environment (SSH_*, the login's) reaches the
 	 * step; "--": an entry can never be read as an option of env. */
-	if (append(out, cap, "cd -- ") < 0 || sb_quote(out, cap, e->cwd) < 0 ||
+	snprintf(num, sizeof(num), "/%u", id);
+	/* $$ is the process group: sshd's child called setsid(), and every
+	 * exec below keeps the pid */
+	if (append(out, cap, "mkdir -p -- ") < 0 ||
+	    sb_quote(out, cap, jobdir) < 0 ||
+	    append(out, cap, " && echo $$ > ") < 0 ||
+	    sb_quote(out, cap, jobdir) < 0 || append(out, cap, num) < 0 ||
+	    append(out, cap, " && cd -- ") < 0 ||
+	    sb_quote(out, cap, e->cwd) < 0 ||
 	    append(out, cap, " && exec env -i --") < 0 ||
 	    append_quoted(out, cap, env, (size_t)n) < 0)
 		return -1;
@@ -119,6 +130,26 @@ sb_file_out_command(const struct ga_file_out *f, char *out, size_t cap)
 	    append_quoted(out, cap, f->globs, f->n) < 0)
 		return -1;
 	return strlen(out) > SB_CMDLINE_MAX ? -1 : 0;
+}
+
+int
+sb_signal_command(uint32_t id, int signo, const char *jobdir, char *out,
+		  size_t cap)
+{
+	char tail[128];
+
+	if (!cap || signo < 1 || signo > 64)
+		return -1;
+	out[0] = '\0';
+	snprintf(tail, sizeof(tail),
+		 "/%u; i=0; while [ ! -s \"$f\" ] && [ $i -lt 10 ]; do "
+		 "sleep 0.1; i=$((i + 1)); done; read -r g < \"$f\" && "
+		 "kill -%d \"-$g\"",
+		 id, signo);
+	if (append(out, cap, "f=") < 0 || sb_quote(out, cap, jobdir) < 0 ||
+	    append(out, cap, tail) < 0)
+		return -1;
+	return 0;
 }
 
 static const struct {

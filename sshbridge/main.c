@@ -62,8 +62,6 @@
 /* output an EXEC may have before its STARTED: what one read of the
  * socket can hold, with room to spare; more is a broken guest */
 #define PEND_MAX (4u << 20)
-/* the bridge's own POWEROFF job: nothing of it goes to the manager */
-#define POWEROFF_ID UINT32_MAX
 /* preferred first; all of them OpenSSH 9.2's defaults */
 #define CIPHERS                                                                \
 	"aes128-ctr,aes128-gcm@openssh.com,aes256-gcm@openssh.com,"            \
@@ -74,6 +72,9 @@ enum job_kind { JOB_EXEC, JOB_FILE_IN, JOB_FILE_OUT };
 
 struct job {
 	bool used;
+	/* the bridge's own (POWEROFF, SIGNAL): never found by an id, and
+	 * nothing of it goes to the manager */
+	bool internal;
 	uint32_t id;
 	enum job_kind kind;
 	ssh_channel ch;
@@ -422,7 +423,8 @@ static struct job *
 job_find(uint32_t id)
 {
 	for (int i = 0; i < MAX_JOBS; i++)
-		if (br.jobs[i].used && br.jobs[i].id == id)
+		if (br.jobs[i].used && !br.jobs[i].internal &&
+		    br.jobs[i].id == id)
 			return &br.jobs[i];
 	return NULL;
 }
@@ -481,7 +483,7 @@ on_data(ssh_session s, ssh_channel ch, void *data, uint32_t len, int is_stderr,
 
 	(void)s;
 	(void)ch;
-	if (!len || j->id == POWEROFF_ID)
+	if (!len || j->internal)
 		return (int)len;
 	switch (j->kind) {
 	case JOB_EXEC:
@@ -549,11 +551,12 @@ on_close(ssh_session s, ssh_channel ch, void *opaque)
 
 /* A channel running line: the job, or NULL with ERROR sent. */
 static struct job *
-job_start(uint32_t id, enum job_kind kind, const char *line, bool pty)
+job_start(uint32_t id, enum job_kind kind, const char *line, bool pty,
+	  bool internal)
 {
 	struct job *j = NULL;
 
-	if (!id || job_find(id)) {
+	if (!internal && (!id || job_find(id))) {
 		send_error(id, EEXIST, "id %u in use", id);
 		return NULL;
 	}
@@ -561,15 +564,19 @@ job_start(uint32_t id, enum job_kind kind, const char *line, bool pty)
 		if (!br.jobs[i].used)
 			j = &br.jobs[i];
 	if (!j) {
-		send_error(id, EAGAIN, "%d jobs running", MAX_JOBS);
+		if (!internal)
+			send_error(id, EAGAIN, "%d jobs running", MAX_JOBS);
 		return NULL;
 	}
 	memset(j, 0, sizeof(*j));
-	j->id = id;
+	j->id = internal ? 0 : id;
+	j->internal = internal;
 	j->kind = kind;
 	j->ch = ssh_channel_new(br.s);
 	if (!j->ch || ssh_channel_open_session(j->ch) != SSH_OK) {
-		send_error(id, EIO, "ssh: no channel: %s", ssh_get_error(br.s));
+		if (!internal)
+			send_error(id, EIO, "ssh: no channel: %s",
+				   ssh_get_error(br.s));
 		if (j->ch)
 			ssh_channel_free(j->ch);
 		return NULL;
@@ -584,8 +591,9 @@ job_start(uint32_t id, enum job_kind kind, const char *line, bool pty)
 	if ((pty &&
 	     ssh_channel_request_pty_size(j->ch, "xterm", 80, 24) != SSH_OK) ||
 	    ssh_channel_request_exec(j->ch, line) != SSH_OK) {
-		send_error(id, EIO, "ssh: exec refused: %s",
-			   ssh_get_error(br.s));
+		if (!internal)
+			send_error(id, EIO, "ssh: exec refused: %s",
+				   ssh_get_error(br.s));
 		ssh_channel_close(j->ch);
 		ssh_channel_free(j->ch);
 		free(j->pend);
@@ -641,11 +649,11 @@ do_exec(uint32_t id, const void *p, size_t len)
 		send_error(id, EINVAL, "%s", why);
 		return;
 	}
-	if (sb_exec_command(&e, line, sizeof(line)) < 0) {
+	if (sb_exec_command(&e, id, SB_JOB_DIR, line, sizeof(line)) < 0) {
 		send_error(id, E2BIG, "command line too long for ssh");
 		return;
 	}
-	j = job_start(id, JOB_EXEC, line, e.flags & AGENT_EXEC_PTY);
+	j = job_start(id, JOB_EXEC, line, e.flags & AGENT_EXEC_PTY, false);
 	if (!j)
 		return;
 	/* sshd does not say its child's pid: 0 */
@@ -682,7 +690,7 @@ do_file(uint16_t type, uint32_t id, const void *p, size_t len)
 		return;
 	}
 	if (!job_start(id, type == AGENT_FILE_IN ? JOB_FILE_IN : JOB_FILE_OUT,
-		       line, false))
+		       line, false, false))
 		return;
 	if (type == AGENT_FILE_OUT)
 		ssh_channel_send_eof(job_find(id)->ch);
@@ -693,7 +701,7 @@ do_frame(const struct agent_hdr *h, const unsigned char *p)
 {
 	struct job *j = job_find(h->id);
 	int signo;
-	const char *why, *name;
+	const char *why;
 
 	switch (h->type) {
 	case AGENT_EXEC:
@@ -734,16 +742,18 @@ do_frame(const struct agent_hdr *h, const unsigned char *p)
 			send_error(h->id, ESRCH, "no such job");
 			return;
 		}
-		/* sshd (OpenSSH 7.9+) sends it to the command's process; a
-		 * signal ssh has no name for cannot be sent */
-		name = sb_signal_name(signo);
-		if (!name) {
+		if (j->kind != JOB_EXEC) {
 			send_error(h->id, EINVAL,
-				   "signal %d cannot be sent over ssh", signo);
+				   "over ssh, SIGNAL reaches "
+				   "EXEC jobs only");
 			return;
 		}
-		if (!j->closed)
-			ssh_channel_request_send_signal(j->ch, name);
+		/* a channel of its own kills the job's process group, as
+		 * the agent's kill(-pgid): sshd refuses ssh's "signal"
+		 * request in a root session; no reply, as the agent's */
+		if (!j->closed && sb_signal_command(h->id, signo, SB_JOB_DIR,
+						    line, sizeof(line)) == 0)
+			job_start(0, JOB_EXEC, line, false, true);
 		return;
 	case AGENT_WINSIZE:
 		if (!j || h->len != 8) {
@@ -761,8 +771,8 @@ do_frame(const struct agent_hdr *h, const unsigned char *p)
 	case AGENT_POWEROFF:
 		/* the guest's init is not ours to signal: busybox (the
 		 * initramfs's, kept by the boot) syncs and powers off */
-		if (job_start(POWEROFF_ID, JOB_EXEC,
-			      "exec /run/qctl/busybox poweroff -f", false))
+		if (job_start(0, JOB_EXEC, "exec /run/qctl/busybox poweroff -f",
+			      false, true))
 			br.poweroff = true;
 		else
 			_exit(1);
@@ -837,7 +847,7 @@ serve(void)
 			if (br.jobs[i].used && br.jobs[i].closed &&
 			    (br.jobs[i].kind != JOB_FILE_IN ||
 			     br.jobs[i].data_end)) {
-				if (br.jobs[i].id == POWEROFF_ID) {
+				if (br.jobs[i].internal) {
 					ssh_channel_free(br.jobs[i].ch);
 					br.jobs[i].used = false;
 				} else

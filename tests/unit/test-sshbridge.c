@@ -102,7 +102,8 @@ Test(sshbridge, quote_refuses_what_does_not_fit)
 
 Test(sshbridge, exec_command_env_cwd_args)
 {
-	char dir[] = "/tmp/qctl-sb-XXXXXX", sub[128], line[8192], out[8192];
+	char dir[] = "/tmp/qctl-sb-XXXXXX", sub[128], line[8192], out[8192],
+	     jobs[128], p[300];
 	struct ga_exec e = {0};
 
 	cr_assert_not_null(mkdtemp(dir));
@@ -119,7 +120,8 @@ Test(sshbridge, exec_command_env_cwd_args)
 	e.envv[0] = "A=first";
 	e.envv[1] = "A=it's \"$HOME\" `x`";	/* a later entry wins */
 	e.envv[2] = "PATH=/usr/bin:/bin";
-	cr_assert_eq(sb_exec_command(&e, line, sizeof(line)), 0);
+	snprintf(jobs, sizeof(jobs), "%s/job's dir", dir);
+	cr_assert_eq(sb_exec_command(&e, 7, jobs, line, sizeof(line)), 0);
 	cr_expect_eq(run_sh("/", line, out, sizeof(out), NULL, 0), 0);
 	{
 		char want[1024];
@@ -137,16 +139,19 @@ Test(sshbridge, exec_command_env_cwd_args)
 	e.argv[1] = "[%s]";
 	e.argv[2] = "a b'c";
 	e.envc = 0;
-	cr_assert_eq(sb_exec_command(&e, line, sizeof(line)), 0);
+	cr_assert_eq(sb_exec_command(&e, 8, jobs, line, sizeof(line)), 0);
 	cr_expect_eq(run_sh("/", line, out, sizeof(out), NULL, 0), 0);
 	cr_expect_str_eq(out, "[a b'c]");
+	/* each job noted a pid */
+	snprintf(p, sizeof(p), "%s/7", jobs);
+	cr_expect_eq(access(p, F_OK), 0);
 	/* a missing cwd fails, nothing runs */
 	e.cwd = "/nonexistent/qctl";
-	cr_assert_eq(sb_exec_command(&e, line, sizeof(line)), 0);
+	cr_assert_eq(sb_exec_command(&e, 9, jobs, line, sizeof(line)), 0);
 	cr_expect_neq(run_sh("/", line, out, sizeof(out), NULL, 0), 0);
 	cr_expect_str_eq(out, "");
-	rmdir(sub);
-	rmdir(dir);
+	snprintf(line, sizeof(line), "rm -rf '%s'", dir);
+	cr_expect_eq(system(line), 0);
 }
 
 Test(sshbridge, exec_command_too_long)
@@ -160,9 +165,11 @@ Test(sshbridge, exec_command_too_long)
 	e.cwd = "/";
 	e.argc = 1;
 	e.argv[0] = big;
-	cr_expect_eq(sb_exec_command(&e, line, sizeof(line)), -1);
+	cr_expect_eq(sb_exec_command(&e, 1, SB_JOB_DIR, line, sizeof(line)),
+		     -1);
 	memset(big, 'x', sizeof(big) - 1);
-	cr_expect_eq(sb_exec_command(&e, line, sizeof(line)), 0);
+	cr_expect_eq(sb_exec_command(&e, 1, SB_JOB_DIR, line, sizeof(line)),
+		     0);
 }
 
 Test(sshbridge, file_in_and_file_out)
@@ -220,6 +227,64 @@ Test(sshbridge, file_in_and_file_out)
 		snprintf(p, sizeof(p), "%s/a.txt", dest);
 		cr_expect_eq(access(p, F_OK), 0);
 	}
+	snprintf(line, sizeof(line), "rm -rf '%s'", dir);
+	cr_expect_eq(system(line), 0);
+}
+
+Test(sshbridge, signal_kills_the_process_group)
+{
+	char dir[] = "/tmp/qctl-sb-XXXXXX", line[1024], out[64], p[128];
+	int st;
+	pid_t leader, member;
+	FILE *f;
+
+	cr_assert_not_null(mkdtemp(dir));
+	/* a job as sshd leaves it: a session leader and a child of it */
+	leader = fork();
+	cr_assert_geq(leader, 0);
+	if (leader == 0) {
+		setsid();
+		execl("/bin/sh", "sh", "-c", "sleep 60 & wait", (char *)NULL);
+		_exit(99);
+	}
+	snprintf(p, sizeof(p), "%s/42", dir);
+	f = fopen(p, "w");
+	fprintf(f, "%d\n", (int)leader);
+	fclose(f);
+	usleep(200000);
+	/* its child, in its group */
+	snprintf(line, sizeof(line), "pgrep -g %d -x sleep", (int)leader);
+	cr_assert_eq(run_sh("/", line, out, sizeof(out), NULL, 0), 0);
+	member = atoi(out);
+	cr_assert_gt(member, 0);
+	cr_assert_eq(sb_signal_command(42, SIGTERM, dir, line, sizeof(line)),
+		     0);
+	cr_expect_eq(run_sh("/", line, out, sizeof(out), NULL, 0), 0);
+	cr_assert_eq(waitpid(leader, &st, 0), leader);
+	cr_expect(WIFSIGNALED(st) && WTERMSIG(st) == SIGTERM, "status %d",
+		  st);
+	/* the other one gone too (or a zombie: its parent went first) */
+	{
+		char sp[64], stat[256] = "";
+		FILE *sf;
+
+		usleep(300000);
+		snprintf(sp, sizeof(sp), "/proc/%d/stat", (int)member);
+		sf = fopen(sp, "r");
+		if (sf) {
+			if (!fgets(stat, sizeof(stat), sf))
+				stat[0] = '\0';
+			fclose(sf);
+		}
+		cr_expect(!sf || strstr(stat, ") Z ") != NULL,
+			  "the group's other process lives: %s", stat);
+	}
+	/* a job that noted nothing: the kill fails after its wait */
+	cr_assert_eq(sb_signal_command(43, SIGTERM, dir, line, sizeof(line)),
+		     0);
+	cr_expect_neq(run_sh("/", line, out, sizeof(out), NULL, 0), 0);
+	cr_expect_eq(sb_signal_command(42, 0, dir, line, sizeof(line)), -1);
+	cr_expect_eq(sb_signal_command(42, 65, dir, line, sizeof(line)), -1);
 	snprintf(line, sizeof(line), "rm -rf '%s'", dir);
 	cr_expect_eq(system(line), 0);
 }
@@ -709,7 +774,9 @@ Test(sshbridge_server, exec_frames_in_order)
 	cr_assert_not_null(f);
 	cr_assert_not_null(fgets(cmd, sizeof(cmd), f));
 	fclose(f);
-	cr_expect(strncmp(cmd, "cd -- '/src' && exec env -i -- 'PATH=", 37) == 0,
+	cr_expect(strncmp(cmd, "mkdir -p -- '/run/qctl/jobs' && echo $$ > "
+			       "'/run/qctl/jobs'/100 && cd -- '/src' && exec "
+			       "env -i -- 'PATH=", 101) == 0,
 		  "%s", cmd);
 	cr_expect(strstr(cmd, " /bin/sh -c 'true'") != NULL, "%s", cmd);
 	/* the manager going away ends the bridge, with 0 */
