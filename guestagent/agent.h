@@ -25,7 +25,8 @@
 #define GA_READ_CHUNK (32u * 1024)
 /* Above this much output queued, stop reading children and the port. */
 #define GA_OUTQ_HIGH (1024u * 1024)
-/* Stop reading the port while a FILE_IN job has more than this unwritten. */
+/* Stop reading the port while a job has more than this stdin unwritten
+ * (FILE_IN's DATA, an EXEC's STDIN). */
 #define GA_STDIN_HIGH (256u * 1024)
 /* Concurrent jobs (EXEC, FILE_IN, FILE_OUT together). */
 #define GA_MAX_JOBS 64
@@ -144,7 +145,14 @@ void job_data_end(struct ga_port *p, uint32_t id);
 void job_file_out(struct ga_port *p, uint32_t id, const void *pl, size_t len);
 /* Handle SIGNAL. */
 void job_signal(struct ga_port *p, uint32_t id, const void *pl, size_t len);
-/* Whether some FILE_IN job holds more than GA_STDIN_HIGH unwritten bytes. */
+/* Handle STDIN for an EXEC with AGENT_EXEC_STDIN or AGENT_EXEC_PTY. */
+void job_stdin(struct ga_port *p, uint32_t id, const void *pl, size_t len);
+/* Handle STDIN_END (len is its payload length, which must be 0). */
+void job_stdin_end(struct ga_port *p, uint32_t id, size_t len);
+/* Handle WINSIZE for an EXEC with AGENT_EXEC_PTY. */
+void job_winsize(struct ga_port *p, uint32_t id, const void *pl, size_t len);
+/* Whether some job (FILE_IN, or EXEC with stdin) holds more than
+ * GA_STDIN_HIGH bytes not yet written to its child. */
 bool job_stdin_congested(void);
 /* Append pollfds for job pipes to fds; returns the new count. */
 size_t job_poll_fill(struct ga_port *p, struct pollfd *fds, size_t n,

@@ -32,7 +32,7 @@ ga_exec_decode(const void *buf, size_t len, struct ga_exec *out,
 		*why = "EXEC payload too short";
 		return -1;
 	}
-	if (out->flags & ~AGENT_EXEC_SHELL) {
+	if (out->flags & ~AGENT_EXEC_FLAGS) {
 		*why = "EXEC has unknown flags";
 		return -1;
 	}
@@ -163,6 +163,27 @@ ga_signal_decode(const void *buf, size_t len, int *signo, const char **why)
 		return -1;
 	}
 	*signo = (int)v;
+	return 0;
+}
+
+int
+ga_winsize_decode(const void *buf, size_t len, uint32_t *rows, uint32_t *cols,
+		  const char **why)
+{
+	struct agent_cursor c;
+
+	agent_cursor_init(&c, buf, len);
+	if (agent_cursor_u32(&c, rows) || agent_cursor_u32(&c, cols) ||
+	    !cursor_done(&c)) {
+		*why = "WINSIZE payload is not two u32";
+		return -1;
+	}
+	/* struct winsize holds unsigned shorts; 0 means "unknown" to ioctl */
+	if (*rows < 1 || *rows > AGENT_WINSIZE_MAX || *cols < 1 ||
+	    *cols > AGENT_WINSIZE_MAX) {
+		*why = "WINSIZE rows/cols out of range (1..65535)";
+		return -1;
+	}
 	return 0;
 }
 

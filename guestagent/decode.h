@@ -25,6 +25,7 @@
 /* Longest signal number SIGNAL accepts (SIGRTMAX on Linux). */
 #define GA_SIGNO_MAX 64u
 
+
 struct ga_exec {
 	uint32_t flags;	 /* AGENT_EXEC_* */
 	const char *cwd; /* absolute */
@@ -55,6 +56,9 @@ int ga_file_out_decode(const void *buf, size_t len, struct ga_file_out *out,
 		       const char **why);
 /* Decode a SIGNAL payload (u32 signo in 1..GA_SIGNO_MAX); 0 or -1. */
 int ga_signal_decode(const void *buf, size_t len, int *signo, const char **why);
+/* Decode a WINSIZE payload (u32 rows, u32 cols, each 1..65535); 0 or -1. */
+int ga_winsize_decode(const void *buf, size_t len, uint32_t *rows,
+		      uint32_t *cols, const char **why);
 
 /*
  * Merge the base environment with the host's entries into out (capacity

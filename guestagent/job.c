@@ -1,6 +1,7 @@
 /*
- * job.c - the host's jobs: EXEC (a command with piped output), FILE_IN (a
- * tar stream fed to "tar -x") and FILE_OUT (a "tar -c" stream sent back).
+ * job.c - the host's jobs: EXEC (a command with piped output, optionally
+ * with stdin fed by STDIN frames, or on a pseudo-terminal), FILE_IN (a tar
+ * stream fed to "tar -x") and FILE_OUT (a "tar -c" stream sent back).
  *
  * Every job is a child process that leads its own session, so SIGNAL
  * reaches what it spawned.  A job ends when its child has been reaped: the
@@ -20,11 +21,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <unistd.h>
 
 /* Most bytes taken from one pipe after its child was reaped. */
 #define GA_DRAIN_MAX (256u * 1024)
+/* Window of a new pseudo-terminal until the host sends WINSIZE. */
+#define GA_PTY_ROWS 24
+#define GA_PTY_COLS 80
 
 extern char **environ;
 
@@ -41,11 +47,15 @@ struct ga_job {
 	pid_t pid; /* 0 if no child was started */
 	bool reaped;
 	int wstatus;
-	int out_fd;	   /* EXEC stdout, FILE_OUT tar stdout */
-	int err_fd;	   /* child's stderr */
-	int in_fd;	   /* FILE_IN tar stdin */
-	struct ga_buf inq; /* FILE_IN: DATA not yet written to tar */
+	int out_fd;	   /* EXEC stdout (PTY: the master), FILE_OUT tar */
+	int err_fd;	   /* child's stderr (none with a PTY) */
+	int in_fd;	   /* FILE_IN tar stdin, EXEC stdin pipe or master */
+	int pty_fd;	   /* EXEC PTY: the master, for TIOCSWINSZ */
+	struct ga_buf inq; /* DATA/STDIN not yet written to in_fd */
 	bool data_end;	   /* FILE_IN: DATA_END received */
+	bool has_stdin;	   /* EXEC with AGENT_EXEC_STDIN or AGENT_EXEC_PTY */
+	bool pty;	   /* EXEC with AGENT_EXEC_PTY */
+	bool stdin_end;	   /* EXEC: STDIN_END received */
 	int fail;	   /* FILE_*: -errno of an agent-side failure */
 	char text[GA_ERRTEXT_MAX + 1]; /* FILE_*: tar stderr or failure */
 	size_t textlen;
@@ -96,7 +106,7 @@ job_new(struct ga_port *p, uint32_t id, enum job_kind kind)
 		j->used = true;
 		j->kind = kind;
 		j->id = id;
-		j->out_fd = j->err_fd = j->in_fd = -1;
+		j->out_fd = j->err_fd = j->in_fd = j->pty_fd = -1;
 		j->pi_out = j->pi_err = j->pi_in = -1;
 		return j;
 	}
@@ -118,6 +128,7 @@ job_free(struct ga_job *j)
 	close_fd(&j->out_fd);
 	close_fd(&j->err_fd);
 	close_fd(&j->in_fd);
+	close_fd(&j->pty_fd);
 	ga_buf_free(&j->inq);
 	j->used = false;
 }
@@ -160,9 +171,11 @@ child_fail(int errfd, int err, const char *fmt, ...)
 /*
  * Common child setup: default signals, own session (so SIGNAL and the
  * final kill reach the whole tree), fds 0-2 and nothing else across exec.
+ * With tty (a pseudo-terminal's slave) it becomes the session's
+ * controlling terminal and fds 0-2; in, out and err are then ignored.
  */
 static void
-child_setup(int errfd, int in, int out, int err)
+child_setup(int errfd, const char *tty, int in, int out, int err)
 {
 	sigset_t none;
 	int nul = -1;
@@ -176,6 +189,19 @@ child_setup(int errfd, int in, int out, int err)
 	signal(SIGHUP, SIG_DFL);
 	if (setsid() < 0)
 		child_fail(errfd, errno, "setsid: %s", strerror(errno));
+	if (tty) {
+		/* a session leader without a terminal acquires the first it
+		 * opens; TIOCSCTTY says so explicitly */
+		int t = open(tty, O_RDWR | O_CLOEXEC);
+
+		if (t < 0)
+			child_fail(errfd, errno, "open %s: %s", tty,
+				   strerror(errno));
+		if (ioctl(t, TIOCSCTTY, 0) < 0)
+			child_fail(errfd, errno, "TIOCSCTTY: %s",
+				   strerror(errno));
+		in = out = err = t;
+	}
 	if (in < 0 || out < 0) {
 		nul = open("/dev/null", O_RDWR | O_CLOEXEC);
 		if (nul < 0)
@@ -244,13 +270,13 @@ close_pair(int fds[2])
 /* --- EXEC --------------------------------------------------------------- */
 
 static _Noreturn void
-exec_child(int errfd, const struct ga_exec *x, const char **envp, int out,
-	   int err)
+exec_child(int errfd, const struct ga_exec *x, const char **envp,
+	   const char *tty, int in, int out, int err)
 {
 	static const char *shargv[AGENT_MAX_STRINGS + 4];
 	uint32_t i;
 
-	child_setup(errfd, -1, out, err);
+	child_setup(errfd, tty, in, out, err);
 	/* the cwd is not created: a missing /src is the host's mistake */
 	if (chdir(x->cwd) < 0)
 		child_fail(errfd, errno, "chdir %s: %s", x->cwd,
@@ -271,6 +297,43 @@ exec_child(int errfd, const struct ga_exec *x, const char **envp, int out,
 	child_fail(errfd, errno, "exec %s: %s", x->argv[0], strerror(errno));
 }
 
+/*
+ * A new pseudo-terminal: the master (close-on-exec, non-blocking) in
+ * *master, the slave's path in tty, the window 24x80.  0 or -errno.
+ */
+static int
+pty_open(int *master, char *tty, size_t size)
+{
+	struct winsize ws = {.ws_row = GA_PTY_ROWS, .ws_col = GA_PTY_COLS};
+	int m, r;
+
+	m = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC | O_NONBLOCK);
+	if (m < 0)
+		return -errno;
+	r = 0;
+	if (grantpt(m) < 0 || unlockpt(m) < 0)
+		r = errno;
+	else if ((r = ptsname_r(m, tty, size)) != 0)
+		; /* ptsname_r returns its error */
+	else if (ioctl(m, TIOCSWINSZ, &ws) < 0)
+		r = errno;
+	if (r) {
+		close(m);
+		return -r;
+	}
+	*master = m;
+	return 0;
+}
+
+/* A close-on-exec duplicate of fd; -errno on failure. */
+static int
+dup_cloexec(int fd)
+{
+	int d = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+
+	return d < 0 ? -errno : d;
+}
+
 void
 job_exec(struct ga_port *p, uint32_t id, const void *pl, size_t len)
 {
@@ -281,7 +344,9 @@ job_exec(struct ga_port *p, uint32_t id, const void *pl, size_t len)
 		GA_ENV_HOME,
 		GA_ENV_TERM,
 	};
-	int opipe[2] = {-1, -1}, epipe[2] = {-1, -1}, cpipe[2];
+	int opipe[2] = {-1, -1}, epipe[2] = {-1, -1}, ipipe[2] = {-1, -1};
+	int cpipe[2], master = -1;
+	char tty[64];
 	struct child_err ce;
 	unsigned char pidbuf[4];
 	const char *why;
@@ -301,9 +366,34 @@ job_exec(struct ga_port *p, uint32_t id, const void *pl, size_t len)
 	j = job_new(p, id, JOB_EXEC);
 	if (!j)
 		return;
-	if ((r = pipe_for_child(opipe, 0)) < 0 ||
-	    (r = pipe_for_child(epipe, 0)) < 0 ||
-	    (r = pipe_for_child(cpipe, -1)) < 0) {
+	if (x.flags & AGENT_EXEC_PTY) {
+		/* the master is read (out_fd), written (in_fd) and resized
+		 * (pty_fd) through three descriptors, so closing one at EOF
+		 * or on a write error leaves the others alone */
+		if ((r = pty_open(&master, tty, sizeof(tty))) < 0) {
+			port_send_error(p, id, -r, "pseudo-terminal: %s",
+					strerror(-r));
+			goto fail;
+		}
+		j->pty = j->has_stdin = true;
+		j->pty_fd = master;
+		if ((r = dup_cloexec(master)) < 0 ||
+		    (j->out_fd = r, r = dup_cloexec(master)) < 0) {
+			port_send_error(p, id, -r, "dup: %s", strerror(-r));
+			goto fail;
+		}
+		j->in_fd = r;
+	} else {
+		if ((r = pipe_for_child(opipe, 0)) < 0 ||
+		    (r = pipe_for_child(epipe, 0)) < 0 ||
+		    ((x.flags & AGENT_EXEC_STDIN) &&
+		     (r = pipe_for_child(ipipe, 1)) < 0)) {
+			port_send_error(p, id, -r, "pipe: %s", strerror(-r));
+			goto fail;
+		}
+		j->has_stdin = x.flags & AGENT_EXEC_STDIN;
+	}
+	if ((r = pipe_for_child(cpipe, -1)) < 0) {
 		port_send_error(p, id, -r, "pipe: %s", strerror(-r));
 		goto fail;
 	}
@@ -315,24 +405,30 @@ job_exec(struct ga_port *p, uint32_t id, const void *pl, size_t len)
 		goto fail;
 	}
 	if (pid == 0)
-		exec_child(cpipe[1], &x, envp, opipe[1], epipe[1]);
+		exec_child(cpipe[1], &x, envp, j->pty ? tty : NULL, ipipe[0],
+			   opipe[1], epipe[1]);
 	close(cpipe[1]);
 	close_fd(&opipe[1]);
 	close_fd(&epipe[1]);
+	close_fd(&ipipe[0]);
 	if ((r = spawn_wait(cpipe[0], &ce)) < 0) {
 		/* the failed child is reaped later as an unknown pid */
 		port_send_error(p, id, -r, "%s", ce.msg);
 		goto fail;
 	}
 	j->pid = pid;
-	j->out_fd = opipe[0];
-	j->err_fd = epipe[0];
+	if (!j->pty) {
+		j->out_fd = opipe[0];
+		j->err_fd = epipe[0];
+		j->in_fd = ipipe[1];
+	}
 	agent_put_u32(pidbuf, (uint32_t)pid);
 	port_send(p, AGENT_STARTED, id, pidbuf, sizeof(pidbuf));
 	return;
 fail:
 	close_pair(opipe);
 	close_pair(epipe);
+	close_pair(ipipe);
 	job_free(j);
 }
 
@@ -346,7 +442,7 @@ file_in_child(int errfd, const char *dir, int in, int err)
 					   GA_ENV_TERM, NULL};
 	int r;
 
-	child_setup(errfd, in, err, err);
+	child_setup(errfd, NULL, in, err, err);
 	if ((r = ga_mkdir_p(dir)) < 0)
 		child_fail(errfd, -r, "mkdir -p %s: %s", dir, strerror(-r));
 	if (chdir(dir) < 0)
@@ -414,9 +510,13 @@ out:
 	close_pair(epipe);
 }
 
-/* Write what inq holds to tar; close its stdin once DATA_END has come. */
+/*
+ * Write what inq holds to the child (tar's stdin, an EXEC's stdin pipe or
+ * its terminal) as far as it accepts without blocking; close a pipe once
+ * DATA_END/STDIN_END has come and everything before it is written.
+ */
 static void
-file_in_push(struct ga_job *j)
+stdin_push(struct ga_job *j)
 {
 	while (j->in_fd >= 0 && ga_buf_used(&j->inq)) {
 		ssize_t n = write(j->in_fd, j->inq.data + j->inq.off,
@@ -430,11 +530,17 @@ file_in_push(struct ga_job *j)
 			continue;
 		if (n < 0 && errno == EAGAIN)
 			return;
-		/* tar exited early (EPIPE): its status says why */
+		/*
+		 * tar exited early (EPIPE): its status says why; an EXEC
+		 * closed its stdin (EPIPE) or its terminal (EIO): what the
+		 * host sends from now on is dropped, as the child would
+		 * have dropped it
+		 */
 		close_fd(&j->in_fd);
 		ga_buf_free(&j->inq);
 	}
-	if (j->data_end && !ga_buf_used(&j->inq))
+	/* a terminal stays open: only its slave's last close ends it */
+	if ((j->data_end || j->stdin_end) && !j->pty && !ga_buf_used(&j->inq))
 		close_fd(&j->in_fd);
 }
 
@@ -456,7 +562,7 @@ job_data(struct ga_port *p, uint32_t id, const void *pl, size_t len)
 	if (j->in_fd < 0)
 		return; /* failed or tar gone: swallow */
 	ga_buf_add(&j->inq, pl, len);
-	file_in_push(j);
+	stdin_push(j);
 }
 
 void
@@ -469,8 +575,93 @@ job_data_end(struct ga_port *p, uint32_t id)
 		return;
 	}
 	j->data_end = true;
-	file_in_push(j);
+	stdin_push(j);
 	job_check(p, j);
+}
+
+void
+job_stdin(struct ga_port *p, uint32_t id, const void *pl, size_t len)
+{
+	struct ga_job *j;
+
+	/* like an empty STDOUT: a frame no byte count would account for */
+	if (len == 0) {
+		port_send_error(p, id, EINVAL, "empty STDIN");
+		return;
+	}
+	j = job_find(id);
+	if (!j) {
+		port_send_error(p, id, ESRCH, "STDIN for no job %u", id);
+		return;
+	}
+	if (j->kind != JOB_EXEC || !j->has_stdin) {
+		port_send_error(p, id, EINVAL, "job %u has no stdin", id);
+		return;
+	}
+	if (j->stdin_end) {
+		port_send_error(p, id, EINVAL, "STDIN after STDIN_END");
+		return;
+	}
+	if (j->in_fd < 0)
+		return; /* the child closed its stdin: swallow */
+	ga_buf_add(&j->inq, pl, len);
+	stdin_push(j);
+}
+
+void
+job_stdin_end(struct ga_port *p, uint32_t id, size_t len)
+{
+	struct ga_job *j;
+
+	if (len) {
+		port_send_error(p, id, EINVAL, "STDIN_END with a payload");
+		return;
+	}
+	j = job_find(id);
+	if (!j) {
+		port_send_error(p, id, ESRCH, "STDIN_END for no job %u", id);
+		return;
+	}
+	if (j->kind != JOB_EXEC || !j->has_stdin) {
+		port_send_error(p, id, EINVAL, "job %u has no stdin", id);
+		return;
+	}
+	if (j->stdin_end) {
+		port_send_error(p, id, EINVAL, "STDIN_END twice");
+		return;
+	}
+	j->stdin_end = true;
+	stdin_push(j);
+}
+
+void
+job_winsize(struct ga_port *p, uint32_t id, const void *pl, size_t len)
+{
+	struct ga_job *j;
+	struct winsize ws;
+	uint32_t rows, cols;
+	const char *why;
+
+	if (ga_winsize_decode(pl, len, &rows, &cols, &why) < 0) {
+		port_send_error(p, id, EINVAL, "%s", why);
+		return;
+	}
+	j = job_find(id);
+	if (!j) {
+		port_send_error(p, id, ESRCH, "WINSIZE for no job %u", id);
+		return;
+	}
+	if (!j->pty || j->pty_fd < 0) {
+		port_send_error(p, id, EINVAL, "job %u has no terminal", id);
+		return;
+	}
+	memset(&ws, 0, sizeof(ws));
+	ws.ws_row = (unsigned short)rows;
+	ws.ws_col = (unsigned short)cols;
+	/* the kernel sends SIGWINCH to the terminal's foreground group */
+	if (ioctl(j->pty_fd, TIOCSWINSZ, &ws) < 0)
+		port_send_error(p, id, errno, "TIOCSWINSZ: %s",
+				strerror(errno));
 }
 
 bool
@@ -498,7 +689,7 @@ file_out_child(int errfd, const struct ga_file_out *fo, int out, int err)
 	size_t k;
 	int flags = 0;
 
-	child_setup(errfd, -1, out, err);
+	child_setup(errfd, NULL, -1, out, err);
 	if (chdir(fo->dir) < 0)
 		child_fail(errfd, errno, "chdir %s: %s", fo->dir,
 			   strerror(errno));
@@ -588,11 +779,29 @@ fail:
 
 /* --- SIGNAL ------------------------------------------------------------- */
 
+/*
+ * The foreground process group of a PTY job's terminal, or 0.  A shell
+ * with job control runs its foreground job in a group of its own, which
+ * a signal to the job's group would miss; the terminal is the job's, so
+ * the group is of the job's session.  Asked before the job's group is
+ * signalled: once the session leader is dead the terminal forgets it.
+ */
+static pid_t
+pty_foreground(const struct ga_job *j)
+{
+	pid_t fg;
+
+	if (!j->pty || j->pty_fd < 0 || ioctl(j->pty_fd, TIOCGPGRP, &fg) < 0)
+		return 0;
+	return fg > 0 ? fg : 0;
+}
+
 void
 job_signal(struct ga_port *p, uint32_t id, const void *pl, size_t len)
 {
 	struct ga_job *j = job_find(id);
 	const char *why;
+	pid_t fg;
 	int signo;
 
 	if (ga_signal_decode(pl, len, &signo, &why) < 0) {
@@ -603,9 +812,14 @@ job_signal(struct ga_port *p, uint32_t id, const void *pl, size_t len)
 		port_send_error(p, id, ESRCH, "no running job %u", id);
 		return;
 	}
+	fg = pty_foreground(j);
 	/* the job leads its own group: the signal reaches all it spawned */
-	if (kill(-j->pid, signo) < 0)
+	if (kill(-j->pid, signo) < 0) {
 		port_send_error(p, id, errno, "kill: %s", strerror(errno));
+		return;
+	}
+	if (fg > 0 && fg != j->pid)
+		kill(-fg, signo);
 }
 
 /* --- output, completion ------------------------------------------------- */
@@ -677,6 +891,9 @@ job_check(struct ga_port *p, struct ga_job *j)
 	case JOB_EXEC:
 		if (running)
 			return;
+		/* nobody will read stdin queued for a child that is gone */
+		close_fd(&j->in_fd);
+		ga_buf_free(&j->inq);
 		job_drain(p, j, &j->out_fd);
 		job_drain(p, j, &j->err_fd);
 		if (WIFSIGNALED(j->wstatus)) {
@@ -788,7 +1005,7 @@ job_poll_handle(struct ga_port *p, const struct pollfd *fds, size_t first,
 		    (j->kind != JOB_EXEC || !port_congested(p)))
 			job_pump(p, j, &j->err_fd);
 		if (ready(fds, first, n, j->pi_in))
-			file_in_push(j);
+			stdin_push(j);
 		j->pi_out = j->pi_err = j->pi_in = -1;
 	}
 }
@@ -797,14 +1014,19 @@ void
 job_kill_all(void)
 {
 	size_t i;
+	pid_t fg;
 
 	for (i = 0; i < GA_MAX_JOBS; i++) {
 		struct ga_job *j = &jobs[i];
 
 		if (!j->used)
 			continue;
+		/* a job-control shell's foreground job, as SIGNAL does */
+		fg = pty_foreground(j);
 		if (j->pid > 0 && !j->reaped)
 			kill(-j->pid, SIGKILL);
+		if (fg > 0)
+			kill(-fg, SIGKILL);
 		job_free(j);
 	}
 }

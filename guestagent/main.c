@@ -5,8 +5,9 @@
  * The loop watches a signalfd (SIGCHLD: reap everything, orphans too), the
  * port, and the jobs' pipes.  Backpressure runs both ways without threads:
  * while the output queue is above GA_OUTQ_HIGH neither children nor the
- * port are read; while a FILE_IN job has more than GA_STDIN_HIGH unwritten
- * the port is not read.  Both sides of every pipe then simply wait.
+ * port are read; while a job has more than GA_STDIN_HIGH of FILE_IN data or
+ * STDIN unwritten the port is not read.  Both sides of every pipe then
+ * simply wait.
  */
 #include "agent.h"
 #include "decode.h"
@@ -131,6 +132,15 @@ dispatch(const struct agent_hdr *h, const unsigned char *pl)
 			break;
 		}
 		job_data_end(&port, h->id);
+		break;
+	case AGENT_STDIN:
+		job_stdin(&port, h->id, pl, h->len);
+		break;
+	case AGENT_STDIN_END:
+		job_stdin_end(&port, h->id, h->len);
+		break;
+	case AGENT_WINSIZE:
+		job_winsize(&port, h->id, pl, h->len);
 		break;
 	case AGENT_PING:
 		port_send(&port, AGENT_PONG, h->id, pl, h->len);

@@ -54,6 +54,10 @@ enum agent_type {
 /* version 2: 0-2 are a new pseudo-terminal, the child's controlling
  * terminal; STDIN frames feed it, its output comes as STDOUT */
 #define AGENT_EXEC_PTY 0x4u
+/* every EXEC flag of this version; an agent refuses any other bit */
+#define AGENT_EXEC_FLAGS (AGENT_EXEC_SHELL | AGENT_EXEC_STDIN | AGENT_EXEC_PTY)
+/* WINSIZE rows and cols are each 1..AGENT_WINSIZE_MAX */
+#define AGENT_WINSIZE_MAX 65535u
 
 /*
  * EXEC payload:
@@ -63,6 +67,9 @@ enum agent_type {
  *   u32 n, dir '\0', n x (glob '\0')
  * HELLO payload:
  *   u32 version, agent-version '\0', uname '\0'
+ * WINSIZE payload (version 2):
+ *   u32 rows, u32 cols (each 1..AGENT_WINSIZE_MAX)
+ * STDIN payload (version 2): 1..AGENT_MAX_PAYLOAD raw bytes; STDIN_END: empty
  * Strings inside payloads are NUL-terminated; a reader rejects a payload
  * whose strings run past its end or whose counts exceed AGENT_MAX_STRINGS.
  */

@@ -92,6 +92,9 @@ agent_send_exec(struct agent_conn *c, uint32_t id, uint32_t flags,
 	struct buf p = { 0 };
 	int r;
 
+	if (flags & ~AGENT_EXEC_FLAGS)
+		return error_set(err, EINVAL, "agent: EXEC flags %#x unknown",
+				 flags & ~AGENT_EXEC_FLAGS);
 	if (argc == 0 || argc + envc > AGENT_MAX_STRINGS)
 		return error_set(err, E2BIG, "agent: bad argument count");
 	put_u32(&p, flags);
@@ -110,6 +113,55 @@ agent_send_exec(struct agent_conn *c, uint32_t id, uint32_t flags,
 		r = agent_send(c, AGENT_EXEC, id, p.data, p.len, err);
 	buf_free(&p);
 	return r;
+}
+
+int
+agent_send_stdin(struct agent_conn *c, uint32_t id, const void *p, size_t n,
+		 struct error *err)
+{
+	const unsigned char *b = p;
+
+	/* an empty STDIN is a protocol error for the agent: nothing to say */
+	if (n == 0)
+		return error_set(err, EINVAL, "agent: empty STDIN");
+	if (id == 0)
+		return error_set(err, EINVAL, "agent: STDIN for id 0");
+	while (n) {
+		size_t k = n < AGENT_MAX_PAYLOAD ? n : AGENT_MAX_PAYLOAD;
+		int r = agent_send(c, AGENT_STDIN, id, b, k, err);
+
+		if (r < 0)
+			return r;
+		b += k;
+		n -= k;
+	}
+	return 0;
+}
+
+int
+agent_send_stdin_end(struct agent_conn *c, uint32_t id, struct error *err)
+{
+	if (id == 0)
+		return error_set(err, EINVAL, "agent: STDIN_END for id 0");
+	return agent_send(c, AGENT_STDIN_END, id, NULL, 0, err);
+}
+
+int
+agent_send_winsize(struct agent_conn *c, uint32_t id, uint32_t rows,
+		   uint32_t cols, struct error *err)
+{
+	unsigned char p[8];
+
+	if (id == 0)
+		return error_set(err, EINVAL, "agent: WINSIZE for id 0");
+	if (rows < 1 || rows > AGENT_WINSIZE_MAX || cols < 1 ||
+	    cols > AGENT_WINSIZE_MAX)
+		return error_set(err, EINVAL,
+				 "agent: window of %u rows, %u columns", rows,
+				 cols);
+	agent_put_u32(p, rows);
+	agent_put_u32(p + 4, cols);
+	return agent_send(c, AGENT_WINSIZE, id, p, sizeof(p), err);
 }
 
 int
@@ -224,6 +276,8 @@ agent_type_name(uint16_t type)
 		{ AGENT_FILE_IN, "FILE_IN" },	{ AGENT_FILE_OUT, "FILE_OUT" },
 		{ AGENT_DATA, "DATA" },		{ AGENT_DATA_END, "DATA_END" },
 		{ AGENT_POWEROFF, "POWEROFF" },	{ AGENT_PING, "PING" },
+		{ AGENT_STDIN, "STDIN" },	{ AGENT_STDIN_END, "STDIN_END" },
+		{ AGENT_WINSIZE, "WINSIZE" },
 		{ AGENT_HELLO, "HELLO" },	{ AGENT_STARTED, "STARTED" },
 		{ AGENT_STDOUT, "STDOUT" },	{ AGENT_STDERR, "STDERR" },
 		{ AGENT_EXIT, "EXIT" },		{ AGENT_ERROR, "ERROR" },

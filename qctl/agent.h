@@ -38,10 +38,25 @@ void agent_conn_free(struct agent_conn *c);
 /* Queue one frame; payload at most AGENT_MAX_PAYLOAD. */
 int agent_send(struct agent_conn *c, uint16_t type, uint32_t id,
 	       const void *payload, size_t len, struct error *err);
-/* Queue an EXEC: argv[0] is the script when flags has AGENT_EXEC_SHELL. */
+/*
+ * Queue an EXEC: argv[0] is the script when flags has AGENT_EXEC_SHELL;
+ * flags outside AGENT_EXEC_FLAGS are refused (EINVAL).
+ */
 int agent_send_exec(struct agent_conn *c, uint32_t id, uint32_t flags,
 		    const char *cwd, char *const *argv, size_t argc,
 		    char *const *env, size_t envc, struct error *err);
+/*
+ * Queue n bytes (n >= 1) for the stdin of EXEC id (AGENT_EXEC_STDIN or
+ * AGENT_EXEC_PTY), as frames of at most AGENT_MAX_PAYLOAD bytes.
+ */
+int agent_send_stdin(struct agent_conn *c, uint32_t id, const void *p,
+		     size_t n, struct error *err);
+/* Queue STDIN_END: close the job's stdin pipe (a PTY: mark stdin ended). */
+int agent_send_stdin_end(struct agent_conn *c, uint32_t id,
+			 struct error *err);
+/* Queue WINSIZE for a PTY job; rows and cols in 1..AGENT_WINSIZE_MAX. */
+int agent_send_winsize(struct agent_conn *c, uint32_t id, uint32_t rows,
+		       uint32_t cols, struct error *err);
 /* Queue FILE_OUT of globs relative to dir. */
 int agent_send_file_out(struct agent_conn *c, uint32_t id, const char *dir,
 			char *const *globs, size_t n, struct error *err);

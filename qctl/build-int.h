@@ -26,6 +26,13 @@ struct state_rec;
 
 /* ids of agent operations; steps use STEP_ID_BASE + index */
 enum { UPLOAD_ID = 1, ARTIFACTS_ID = 2, SETUP_ID = 3, STEP_ID_BASE = 100 };
+/* shells of a held build use SHELL_ID_BASE + session (build-hold.c);
+ * above every step's id (a recipe has at most a few thousand steps) */
+#define SHELL_ID_BASE 0x40000000u
+/* sessions open at once in one held build (the agent runs 64 jobs) */
+#define BUILD_SHELLS_MAX 8
+/* sessions in all, over one hold (each is remembered until the end) */
+#define BUILD_SHELLS_TOTAL 256
 
 #define TICK_MS 250
 #define QMP_TIMEOUT_MS 10000
@@ -48,6 +55,7 @@ enum phase {
 	PH_SETUP,
 	PH_UPLOAD,
 	PH_STEP,
+	PH_HOLD,	/* a step failed: the VM is kept for shells */
 	PH_ARTIFACTS,
 	PH_SHUTDOWN,
 	PH_DONE,
@@ -134,6 +142,13 @@ struct build {
 	pid_t bridge_pid;	/* qctl-sshbridge of this boot, or -1 */
 	int bridge_fd;		/* its socket: the agent channel */
 
+	/* held after a failed step (build-hold.c) */
+	int64_t hold_t0, hold_until;
+	struct loop_timer *t_hold;
+	struct build_shell *shells;
+	unsigned n_shells_live, next_sid;
+	bool hold_ending;	/* build_hold_end/release under way */
+
 	struct state_rec *state;
 	bool paused;
 	bool tty;		/* opts.out is a terminal: live status line */
@@ -159,6 +174,24 @@ void build_cancel_phase_timer(struct build *b);
 void build_finalize(struct build *b);
 /* The scratch disk is made: start QEMU and wait for the agent's HELLO. */
 int build_boot_qemu(struct build *b, struct error *err);
+/* The environment of step s with or without the fetch network. */
+char **build_step_env(struct build *b, const struct recipe_step *s,
+		      bool fetch, size_t *n);
+void build_free_env(char **env, size_t n);
+/* Collect the artifacts (if any), then shut down. */
+void build_start_artifacts(struct build *b);
+/* The agent's fd wants writing: watch for it. */
+void build_update_watches(struct build *b);
+
+/* build-hold.c: a failed build kept for shells */
+
+/* A step failed and the build has a hold: enter PH_HOLD. */
+void build_hold_start(struct build *b);
+/* The build ends while held or after: sessions told, timer gone. */
+void build_hold_release(struct build *b, const char *why);
+/* A frame for a shell's id (SHELL_ID_BASE and above). */
+int build_shell_frame(struct build *b, const struct agent_hdr *h,
+		      const void *p, struct error *err);
 
 /* build-output.c: messages, the status line, step output, the console */
 
@@ -189,9 +222,6 @@ void build_net_sample(struct build *b);
 /* Open the network for the fetch step named step, or close it. */
 int build_net_window(struct build *b, bool open, const char *step,
 		     struct error *err);
-
-/* A helper program: $env_name if set, else name beside our own binary. */
-char *build_helper_path(const char *env_name, const char *name);
 
 /* build-ssh.c: the ssh transport */
 

@@ -202,30 +202,6 @@ build_net_window(struct build *b, bool open, const char *step,
 	return r;
 }
 
-/* A helper program: $env if set, else name beside our own binary. */
-char *
-build_helper_path(const char *env_name, const char *name)
-{
-	const char *env = getenv(env_name);
-	char exe[4096];
-	ssize_t n;
-
-	if (env && *env)
-		return xstrdup(env);
-	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-	if (n > 0) {
-		char *slash;
-
-		exe[n] = '\0';
-		slash = strrchr(exe, '/');
-		if (slash) {
-			*slash = '\0';
-			return xasprintf("%s/%s", exe, name);
-		}
-	}
-	return xstrdup(name);
-}
-
 /*
  * The builder's network: its own namespace with one tap, the nftables
  * helper inside it (window closed), and the proxy on the tap's address.
@@ -235,9 +211,9 @@ build_net_start(struct build *b, struct error *err)
 {
 	_cleanup_free_ char *name = xasprintf("qctl-%s",
 					      strrchr(b->run_dir, '/') + 1);
-	_cleanup_free_ char *helper = build_helper_path("QCTL_NETFILTER",
+	_cleanup_free_ char *helper = helper_path("QCTL_NETFILTER",
 							"qctl-netfilter");
-	_cleanup_free_ char *proxy = build_helper_path("QCTL_PROXY",
+	_cleanup_free_ char *proxy = helper_path("QCTL_PROXY",
 						       "qctl-proxy");
 	_cleanup_free_ char *logp = xasprintf("%s/network.jsonl", b->run_dir);
 	struct proxy_config pc = { 0 };

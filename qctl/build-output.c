@@ -64,7 +64,9 @@ build_statusline_draw(struct build *b)
 								   ? "setup"
 								   : "ending";
 
-	if (!b->tty || b->opts.verbosity < 1 || b->phase == PH_DONE)
+	/* a held build's terminal belongs to its shell */
+	if (!b->tty || b->opts.verbosity < 1 || b->phase == PH_DONE ||
+	    b->phase == PH_HOLD)
 		return;
 	fprintf(b->opts.out,
 		"\r\033[K[%s] %.0fs  cpu %.1fs  mem %lluM  disk %lluM  "

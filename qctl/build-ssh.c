@@ -253,7 +253,7 @@ int
 build_ssh_start(struct build *b, struct error *err)
 {
 	_cleanup_free_ char *path =
-		build_helper_path("QCTL_SSHBRIDGE", "qctl-sshbridge");
+		helper_path("QCTL_SSHBRIDGE", "qctl-sshbridge");
 	uid_t uid = 0;
 	gid_t gid = 0;
 	pid_t self = getpid();

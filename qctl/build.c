@@ -38,7 +38,6 @@
 static void build_teardown(struct build *b);
 static void build_shutdown(struct build *b);
 static void start_step(struct build *b, size_t i);
-static void start_artifacts(struct build *b);
 static void start_upload(struct build *b);
 static void upload_stop(struct build *b);
 static int boot_vm(struct build *b, struct error *err);
@@ -73,11 +72,19 @@ build_limit_exceeded(struct build *b, const char *name, int64_t value,
 	char reason[1024];
 	va_list ap;
 
-	if (b->res.status != BUILD_RUNNING)
-		return;
 	va_start(ap, fmt);
 	vsnprintf(reason, sizeof(reason), fmt, ap);
 	va_end(ap);
+	/* a held build's limits still count: one ends the hold and the
+	 * build, whose result is the failed step's */
+	if (b->phase == PH_HOLD) {
+		build_say(b, 0, "hold ended by a limit: %s", reason);
+		build_hold_release(b, reason);
+		build_teardown(b);
+		return;
+	}
+	if (b->res.status != BUILD_RUNNING)
+		return;
 	result_set_limit(&b->res, name, value, max, unit);
 	build_say(b, 0, "LIMIT_EXCEEDED %s: %lld > %lld %s", name,
 		  (long long)value, (long long)max, unit);
@@ -90,8 +97,8 @@ build_limit_exceeded(struct build *b, const char *name, int64_t value,
 
 /* ---- watches --------------------------------------------------------- */
 
-static void
-update_watches(struct build *b)
+void
+build_update_watches(struct build *b)
 {
 	if (b->w_qmp && b->qmp)
 		loop_watch_set(b->w_qmp, EPOLLIN | (qmp_want_write(b->qmp)
@@ -157,6 +164,9 @@ build_finalize(struct build *b)
 	loop_timer_cancel(b->t_wall);
 	loop_timer_cancel(b->t_tick);
 	b->t_wall = b->t_tick = NULL;
+	build_hold_release(b, b->res.status == BUILD_CANCELLED
+				      ? "the build was cancelled"
+				      : "the build ended");
 	release_vm(b);
 	build_net_stop(b);
 	upload_stop(b);
@@ -192,7 +202,7 @@ on_shutdown_deadline(struct loop *l, void *opaque)
 		b->shutdown_stage = 1;
 		qmp_execute(b->qmp, "quit", NULL, QUIT_GRACE_MS, NULL, NULL,
 			    NULL);
-		update_watches(b);
+		build_update_watches(b);
 		b->t_phase = loop_timer_at(b->loop, now_ms() + QUIT_GRACE_MS,
 					   on_shutdown_deadline, b);
 		return;
@@ -213,7 +223,7 @@ build_shutdown(struct build *b)
 	build_cancel_phase_timer(b);
 	if (b->agent_up && !b->agent.dead &&
 	    agent_send(&b->agent, AGENT_POWEROFF, 0, NULL, 0, NULL) == 0) {
-		update_watches(b);
+		build_update_watches(b);
 		b->t_phase = loop_timer_at(b->loop,
 					   now_ms() + POWEROFF_GRACE_MS,
 					   on_shutdown_deadline, b);
@@ -342,7 +352,7 @@ on_qmp_io(struct loop *l, int fd, uint32_t events, void *opaque)
 				   err.msg);
 		return;
 	}
-	update_watches(b);
+	build_update_watches(b);
 }
 
 /* ---- QEMU's exit ----------------------------------------------------- */
@@ -464,7 +474,7 @@ upload_finish(struct build *b)
 	}
 	b->upload_done = true;
 	upload_stop(b);
-	update_watches(b);
+	build_update_watches(b);
 }
 
 /*
@@ -523,7 +533,7 @@ on_upload_io(struct loop *l, int fd, uint32_t events, void *opaque)
 	(void)fd;
 	(void)events;
 	pump_upload(b);
-	update_watches(b);
+	build_update_watches(b);
 }
 
 static void
@@ -645,6 +655,44 @@ on_step_timeout(struct loop *l, void *opaque)
 			     s->timeout_ms / 1000.0);
 }
 
+char **
+build_step_env(struct build *b, const struct recipe_step *s, bool fetch,
+	       size_t *n)
+{
+	const struct recipe *r = b->recipe;
+	char **env;
+	size_t n_env = 0;
+
+	env = xcalloc(b->img.n_step_env[fetch] + r->n_env + 8, sizeof(*env));
+	/* the image's for this network first: the recipe's env wins */
+	for (size_t k = 0; k < b->img.n_step_env[fetch]; k++)
+		env[n_env++] = xstrdup(b->img.step_env[fetch][k]);
+	for (size_t k = 0; k < r->n_env; k++)
+		env[n_env++] = xstrdup(r->env[k]);
+	env[n_env++] = xasprintf("QCTL_STEP=%s", s->name);
+	if (fetch) {
+		static const char *const vars[] = { "http_proxy", "HTTP_PROXY",
+						    "https_proxy",
+						    "HTTPS_PROXY" };
+
+		for (size_t k = 0; k < ARRAY_SIZE(vars); k++)
+			env[n_env++] = xasprintf("%s=http://%s:%d", vars[k],
+						 NETNS_HOST_IP,
+						 NETNS_PROXY_PORT);
+		env[n_env++] = xstrdup("no_proxy=");
+	}
+	*n = n_env;
+	return env;
+}
+
+void
+build_free_env(char **env, size_t n)
+{
+	for (size_t k = 0; k < n; k++)
+		free(env[k]);
+	free(env);
+}
+
 static void
 start_step(struct build *b, size_t i)
 {
@@ -662,7 +710,7 @@ start_step(struct build *b, size_t i)
 	if (i >= r->n_steps) {
 		result_finish(&b->res, BUILD_PASSED, "all %zu steps passed",
 			      r->n_steps);
-		start_artifacts(b);
+		build_start_artifacts(b);
 		return;
 	}
 	s = &r->steps[i];
@@ -673,33 +721,13 @@ start_step(struct build *b, size_t i)
 	b->step_t0 = now_ms();
 	sr->ran = true;
 	sr->started_ms = build_since_start(b);
-	env = xcalloc(b->img.n_step_env[s->fetch] + r->n_env + 8,
-		      sizeof(*env));
-	/* the image's for this network first: the recipe's env wins */
-	for (size_t k = 0; k < b->img.n_step_env[s->fetch]; k++)
-		env[n_env++] = xstrdup(b->img.step_env[s->fetch][k]);
-	for (size_t k = 0; k < r->n_env; k++)
-		env[n_env++] = xstrdup(r->env[k]);
-	env[n_env++] = xasprintf("QCTL_STEP=%s", s->name);
-	if (s->fetch) {
-		static const char *const vars[] = { "http_proxy", "HTTP_PROXY",
-						    "https_proxy",
-						    "HTTPS_PROXY" };
-
-		for (size_t k = 0; k < ARRAY_SIZE(vars); k++)
-			env[n_env++] = xasprintf("%s=http://%s:%d", vars[k],
-						 NETNS_HOST_IP,
-						 NETNS_PROXY_PORT);
-		env[n_env++] = xstrdup("no_proxy=");
-		if (build_net_window(b, true, s->name, &err) < 0) {
-			for (size_t k = 0; k < n_env; k++)
-				free(env[k]);
-			free(env);
-			build_fail(b, BUILD_ERROR,
-				   "opening the network for \"%s\": %s",
-				   s->name, err.msg);
-			return;
-		}
+	env = build_step_env(b, s, s->fetch, &n_env);
+	if (s->fetch &&
+	    build_net_window(b, true, s->name, &err) < 0) {
+		build_free_env(env, n_env);
+		build_fail(b, BUILD_ERROR, "opening the network for \"%s\": %s",
+			   s->name, err.msg);
+		return;
 	}
 	argv[0] = s->run;
 	build_say(b, 1, "step %s: started%s", s->name,
@@ -710,9 +738,7 @@ start_step(struct build *b, size_t i)
 			     s->fetch ? "fetch" : "none"));
 	rc = agent_send_exec(&b->agent, STEP_ID_BASE + i, AGENT_EXEC_SHELL,
 			     "/src", argv, 1, env, n_env, &err);
-	for (size_t k = 0; k < n_env; k++)
-		free(env[k]);
-	free(env);
+	build_free_env(env, n_env);
 	if (rc < 0) {
 		build_fail(b, BUILD_ERROR, "step \"%s\": %s", s->name, err.msg);
 		return;
@@ -758,7 +784,10 @@ step_exited(struct build *b, int32_t code, int32_t sig)
 			result_finish(&b->res, BUILD_FAILED,
 				      "step \"%s\" failed with exit code %d",
 				      s->name, code);
-		start_artifacts(b);
+		if (b->opts.hold_ms > 0)
+			build_hold_start(b);
+		else
+			build_start_artifacts(b);
 		return;
 	}
 	build_say(b, 1, "step %s: passed in %.1fs", s->name,
@@ -768,8 +797,8 @@ step_exited(struct build *b, int32_t code, int32_t sig)
 
 /* ---- artifacts ------------------------------------------------------- */
 
-static void
-start_artifacts(struct build *b)
+void
+build_start_artifacts(struct build *b)
 {
 	struct error err = { 0 };
 
@@ -894,6 +923,9 @@ on_agent_frame(const struct agent_hdr *h, const void *p, void *opaque,
 	     h->type == AGENT_DATA) && h->len == 0)
 		return error_set(err, EPROTO, "agent: empty %s frame for id %u",
 				 agent_type_name(h->type), h->id);
+	/* a held build's shells (and, after the hold, their last words) */
+	if (h->id >= SHELL_ID_BASE && h->type != AGENT_HELLO)
+		return build_shell_frame(b, h, p, err);
 	switch (h->type) {
 	case AGENT_HELLO: {
 		struct agent_hello hello;
@@ -1053,7 +1085,7 @@ on_agent_io(struct loop *l, int fd, uint32_t events, void *opaque)
 		b->xfer_seen = now_ms();	/* the guest is reading */
 	if (b->phase == PH_UPLOAD)
 		pump_upload(b);
-	update_watches(b);
+	build_update_watches(b);
 }
 
 /* ---- boot ------------------------------------------------------------ */
@@ -1191,7 +1223,7 @@ build_boot_qemu(struct build *b, struct error *err)
 	r = qmp_execute(b->qmp, "cont", NULL, QMP_TIMEOUT_MS, on_cont, b, err);
 	if (r < 0)
 		return r;
-	update_watches(b);
+	build_update_watches(b);
 	b->t_phase = loop_timer_at(b->loop,
 				   now_ms() + b->recipe->limits.boot_timeout_ms,
 				   on_boot_timeout, b);
@@ -1241,7 +1273,7 @@ on_tick(struct loop *l, void *opaque)
 		build_statusline_draw(b);
 	b->ticks++;
 	if (b->qmp)
-		update_watches(b);
+		build_update_watches(b);
 	if (b->phase != PH_DONE)
 		b->t_tick = loop_timer_at(l, now_ms() + TICK_MS, on_tick, b);
 }
@@ -1514,7 +1546,7 @@ build_pause(struct build *b, bool pause, struct error *err)
 	if (qmp_execute(b->qmp, pause ? "stop" : "cont", NULL, QMP_TIMEOUT_MS,
 			NULL, NULL, err) < 0)
 		return -1;
-	update_watches(b);
+	build_update_watches(b);
 	/* and with a cgroup, all of QEMU stops: no CPU at all while paused */
 	if (pause && b->cg_up && (b->cg.features & CGF_FREEZE) &&
 	    cgroup_freeze(&b->cg, true, err) < 0)
@@ -1540,6 +1572,9 @@ build_cancel(struct build *b, const char *why)
 {
 	if (b->phase == PH_DONE)
 		return;
+	/* a held build keeps its failure; the hold records the cancel */
+	if (b->phase == PH_HOLD)
+		build_hold_release(b, why);
 	build_fail(b, BUILD_CANCELLED, "%s", why);
 }
 
@@ -1563,6 +1598,7 @@ build_free(struct build *b)
 	loop_timer_cancel(b->t_phase);
 	loop_timer_cancel(b->t_wall);
 	loop_timer_cancel(b->t_tick);
+	build_hold_release(b, "the build was freed");
 	release_vm(b);
 	build_ssh_free(b);
 	build_net_stop(b);

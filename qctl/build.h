@@ -44,6 +44,9 @@ struct build_opts {
 	FILE *out;			/* step output and progress */
 	build_event_fn event;		/* may be NULL */
 	void *event_opaque;
+	/* keep the VM this long after a failed step, for shells in it
+	 * (build_shell_open); 0: no hold */
+	int64_t hold_ms;
 };
 typedef void (*build_done_fn)(struct build *b, void *opaque);
 
@@ -68,6 +71,44 @@ int build_pause(struct build *b, bool pause, struct error *err);
 const char *build_current_step(const struct build *b);
 /* QEMU's pid while it runs, else -1. */
 int build_qemu_pid(const struct build *b);
+/*
+ * A held build (a step failed, opts.hold_ms): shells in its VM, in /src
+ * with the failed step's environment and the network closed.
+ */
+bool build_held(const struct build *b);
+int64_t build_hold_left_ms(const struct build *b);
+/* End the hold now: sessions end with why; the build goes on to its
+ * artifacts and its end, with the failed step's result. */
+void build_hold_end(struct build *b, const char *why);
+
+struct build_shell_req {
+	const char *command;	/* NULL: an interactive shell */
+	bool pty;		/* on a pseudo-terminal */
+	const char *term;	/* TERM with pty; NULL: xterm */
+	unsigned rows, cols;	/* with pty; 0: the agent's 24x80 */
+	const char *who;	/* for the record: a key, "terminal" */
+};
+struct build_shell_ops {
+	/* output: stream 1 (stdout, or the terminal) or 2 (stderr) */
+	void (*output)(void *opaque, int stream, const void *p, size_t n);
+	/* the end: exit code, or code -1 and sig; why is NULL for an exit,
+	 * else the reason (could not start, the hold ended, the build) */
+	void (*ended)(void *opaque, int code, int sig, const char *why);
+};
+/* Open a session: *sid names it to the calls below. */
+int build_shell_open(struct build *b, const struct build_shell_req *req,
+		     const struct build_shell_ops *ops, void *opaque,
+		     unsigned *sid, struct error *err);
+int build_shell_input(struct build *b, unsigned sid, const void *p,
+		      size_t n, struct error *err);
+int build_shell_eof(struct build *b, unsigned sid, struct error *err);
+int build_shell_winsize(struct build *b, unsigned sid, unsigned rows,
+			unsigned cols, struct error *err);
+int build_shell_signal(struct build *b, unsigned sid, int signo,
+		       struct error *err);
+/* The owner is gone: the session's job is killed, ended is not called. */
+void build_shell_close(struct build *b, unsigned sid);
+
 /* Release everything; removes the run directory unless opts.keep. */
 void build_free(struct build *b);
 

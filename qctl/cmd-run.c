@@ -5,8 +5,10 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <termios.h>
 
 #include "build.h"
 #include "cmd.h"
@@ -34,6 +36,12 @@ run_usage(FILE *f)
 	      "                      $QCTL_RUN_ROOT or " RUN_ROOT_DEFAULT ")\n"
 	      "  --uid-range FIRST:COUNT  QEMU's uids, one per VM (default\n"
 	      "                      $QCTL_UID_RANGE or 1879048192:65536)\n"
+	      "  --shell-on-failure  when a step fails, open a shell in the\n"
+	      "                      VM on this terminal (in /src, the\n"
+	      "                      step's environment, network closed);\n"
+	      "                      `exit` ends the build with the failure\n"
+	      "                      (held at most the recipe's\n"
+	      "                      hold_on_failure, else 30m)\n"
 	      "  -q, --quiet         only errors and the result\n"
 	      "  -v, --verbose       more detail\n"
 	      "\n"
@@ -49,7 +57,154 @@ struct run_ctx {
 	struct build *build;
 	int sigfd;
 	int signals;
+	/* --shell-on-failure: the terminal, the shell's session */
+	bool shell;
+	int term_fd;		/* where the shell's output goes */
+	bool raw;		/* stdin is in raw mode (saved in tio) */
+	struct termios tio;
+	bool in_shell;
+	unsigned sid;
+	struct loop_watch *w_stdin;
 };
+
+/* Default hold for --shell-on-failure when the recipe names none. */
+#define RUN_HOLD_DEFAULT_MS (30 * 60 * 1000)
+
+static void
+term_restore(struct run_ctx *c)
+{
+	if (c->raw)
+		tcsetattr(STDIN_FILENO, TCSADRAIN, &c->tio);
+	c->raw = false;
+}
+
+static void
+write_all(int fd, const void *p, size_t n)
+{
+	const char *q = p;
+
+	while (n) {
+		ssize_t w = write(fd, q, n);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return;	/* the terminal is gone: the output too */
+		q += w;
+		n -= (size_t)w;
+	}
+}
+
+static void
+shell_output(void *opaque, int stream, const void *p, size_t n)
+{
+	struct run_ctx *c = opaque;
+
+	(void)stream;
+	write_all(c->term_fd, p, n);
+}
+
+static void
+shell_ended(void *opaque, int code, int sig, const char *why)
+{
+	struct run_ctx *c = opaque;
+
+	c->in_shell = false;
+	loop_unwatch(c->w_stdin);
+	c->w_stdin = NULL;
+	term_restore(c);
+	if (why)
+		fprintf(stderr, "\nqctl: the shell ended: %s\n", why);
+	else if (sig)
+		fprintf(stderr, "\nqctl: the shell was killed by signal %d\n",
+			sig);
+	else
+		fprintf(stderr, "qctl: the shell exited (%d)\n", code);
+	build_hold_end(c->build, why ? why : "the shell exited");
+}
+
+static const struct build_shell_ops shell_ops = {
+	.output = shell_output,
+	.ended = shell_ended,
+};
+
+static void
+winsize_of(int fd, unsigned *rows, unsigned *cols)
+{
+	struct winsize ws = { 0 };
+
+	*rows = *cols = 0;
+	if (ioctl(fd, TIOCGWINSZ, &ws) == 0 && ws.ws_row && ws.ws_col) {
+		*rows = ws.ws_row;
+		*cols = ws.ws_col;
+	}
+}
+
+static void
+on_stdin(struct loop *l, int fd, uint32_t events, void *opaque)
+{
+	struct run_ctx *c = opaque;
+	struct error err = { 0 };
+	char buf[16384];
+	ssize_t n;
+
+	(void)l;
+	(void)events;
+	n = read(fd, buf, sizeof(buf));
+	if (n < 0 && (errno == EINTR || errno == EAGAIN))
+		return;
+	if (n <= 0) {
+		loop_unwatch(c->w_stdin);
+		c->w_stdin = NULL;
+		if (build_shell_eof(c->build, c->sid, &err) < 0)
+			fprintf(stderr, "qctl run: %s\n", err.msg);
+		return;
+	}
+	if (build_shell_input(c->build, c->sid, buf, (size_t)n, &err) < 0)
+		fprintf(stderr, "qctl run: %s\n", err.msg);
+}
+
+/* The build is held: the shell comes up on this terminal. */
+static void
+shell_start(struct run_ctx *c)
+{
+	struct build_shell_req req = { .pty = true, .who = "terminal" };
+	struct termios raw;
+	struct error err = { 0 };
+
+	req.term = getenv("TERM");
+	winsize_of(STDIN_FILENO, &req.rows, &req.cols);
+	fprintf(stderr, "qctl: a shell in the failed build's VM (/src, "
+		"network closed); `exit` ends the build\n");
+	if (build_shell_open(c->build, &req, &shell_ops, c, &c->sid,
+			     &err) < 0) {
+		fprintf(stderr, "qctl run: no shell: %s\n", err.msg);
+		build_hold_end(c->build, "the shell could not start");
+		return;
+	}
+	c->in_shell = true;
+	if (tcgetattr(STDIN_FILENO, &c->tio) == 0) {
+		raw = c->tio;
+		cfmakeraw(&raw);
+		/* output processing stays: qctl's own lines keep their CR */
+		raw.c_oflag |= OPOST;
+		if (tcsetattr(STDIN_FILENO, TCSADRAIN, &raw) == 0)
+			c->raw = true;
+	}
+	c->w_stdin = loop_watch_fd(c->loop, STDIN_FILENO, EPOLLIN, on_stdin,
+				   c);
+}
+
+static void
+on_event(struct build *b, const char *event, json_t *data, void *opaque)
+{
+	struct run_ctx *c = opaque;
+
+	(void)b;
+	(void)data;
+	if (c->shell && !strcmp(event, "BUILD_HELD"))
+		shell_start(c);
+}
 
 static void
 on_done(struct build *b, void *opaque)
@@ -70,6 +225,15 @@ on_signal(struct loop *l, int fd, uint32_t events, void *opaque)
 	(void)events;
 	if (read(fd, &si, sizeof(si)) != sizeof(si))
 		return;
+	if (si.ssi_signo == SIGWINCH) {
+		unsigned rows, cols;
+
+		winsize_of(STDIN_FILENO, &rows, &cols);
+		if (c->in_shell && rows && cols)
+			build_shell_winsize(c->build, c->sid, rows, cols,
+					    NULL);
+		return;
+	}
 	c->signals++;
 	build_cancel(c->build, si.ssi_signo == SIGINT
 				       ? "interrupted (SIGINT)"
@@ -129,6 +293,7 @@ cmd_run(int argc, char **argv)
 		{ "uid-range", required_argument, NULL, 'u' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "verbose", no_argument, NULL, 'v' },
+		{ "shell-on-failure", no_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -197,6 +362,9 @@ cmd_run(int argc, char **argv)
 		case 'v':
 			o.verbosity = 2;
 			break;
+		case 'S':
+			ctx.shell = true;
+			break;
 		case 'h':
 			run_usage(stdout);
 			return 0;
@@ -228,6 +396,19 @@ cmd_run(int argc, char **argv)
 	}
 	if (json)
 		o.out = stderr;
+	ctx.term_fd = json ? STDERR_FILENO : STDOUT_FILENO;
+	if (ctx.shell && (!isatty(STDIN_FILENO) || !isatty(ctx.term_fd))) {
+		fprintf(stderr, "qctl run: --shell-on-failure needs a terminal "
+			"on stdin and %s\n", json ? "stderr" : "stdout");
+		recipe_free(recipe);
+		return EXIT_USAGE;
+	}
+	if (ctx.shell) {
+		o.hold_ms = recipe->hold_ms ? recipe->hold_ms
+					    : RUN_HOLD_DEFAULT_MS;
+		o.event = on_event;
+		o.event_opaque = &ctx;
+	}
 	if (o.accel == ACCEL_AUTO) {
 		o.accel = accel_detect("/dev", "/sys", why, sizeof(why));
 		if (o.verbosity >= 1)
@@ -255,6 +436,8 @@ cmd_run(int argc, char **argv)
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGHUP);
+	if (ctx.shell)
+		sigaddset(&mask, SIGWINCH);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	ctx.sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 	ctx.loop = loop_new();
@@ -272,6 +455,9 @@ cmd_run(int argc, char **argv)
 	} else {
 		loop_run(ctx.loop);
 	}
+	loop_unwatch(ctx.w_stdin);
+	ctx.w_stdin = NULL;
+	term_restore(&ctx);
 	res = build_result(ctx.build);
 	rd = build_run_dir(ctx.build);
 	if (!o.keep && rd &&

@@ -6,10 +6,16 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 
 #include "cmd.h"
+#include "recipe.h"
 #include "rundir.h"
 #include "serve.h"
 #include "state.h"
@@ -49,6 +55,18 @@ serve_usage(FILE *f)
 	      "                       is refused with the limit named.\n"
 	      "  --uid-range FIRST:COUNT  QEMU's uids, one per VM (default\n"
 	      "                       $QCTL_UID_RANGE or 1879048192:65536)\n"
+	      "  --ssh ADDR:PORT      serve ssh into held builds there (a\n"
+	      "                       numeric IPv4 or [IPv6] address): `ssh\n"
+	      "                       -p PORT BUILDID@HOST` opens a shell in\n"
+	      "                       a failed build a recipe's\n"
+	      "                       hold_on_failure keeps (docs/ssh.md)\n"
+	      "  --ssh-host-key FILE  the server's private key (OpenSSH\n"
+	      "                       format, root's alone; up to 4)\n"
+	      "  --ssh-authorized-keys FILE  public keys that may enter any\n"
+	      "                       held build (a recipe's ssh_keys may\n"
+	      "                       enter its own)\n"
+	      "  --max-hold DUR       longest hold a recipe gets (default\n"
+	      "                       30m; 0: no holds)\n"
 	      "  -v, --verbose        builds' progress and output on stderr,\n"
 	      "                       each line prefixed with the build's id\n"
 	      "                       (twice: more detail)\n"
@@ -141,6 +159,138 @@ socket_group(const char *name, gid_t *gid)
 	return 0;
 }
 
+
+#define SSH_HOSTKEYS_MAX 4
+#define SSH_KEYFILE_MAX (64 * 1024)
+#define SSH_AUTH_KEYS_MAX 1000
+
+/* A file of root's, read whole (at most max bytes). */
+static char *
+read_small_file(const char *path, size_t max, bool secret, struct error *err)
+{
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	struct stat st;
+	char *buf;
+	ssize_t n;
+
+	if (fd < 0)
+		return error_sys(err, errno, "%s", path), NULL;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+		return error_set(err, EINVAL, "%s: not a regular file", path),
+		       NULL;
+	/* as OpenSSH: a private key others may read is refused */
+	if (secret && ((st.st_mode & 077) || st.st_uid != geteuid()))
+		return error_set(err, EPERM, "%s: a private key must be ours "
+				 "and readable by no one else (mode %04o, "
+				 "uid %d)", path, (unsigned)(st.st_mode & 07777),
+				 (int)st.st_uid), NULL;
+	if ((size_t)st.st_size > max)
+		return error_set(err, EFBIG, "%s: larger than %zu bytes", path,
+				 max), NULL;
+	buf = xmalloc((size_t)st.st_size + 1);
+	n = read(fd, buf, (size_t)st.st_size);
+	if (n != st.st_size) {
+		free(buf);
+		return error_set(err, EIO, "%s: short read", path), NULL;
+	}
+	buf[n] = '\0';
+	if (memchr(buf, '\0', (size_t)n)) {
+		free(buf);
+		return error_set(err, EINVAL, "%s: a NUL byte", path), NULL;
+	}
+	return buf;
+}
+
+/* authorized_keys: one "TYPE BASE64 [COMMENT]" per line, # comments;
+ * options before the type are not supported (refused, with the line). */
+static int
+read_authorized_keys(const char *path, struct serve_ssh_opts *o,
+		     struct error *err)
+{
+	_cleanup_free_ char *text = read_small_file(path, 1 << 20, false, err);
+	char *line, *save = NULL;
+	int lineno = 0;
+
+	if (!text)
+		return -1;
+	for (line = text; ; line = NULL) {
+		char *l = strtok_r(line, "\n", &save);
+		struct error e;
+		size_t len;
+
+		if (!l)
+			break;
+		lineno++;
+		len = strlen(l);
+		if (len && l[len - 1] == '\r')
+			l[--len] = '\0';
+		while (*l == ' ' || *l == '\t')
+			l++;
+		if (!*l || *l == '#')
+			continue;
+		if (recipe_check_ssh_key(l, &e) < 0)
+			return error_set(err, EINVAL, "%s:%d: %s (options "
+					 "before the key are not supported)",
+					 path, lineno, e.msg);
+		if (o->n_keys >= SSH_AUTH_KEYS_MAX)
+			return error_set(err, E2BIG, "%s: more than %d keys",
+					 path, SSH_AUTH_KEYS_MAX);
+		o->keys = xrealloc(o->keys, (o->n_keys + 1) * sizeof(*o->keys));
+		o->keys[o->n_keys++] = xstrdup(l);
+	}
+	return 0;
+}
+
+/* --ssh ADDR:PORT: a listening TCP socket, close-on-exec (only the sshd
+ * gets it, as its fd 3). */
+static int
+ssh_listen(const char *where, int *out, struct error *err)
+{
+	char host[64];
+	const char *colon = strrchr(where, ':');
+	struct sockaddr_storage ss = { 0 };
+	socklen_t len;
+	int port, fd, one = 1;
+
+	if (!colon || (size_t)(colon - where) >= sizeof(host) ||
+	    parse_int(colon + 1, 1, 65535, &port) < 0)
+		return error_set(err, EINVAL, "--ssh %s: expected ADDR:PORT "
+				 "(a numeric address, [IPv6]:PORT)", where);
+	memcpy(host, where, (size_t)(colon - where));
+	host[colon - where] = '\0';
+	if (host[0] == '[' && host[strlen(host) - 1] == ']') {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+
+		host[strlen(host) - 1] = '\0';
+		a->sin6_family = AF_INET6;
+		a->sin6_port = htons(port);
+		if (inet_pton(AF_INET6, host + 1, &a->sin6_addr) != 1)
+			return error_set(err, EINVAL, "--ssh %s: not an IPv6 "
+					 "address", where);
+		len = sizeof(*a);
+	} else {
+		struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+
+		a->sin_family = AF_INET;
+		a->sin_port = htons(port);
+		if (inet_pton(AF_INET, host, &a->sin_addr) != 1)
+			return error_set(err, EINVAL, "--ssh %s: not a numeric "
+					 "IPv4 address", where);
+		len = sizeof(*a);
+	}
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return error_sys(err, errno, "--ssh: socket");
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, 64) < 0) {
+		error_sys(err, errno, "--ssh %s", where);
+		close(fd);
+		return -1;
+	}
+	*out = fd;
+	return 0;
+}
+
 /* Ceilings a shared server should have even when none are given. */
 static void
 serve_default_ceilings(struct serve_opts *o)
@@ -180,6 +330,10 @@ cmd_serve(int argc, char **argv)
 		{ "max-disk", required_argument, NULL, 'D' },
 		{ "max-wall-time", required_argument, NULL, 'W' },
 		{ "uid-range", required_argument, NULL, 'u' },
+		{ "ssh", required_argument, NULL, 'H' },
+		{ "ssh-host-key", required_argument, NULL, 'k' },
+		{ "ssh-authorized-keys", required_argument, NULL, 'A' },
+		{ "max-hold", required_argument, NULL, 'O' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -187,7 +341,11 @@ cmd_serve(int argc, char **argv)
 	struct serve_opts o = { .log = stderr };
 	_cleanup_free_ char *sock = NULL, *state_dir = NULL, *run_root = NULL;
 	const char *group = NULL, *accel_s = "auto", *env;
-	const char *uid_range = NULL;
+	const char *uid_range = NULL, *ssh_where = NULL, *auth_keys = NULL;
+	const char *hostkeys[SSH_HOSTKEYS_MAX];
+	size_t n_hostkeys = 0;
+	bool max_hold_set = false;
+	int rc = 0;
 	struct serve_ctx ctx = { 0 };
 	_cleanup_close_ int sigfd = -1;
 	struct error err = { 0 };
@@ -278,6 +436,30 @@ cmd_serve(int argc, char **argv)
 		case 'u':
 			uid_range = optarg;
 			break;
+		case 'H':
+			ssh_where = optarg;
+			break;
+		case 'k':
+			if (n_hostkeys == SSH_HOSTKEYS_MAX) {
+				fprintf(stderr, "qctl serve: at most %d "
+					"--ssh-host-key\n", SSH_HOSTKEYS_MAX);
+				return EXIT_USAGE;
+			}
+			hostkeys[n_hostkeys++] = optarg;
+			break;
+		case 'A':
+			auth_keys = optarg;
+			break;
+		case 'O':
+			if (parse_duration(optarg, &o.ssh.max_hold_ms, &err) <
+				    0 ||
+			    o.ssh.max_hold_ms > RECIPE_HOLD_MAX_MS) {
+				fprintf(stderr, "qctl serve: --max-hold: %s\n",
+					err.msg[0] ? err.msg : "at most 24h");
+				return EXIT_USAGE;
+			}
+			max_hold_set = true;
+			break;
 		case 'v':
 			verbose++;
 			break;
@@ -298,19 +480,58 @@ cmd_serve(int argc, char **argv)
 		serve_usage(stderr);
 		return EXIT_USAGE;
 	}
+	if (!ssh_where != !n_hostkeys) {
+		fprintf(stderr, "qctl serve: --ssh and --ssh-host-key go "
+			"together\n");
+		return EXIT_USAGE;
+	}
+	if (auth_keys && !ssh_where) {
+		fprintf(stderr, "qctl serve: --ssh-authorized-keys needs "
+			"--ssh\n");
+		return EXIT_USAGE;
+	}
+	if (ssh_where) {
+		o.ssh.on = true;
+		o.ssh.where = ssh_where;
+		o.ssh.listen_fd = -1;
+		if (!max_hold_set)
+			o.ssh.max_hold_ms = SERVE_MAX_HOLD_DEFAULT_MS;
+		o.ssh.hostkeys = xcalloc(n_hostkeys, sizeof(char *));
+		for (size_t i = 0; i < n_hostkeys; i++) {
+			o.ssh.hostkeys[i] = read_small_file(
+				hostkeys[i], SSH_KEYFILE_MAX, true, &err);
+			if (!o.ssh.hostkeys[i]) {
+				fprintf(stderr, "qctl serve: --ssh-host-key "
+					"%s\n", err.msg);
+				rc = EXIT_USAGE;
+				goto out;
+			}
+			o.ssh.n_hostkeys++;
+		}
+		if (auth_keys &&
+		    read_authorized_keys(auth_keys, &o.ssh, &err) < 0) {
+			fprintf(stderr, "qctl serve: --ssh-authorized-keys "
+				"%s\n", err.msg);
+			rc = EXIT_USAGE;
+			goto out;
+		}
+	}
 	if (socket_group(group, &gid) < 0) {
 		fprintf(stderr, "qctl serve: --group %s: no such group\n",
 			group);
-		return EXIT_USAGE;
+		rc = EXIT_USAGE;
+		goto out;
 	}
 	if (accel_parse(accel_s, &o.build.accel, &err) < 0) {
 		fprintf(stderr, "qctl serve: %s\n", err.msg);
-		return EXIT_USAGE;
+		rc = EXIT_USAGE;
+		goto out;
 	}
 	if (geteuid() == 0 &&
 	    uidpool_range_pick(uid_range, NULL, &o.build.uids, &err) < 0) {
 		fprintf(stderr, "qctl serve: %s\n", err.msg);
-		return EXIT_USAGE;
+		rc = EXIT_USAGE;
+		goto out;
 	}
 	if (o.build.accel == ACCEL_AUTO) {
 		o.build.accel = accel_detect("/dev", "/sys", why, sizeof(why));
@@ -337,14 +558,16 @@ cmd_serve(int argc, char **argv)
 	if (serve_dir_check(state_dir, "state directory", &err) < 0 ||
 	    serve_dir_check(run_root, "run root", &err) < 0) {
 		fprintf(stderr, "qctl serve: %s\n", err.msg);
-		return EXIT_INFRA;
+		rc = EXIT_INFRA;
+		goto out;
 	}
 	/* What a dead server (or qctl run) left behind goes first. */
 	n = state_gc(state_dir, run_root, stdout, &err);
 	fflush(stdout);
 	if (n < 0) {
 		fprintf(stderr, "qctl serve: %s\n", err.msg);
-		return EXIT_INFRA;
+		rc = EXIT_INFRA;
+		goto out;
 	}
 
 	signal(SIGPIPE, SIG_IGN);
@@ -358,7 +581,14 @@ cmd_serve(int argc, char **argv)
 	if (sigfd < 0 || !ctx.loop) {
 		fprintf(stderr, "qctl serve: %s\n", strerror(errno));
 		loop_free(ctx.loop);
-		return EXIT_INFRA;
+		rc = EXIT_INFRA;
+		goto out;
+	}
+	if (o.ssh.on && ssh_listen(o.ssh.where, &o.ssh.listen_fd, &err) < 0) {
+		fprintf(stderr, "qctl serve: %s\n", err.msg);
+		loop_free(ctx.loop);
+		rc = EXIT_INFRA;
+		goto out;
 	}
 	ctx.serve = serve_new(ctx.loop, &o);
 	if (!loop_watch_fd(ctx.loop, sigfd, EPOLLIN, on_signal, &ctx) ||
@@ -367,7 +597,15 @@ cmd_serve(int argc, char **argv)
 			err.msg[0] ? err.msg : strerror(errno));
 		serve_free(ctx.serve);
 		loop_free(ctx.loop);
-		return EXIT_INFRA;
+		rc = EXIT_INFRA;
+		goto out;
+	}
+	if (o.ssh.on && serve_ssh_start(ctx.serve, &err) < 0) {
+		fprintf(stderr, "qctl serve: %s\n", err.msg);
+		serve_free(ctx.serve);
+		loop_free(ctx.loop);
+		rc = EXIT_INFRA;
+		goto out;
 	}
 	fprintf(stderr, "qctl serve: listening on %s (mode %04lo, gid %d), "
 		"%d build%s at once, accel %s, runs in %s, state in %s\n",
@@ -380,5 +618,16 @@ cmd_serve(int argc, char **argv)
 	serve_free(ctx.serve);
 	loop_free(ctx.loop);
 	fprintf(stderr, "qctl serve: exited\n");
-	return 0;
+out:
+	if (o.ssh.listen_fd >= 0 && o.ssh.on)
+		close(o.ssh.listen_fd);
+	for (size_t i = 0; i < o.ssh.n_hostkeys; i++) {
+		explicit_bzero(o.ssh.hostkeys[i], strlen(o.ssh.hostkeys[i]));
+		free(o.ssh.hostkeys[i]);
+	}
+	free(o.ssh.hostkeys);
+	for (size_t i = 0; i < o.ssh.n_keys; i++)
+		free(o.ssh.keys[i]);
+	free(o.ssh.keys);
+	return rc;
 }

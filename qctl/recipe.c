@@ -326,6 +326,48 @@ is_dns_name(const char *s)
 	return !digits_only;
 }
 
+int
+recipe_check_ssh_key(const char *line, struct error *err)
+{
+	static const char *const types[] = {
+		"ssh-ed25519",
+		"ssh-rsa",
+		"ecdsa-sha2-nistp256",
+		"ecdsa-sha2-nistp384",
+		"ecdsa-sha2-nistp521",
+		"sk-ssh-ed25519@openssh.com",
+		"sk-ecdsa-sha2-nistp256@openssh.com",
+	};
+	static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+				  "abcdefghijklmnopqrstuvwxyz0123456789+/";
+	size_t len = strlen(line), tlen, klen, i;
+	const char *key;
+
+	if (len > RECIPE_SSH_KEY_MAX)
+		return error_set(err, EINVAL, "a public key of %zu bytes "
+				 "(at most %d)", len, RECIPE_SSH_KEY_MAX);
+	tlen = strcspn(line, " ");
+	for (i = 0; i < ARRAY_SIZE(types); i++)
+		if (strlen(types[i]) == tlen && !strncmp(line, types[i], tlen))
+			break;
+	if (i == ARRAY_SIZE(types) || line[tlen] != ' ')
+		return error_set(err, EINVAL, "not a public key: expected "
+				 "\"TYPE BASE64 [COMMENT]\" with TYPE one of "
+				 "ssh-ed25519, ssh-rsa, ecdsa-sha2-*, sk-*");
+	key = line + tlen + 1;
+	klen = strspn(key, b64);
+	while (klen < strlen(key) && key[klen] == '=' && klen % 4)
+		klen++;
+	if (klen < 16 || klen % 4 || (key[klen] && key[klen] != ' '))
+		return error_set(err, EINVAL, "not a public key: the key after "
+				 "the type must be base64");
+	for (i = tlen + 1 + klen; line[i]; i++)
+		if ((unsigned char)line[i] < 0x20 || line[i] == 0x7f)
+			return error_set(err, EINVAL, "a control character in "
+					 "the public key's comment");
+	return 0;
+}
+
 /* Check an allowlist entry: host:port, *.suffix:port, IPv4:port, [IPv6]:port */
 int
 recipe_check_allow(const char *e, struct error *err)
@@ -1513,6 +1555,40 @@ check_artifact(struct vctx *vc, const char *s)
 }
 
 static int
+check_ssh_key(struct vctx *vc, const char *s)
+{
+	struct error e;
+
+	if (recipe_check_ssh_key(s, &e) < 0)
+		return v_fail(vc, e.code, false, "%s", e.msg);
+	return 0;
+}
+
+static int
+v_ssh_keys(struct vctx *vc, json_t *v, void *obj, const struct field *f)
+{
+	struct recipe *r = obj;
+
+	(void)f;
+	if (json_is_array(v) && json_array_size(v) > RECIPE_SSH_KEYS_MAX)
+		return v_error(vc, "%zu keys (at most %d)",
+			       json_array_size(v), RECIPE_SSH_KEYS_MAX);
+	return v_string_list(vc, v, &r->ssh_keys, &r->n_ssh_keys,
+			     check_ssh_key);
+}
+
+static int
+v_hold(struct vctx *vc, json_t *v, void *obj, const struct field *f)
+{
+	struct recipe *r = obj;
+	int ret = v_duration(vc, v, obj, f);
+
+	if (ret == 0 && r->hold_ms > RECIPE_HOLD_MAX_MS)
+		return v_error(vc, "at most 24h");
+	return ret;
+}
+
+static int
 v_artifacts(struct vctx *vc, json_t *v, void *obj, const struct field *f)
 {
 	struct recipe *r = obj;
@@ -1674,6 +1750,9 @@ static const struct field recipe_fields[] = {
 	{"limits", v_limits, false, 0, 0, 0},
 	{"steps", v_steps, true, 0, 0, 0},
 	{"artifacts", v_artifacts, false, 0, 0, 0},
+	{"hold_on_failure", v_hold, false, offsetof(struct recipe, hold_ms),
+	 0, 0},
+	{"ssh_keys", v_ssh_keys, false, 0, 0, 0},
 };
 
 static struct recipe *
@@ -1874,6 +1953,7 @@ recipe_free(struct recipe *r)
 	}
 	free(r->steps);
 	free_strv(r->artifacts, r->n_artifacts);
+	free_strv(r->ssh_keys, r->n_ssh_keys);
 	free(r);
 }
 

@@ -77,7 +77,18 @@ struct recipe {
 	size_t n_steps;
 	char **artifacts; /* globs relative to /src, no "..", no leading '/' */
 	size_t n_artifacts;
+	/* keep the VM this long after a failed step, for a shell in it
+	 * (0: not at all; at most RECIPE_HOLD_MAX_MS; capped by serve) */
+	int64_t hold_ms;
+	/* public keys (OpenSSH one-line form) that may open a shell in this
+	 * build while it is held (qctl serve --ssh) */
+	char **ssh_keys;
+	size_t n_ssh_keys;
 };
+
+#define RECIPE_HOLD_MAX_MS (24 * 3600 * 1000LL)
+#define RECIPE_SSH_KEYS_MAX 16
+#define RECIPE_SSH_KEY_MAX 8192
 
 /* Parse and validate a YAML/JSON recipe file; paths resolve against its dir. */
 int recipe_load_file(const char *path, struct recipe **out, struct error *err);
@@ -127,6 +138,12 @@ int recipe_check_git_ref(const char *ref, struct error *err);
 
 /* Check an allowlist entry: host:port, *.suffix:port, IPv4:port, [IPv6]:port */
 int recipe_check_allow(const char *entry, struct error *err);
+/*
+ * Check the shape of a public key line, "TYPE BASE64 [COMMENT]": a known
+ * key type, base64 of a sane length, a printable comment.  The key itself
+ * is parsed only by the confined ssh server (qctl-sshd), never here.
+ */
+int recipe_check_ssh_key(const char *line, struct error *err);
 
 /*
  * The recipe's YAML reader, for other YAML documents (image definitions):

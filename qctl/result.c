@@ -160,6 +160,8 @@ result_to_json(const struct build_result *r)
 						json_string_lossy(a->sha256)));
 	}
 	json_object_set_new(o, "artifacts", arts);
+	json_object_set_new(o, "hold",
+			    r->hold ? json_incref(r->hold) : json_null());
 	if (r->enforcement)
 		json_object_set(o, "enforcement", r->enforcement);
 	return o;
@@ -241,6 +243,7 @@ result_clear(struct build_result *r)
 	json_decref(r->network);
 	json_decref(r->enforcement);
 	json_decref(r->source);
+	json_decref(r->hold);
 	free(r->net_log);
 	memset(r, 0, sizeof(*r));
 }

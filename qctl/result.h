@@ -75,6 +75,9 @@ struct build_result {
 	/* what went to /src: {"dir": PATH}, {"git": URL, "ref": REF,
 	 * "commit": HEX}, or NULL (none) */
 	json_t *source;
+	/* a failed build kept for shells: {max_ms, started_ms, duration_ms,
+	 * ended, sessions: [...]}, or NULL (not held) */
+	json_t *hold;
 	/* status error because of the recipe (its git source cannot be
 	 * fetched): exit code 2, not 4 */
 	bool recipe_error;

@@ -8,6 +8,7 @@
  * its run directory, until SERVE_KEEP_FINISHED newer ones have finished.
  */
 #include "serve.h"
+#include "serve-int.h"
 
 #include <fcntl.h>
 #include <malloc.h>
@@ -40,55 +41,16 @@ const struct serve_backend serve_engine = {
 	.current_step = build_current_step,
 	.qemu_pid = build_qemu_pid,
 	.free = build_free,
+	.held = build_held,
+	.shell_open = build_shell_open,
+	.shell_input = build_shell_input,
+	.shell_eof = build_shell_eof,
+	.shell_winsize = build_shell_winsize,
+	.shell_close = build_shell_close,
 };
 
-enum sb_state { SB_QUEUED, SB_RUNNING, SB_FINISHED };
-
-struct access_job;
-
-/* One submitted build. */
-struct sbuild {
-	struct serve *s;
-	struct sbuild *next;	/* submission order */
-	char id[24];
-	enum sb_state state;
-	struct ctl_peer peer;	/* who submitted it */
-	struct recipe *recipe;	/* until the engine's build is freed */
-	char *source;		/* build-submit's "source", or NULL */
-	struct peer_creds creds;	/* the submitter's rights */
-	struct image img;	/* a client-named image, opened as the client */
-	bool have_img;
-	struct build *b;	/* the engine's build, until freed */
-	FILE *out;		/* its progress, to the server log */
-	bool release;		/* b ended: free it on the next work round */
-	bool paused;
-	char *run_dir;
-	struct state_rec *kept;	/* names run_dir once the engine let go */
-	json_t *result;		/* once finished */
-	time_t submitted;
-	int64_t t_submit, t_start, t_end;
-};
-
-struct serve {
-	struct loop *loop;
-	struct serve_opts o;
-	const struct serve_backend *be;
-	struct ctl *ctl;
-	struct sbuild *builds;
-	unsigned next_id;
-	int n_queued, n_running, n_finished;
-	struct loop_timer *t_work, *t_quit, *t_grace;
-	struct access_job *jobs;	/* submissions reading client files */
-	bool stopping;
-	char why[128];
-};
-
-static void
-slog(struct serve *s, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void
-slog(struct serve *s, const char *fmt, ...)
+void
+serve_log(struct serve *s, const char *fmt, ...)
 {
 	struct buf safe = { 0 };
 	char line[2048];
@@ -130,7 +92,7 @@ sb_status(const struct sbuild *sb)
 	return json_string_value(json_object_get(sb->result, "status"));
 }
 
-static struct sbuild *
+struct sbuild *
 sb_find(struct serve *s, const char *id, struct error *err)
 {
 	char q[40];
@@ -248,9 +210,9 @@ sb_finish(struct sbuild *sb)
 
 		if (rundir_open_dir(sb->run_dir, &dfd, &err) < 0 ||
 		    result_write_file_at(res, dfd, "result.json", &err) < 0)
-			slog(s, "%s: %s", sb->id, err.msg);
+			serve_log(s, "%s: %s", sb->id, err.msg);
 	}
-	slog(s, "%s: %s after %.1fs (uid %d): %s", sb->id,
+	serve_log(s, "%s: %s after %.1fs (uid %d): %s", sb->id,
 	     result_status_name(res->status),
 	     (sb->t_end - (sb->t_start ? sb->t_start : sb->t_submit)) /
 		     1000.0,
@@ -290,7 +252,7 @@ sb_start(struct sbuild *sb)
 		return;
 	}
 	sb->run_dir = xstrdup(s->be->run_dir(sb->b));
-	slog(s, "%s: started (uid %d) in %s", sb->id, (int)sb->peer.uid,
+	serve_log(s, "%s: started (uid %d) in %s", sb->id, (int)sb->peer.uid,
 	     sb->run_dir);
 	ctl_event(s->ctl, "BUILD_STARTED",
 		  json_pack("{s:s, s:i, s:s}", "build", sb->id, "uid",
@@ -317,7 +279,7 @@ sb_release(struct sbuild *sb)
 		sb->kept = state_open(s->o.build.state_dir, id, sb->run_dir,
 				      &err);
 		if (!sb->kept)
-			slog(s, "%s: %s", sb->id, err.msg);
+			serve_log(s, "%s: %s", sb->id, err.msg);
 	}
 	s->be->free(sb->b);
 	sb->b = NULL;
@@ -525,7 +487,7 @@ job_end(struct access_job *j, const struct error *why)
 		j->have_img = false;	/* the build has it now */
 reply:
 	if (r < 0)
-		slog(s, "submission of uid %d refused: %s", (int)j->peer.uid,
+		serve_log(s, "submission of uid %d refused: %s", (int)j->peer.uid,
 		     err.msg);
 	ctl_complete(s->ctl, j->peer.conn, r < 0 ? NULL : ret,
 		     r < 0 ? &err : NULL);
@@ -829,6 +791,9 @@ sb_summary(struct sbuild *sb)
 						  ? json_string(sb->run_dir)
 						  : json_null());
 	json_object_set_new(j, "paused", json_boolean(sb->paused));
+	json_object_set_new(j, "held", json_boolean(sb->state == SB_RUNNING &&
+						     s->be->held &&
+						     s->be->held(sb->b)));
 	if (sb->state == SB_QUEUED) {
 		int pos = 0;
 
@@ -926,6 +891,7 @@ submit_now(struct serve *s, const struct ctl_peer *peer, struct recipe **rp,
 		bo.verbosity = 0;
 	/* the run directory outlives the engine's build: ours to remove */
 	bo.keep = true;
+	bo.hold_ms = serve_ssh_hold(s, sb->recipe);
 	bo.event = on_build_event;
 	bo.event_opaque = sb;
 	sb->b = s->be->new(s->loop, sb->recipe, &bo, on_build_done, sb);
@@ -933,7 +899,7 @@ submit_now(struct serve *s, const struct ctl_peer *peer, struct recipe **rp,
 		;
 	*pp = sb;
 	s->n_queued++;
-	slog(s, "%s: submitted by uid %d (pid %d, client %u): %s, %zu "
+	serve_log(s, "%s: submitted by uid %d (pid %d, client %u): %s, %zu "
 	     "step%s", sb->id, (int)peer->uid, (int)peer->pid, peer->conn,
 	     path ? "a recipe file" : "recipe object", sb->recipe->n_steps,
 	     sb->recipe->n_steps == 1 ? "" : "s");
@@ -1029,7 +995,7 @@ cmd_build_cancel(void *opaque, const struct ctl_peer *peer, json_t *args,
 				 sb->id, sb_status(sb));
 	snprintf(why, sizeof(why), "cancelled over the control socket by "
 		 "uid %d", (int)peer->uid);
-	slog(s, "%s: %s", sb->id, why);
+	serve_log(s, "%s: %s", sb->id, why);
 	if (sb->state == SB_QUEUED) {
 		result_finish(s->be->result(sb->b), BUILD_CANCELLED,
 			      "%s before it started", why);
@@ -1201,7 +1167,7 @@ vm_pause(struct serve *s, const struct ctl_peer *peer, json_t *args,
 		return -1;
 	}
 	sb->paused = pause;
-	slog(s, "%s: %s by uid %d", sb->id, pause ? "paused" : "resumed",
+	serve_log(s, "%s: %s by uid %d", sb->id, pause ? "paused" : "resumed",
 	     (int)peer->uid);
 	return 0;
 }
@@ -1315,7 +1281,7 @@ on_grace(struct loop *l, void *opaque)
 	struct serve *s = opaque;
 
 	s->t_grace = NULL;
-	slog(s, "%d build%s did not end in time; killing", s->n_running,
+	serve_log(s, "%d build%s did not end in time; killing", s->n_running,
 	     s->n_running == 1 ? "" : "s");
 	loop_quit(l, 0);
 }
@@ -1330,7 +1296,7 @@ serve_shutdown(struct serve *s, const char *why)
 		return;
 	s->stopping = true;
 	snprintf(reason, sizeof(reason), "%s", why ? why : "shutting down");
-	slog(s, "shutting down (%s): %d running, %d queued", reason,
+	serve_log(s, "shutting down (%s): %d running, %d queued", reason,
 	     s->n_running, s->n_queued);
 	ctl_stop_listening(s->ctl);
 	ctl_event(s->ctl, "SHUTDOWN", json_pack("{s:s}", "reason", reason));
@@ -1366,6 +1332,8 @@ serve_free(struct serve *s)
 		s->builds = sb->next;
 		sb_free(sb);
 	}
+	/* after the builds: their sessions are told of the end first */
+	serve_ssh_free(s);
 	ctl_free(s->ctl);
 	free(s);
 }

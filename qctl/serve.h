@@ -24,6 +24,17 @@ struct serve_backend {
 	const char *(*current_step)(const struct build *b);
 	int (*qemu_pid)(const struct build *b);
 	void (*free)(struct build *b);
+	/* shells in held builds (ssh); NULL: the engine holds nothing */
+	bool (*held)(const struct build *b);
+	int (*shell_open)(struct build *b, const struct build_shell_req *req,
+			  const struct build_shell_ops *ops, void *opaque,
+			  unsigned *sid, struct error *err);
+	int (*shell_input)(struct build *b, unsigned sid, const void *p,
+			   size_t n, struct error *err);
+	int (*shell_eof)(struct build *b, unsigned sid, struct error *err);
+	int (*shell_winsize)(struct build *b, unsigned sid, unsigned rows,
+			     unsigned cols, struct error *err);
+	void (*shell_close)(struct build *b, unsigned sid);
 };
 
 /* build.c: real VMs */
@@ -50,7 +61,22 @@ struct serve_opts {
 	bool progress;		/* each build's progress to log, "[b1] ..." */
 	const struct serve_backend *backend; /* NULL: serve_engine */
 	struct ctl_opts ctl;	/* socket limits (log: as above) */
+	/* ssh into held builds: qctl-sshd serves listen_fd (docs/ssh.md) */
+	struct serve_ssh_opts {
+		bool on;
+		int listen_fd;		/* made by the caller, stays its */
+		const char *where;	/* ADDR:PORT, for the log */
+		const char *sshd_path;	/* NULL: qctl-sshd beside qctl */
+		char **hostkeys;	/* private key texts */
+		size_t n_hostkeys;
+		char **keys;		/* the operator's public keys: any */
+		size_t n_keys;		/* held build */
+		int64_t max_hold_ms;	/* the longest hold a recipe gets */
+	} ssh;
 };
+
+/* --max-hold's default: a failed build is kept at most this long. */
+#define SERVE_MAX_HOLD_DEFAULT_MS (30 * 60 * 1000)
 
 struct serve;
 
@@ -64,6 +90,12 @@ struct ctl *serve_ctl(struct serve *s);
  * ended (or SERVE_SHUTDOWN_MS passed).  The quit command calls this.
  */
 void serve_shutdown(struct serve *s, const char *why);
+/*
+ * Start qctl-sshd on o.ssh.listen_fd if o.ssh.on: it says ready (the log
+ * says "ssh: serving on ...") or is given up on after 10 s; the builds
+ * go on either way.
+ */
+int serve_ssh_start(struct serve *s, struct error *err);
 /* Builds queued and running. */
 int serve_n_active(const struct serve *s);
 /* Free everything: builds still running are killed, run dirs removed. */

@@ -601,3 +601,27 @@ utf8_seq(const unsigned char *p, size_t n)
 
 	return n ? utf8_decode(p, n, &cp) : 0;
 }
+
+/* A helper program: $env if set, else name beside our own binary. */
+char *
+helper_path(const char *env_name, const char *name)
+{
+	const char *env = getenv(env_name);
+	char exe[4096];
+	ssize_t n;
+
+	if (env && *env)
+		return xstrdup(env);
+	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n > 0) {
+		char *slash;
+
+		exe[n] = '\0';
+		slash = strrchr(exe, '/');
+		if (slash) {
+			*slash = '\0';
+			return xasprintf("%s/%s", exe, name);
+		}
+	}
+	return xstrdup(name);
+}

@@ -5,7 +5,8 @@
  *
  * The host is the more trusted side, but the agent is PID 1 of the
  * guest: a confused or hostile frame must be refused, not crash it.  The
- * bytes are one payload given to every decoder (a frame type picks one in
+ * bytes are one payload given to every decoder (EXEC, FILE_IN, FILE_OUT,
+ * SIGNAL, WINSIZE) (a frame type picks one in
  * the agent; here all of them run).  What a decoder accepts must hold its
  * promises: strings lie wholly inside the payload, counts within
  * AGENT_MAX_STRINGS, lists NULL-terminated, paths absolute, environment
@@ -89,13 +90,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct ga_file_in fi;
 	struct ga_file_out fo;
 	const char *why = NULL;
+	uint32_t rows, cols;
 	int signo;
 
 	buf_lo = (const char *)data;
 	buf_hi = buf_lo + size;
 
 	if (ga_exec_decode(data, size, &x, &why) == 0) {
-		check(!(x.flags & ~AGENT_EXEC_SHELL));
+		check(!(x.flags & ~AGENT_EXEC_FLAGS));
 		check(x.argc >= 1 && x.argc <= AGENT_MAX_STRINGS &&
 		      x.envc <= AGENT_MAX_STRINGS - x.argc);
 		check_inside(x.cwd);
@@ -140,6 +142,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	why = NULL;
 	if (ga_signal_decode(data, size, &signo, &why) == 0)
 		check(size == 4 && signo >= 1 && signo <= (int)GA_SIGNO_MAX);
+	else
+		check(why && why[0]);
+
+	why = NULL;
+	if (ga_winsize_decode(data, size, &rows, &cols, &why) == 0)
+		check(size == 8 && rows >= 1 && rows <= AGENT_WINSIZE_MAX &&
+		      cols >= 1 && cols <= AGENT_WINSIZE_MAX);
 	else
 		check(why && why[0]);
 	return 0;

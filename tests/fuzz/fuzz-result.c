@@ -242,10 +242,13 @@ check_result(const struct build_result *r, json_t *o)
 	json_t *v, *steps, *arts;
 
 	check(json_is_object(o));
-	/* "source" is always there: null unless the build named one */
-	check(json_object_size(o) == 12u + (r->enforcement != NULL));
+	/* "source" and "hold" are always there: null unless the build
+	 * named a source, or was held */
+	check(json_object_size(o) == 13u + (r->enforcement != NULL));
 	check(r->source ? json_equal(json_object_get(o, "source"), r->source)
 			: json_is_null(json_object_get(o, "source")));
+	check(r->hold ? json_equal(json_object_get(o, "hold"), r->hold)
+		      : json_is_null(json_object_get(o, "hold")));
 	check(!strcmp(json_string_value(json_object_get(o, "status")),
 		      result_status_name(r->status)));
 	check_int(json_object_get(o, "exit_code"),

@@ -57,7 +57,7 @@ def u32(v):
 
 
 def agent():
-    hello = frame("HELLO", u32(1) + b"qctl-guestagent 0.1\0Linux 6.1.0\0")
+    hello = frame("HELLO", u32(2) + b"qctl-guestagent 0.1\0Linux 6.1.0\0")
     run = (hello + frame("STARTED", u32(123), 1) +
            frame("STDOUT", b"building...\n", 1) +
            frame("STDERR", b"warning: \x1b[31mred\x1b[0m\n", 1) +
@@ -548,7 +548,13 @@ def ga_decode():
     put(G, "exec-argv", exec_payload(["sh", "-c", "echo hi"],
                                      ["PATH=/bin", "HOME=/src", "A=1", "A=2",
                                       "EMPTY="]))
-    put(G, "exec-bad-flags", exec_payload(["x"], flags=2))
+    put(G, "exec-bad-flags", exec_payload(["x"], flags=8))
+    put(G, "exec-high-flags", exec_payload(["x"], flags=0x80000007))
+    # version 2: stdin pipe, pseudo-terminal, both
+    put(G, "exec-stdin", exec_payload(["cat"], flags=2))
+    put(G, "exec-pty", exec_payload(["sh -i"], ["TERM=xterm-256color"],
+                                    cwd="/", flags=5))
+    put(G, "exec-pty-stdin", exec_payload(["sh"], flags=7))
     put(G, "exec-relative-cwd", exec_payload(["x"], cwd="src"))
     put(G, "exec-empty-argv0", exec_payload([""]))
     put(G, "exec-bad-env", exec_payload(["x"], ["=x", "NOEQ"]))
@@ -566,6 +572,12 @@ def ga_decode():
     put(G, "signal", u32(15))
     put(G, "signal-zero", u32(0))
     put(G, "signal-big", u32(65))
+    put(G, "winsize", u32(24) + u32(80))
+    put(G, "winsize-max", u32(65535) + u32(65535))
+    put(G, "winsize-zero", u32(0) + u32(80))
+    put(G, "winsize-big", u32(24) + u32(65536))
+    put(G, "winsize-short", u32(24))
+    put(G, "winsize-long", u32(24) + u32(80) + b"\0")
 
 
 def text():
@@ -586,13 +598,69 @@ def text():
     put(T, "long-component", "x" * 256)
 
 
+# ---- sshd-msg: frames between the manager and qctl-sshd -------------------
+def sshd_msg():
+    M = "fuzz-sshd-msg"
+    T = dict(config=1, keys=2, opened=3, refused=4, stdout=5, stderr=6,
+             eof=7, exit=8, close=9, ack=10, ready=32, fail=33, log=34,
+             keys_req=35, open=36, stdin=37, s_eof=38, winch=39, s_ack=40,
+             closed=41)
+
+    def be(v):
+        return struct.pack(">I", v & 0xffffffff)
+
+    def st(b):
+        b = b.encode() if isinstance(b, str) else b
+        return be(len(b)) + b + b"\0"
+
+    def fr(t, payload=b"", id_=0, flags=0):
+        return struct.pack(">IHHI", 12 + len(payload), T[t], flags,
+                           id_) + payload
+
+    def pkts(*frames):
+        return b"".join(struct.pack(">H", len(f)) + f for f in frames)
+
+    def open_(id_, pty=True, cmd="cat /src/x"):
+        return fr("open", st("b1") + st("SHA256:abc+/=") +
+                  st("127.0.0.1 port 5") + bytes([pty]) +
+                  st("xterm" if pty else "") + be(24 if pty else 0) +
+                  be(80 if pty else 0) + bytes([cmd is not None]) +
+                  st(cmd or ""), id_)
+
+    ready = fr("ready")
+    put(M, "session", pkts(
+        ready, fr("log", st("ssh: a line")), fr("keys_req", st("b1"), 1),
+        open_(2), fr("stdin", be(3) + b"abc", 2), fr("winch", be(5) + be(6), 2),
+        fr("s_ack", be(50), 2), fr("s_eof", b"", 2),
+        fr("closed", st("exited"), 2)))
+    put(M, "shell-refused", pkts(ready, open_(3, pty=False, cmd=None),
+                                 fr("stdin", be(1) + b"x", 3),
+                                 fr("closed", st(""), 3)))
+    put(M, "manager-frames", pkts(
+        fr("config", be(1) + be(65534) + be(65534) + be(16) + be(4) +
+           be(30000) + be(6) + be(1) + st("-----BEGIN KEY-----\nx\n")),
+        fr("keys", be(2) + st("ssh-ed25519 AAAA a") + st("ssh-rsa B"), 1),
+        fr("opened", b"", 2), fr("refused", st("no"), 3),
+        fr("stdout", be(2) + b"hi", 2), fr("stderr", be(1) + b"\0", 2),
+        fr("eof", b"", 2), fr("exit", be(1) + be(9), 2),
+        fr("close", st("hold expired"), 2), fr("ack", be(10), 2)))
+    put(M, "fail-first", pkts(fr("fail", st("seccomp: x"))))
+    put(M, "bad", pkts(
+        ready, fr("ready"), fr("open", b"", 0), fr("stdin", be(0), 9),
+        fr("ack", be(0), 1, flags=1), b"\0\0\0\x0c\0\x63\0\0\0\0\0\1",
+        fr("keys_req", be(3) + b"a/b\0", 4),
+        fr("keys_req", be(2) + b"b1x", 5)))
+    put(M, "window", pkts(ready, open_(2), *[
+        fr("stdin", be(16384) + b"a" * 16384, 2) for _ in range(9)]))
+
+
 def main():
     if os.path.isdir(OUT):
         shutil.rmtree(OUT)
     for f in (agent, artifacts, cgroup, control, http_req, image, imagedef,
               nf_counters,
               nf_request, proxy_config, proxy_msg, qmp, recipe, result, sni,
-              ga_decode, text, gitsrc):
+              ga_decode, text, gitsrc, sshd_msg):
         f()
     for t in sorted(os.listdir(OUT)):
         print("%-20s %3d seeds" % (t, len(os.listdir(os.path.join(OUT, t)))))

@@ -7,10 +7,12 @@
 # compiles a driver against that build's libraries uses $QCTL_CC and
 # $QCTL_CFLAGS (the sanitized build's -fsanitize flags; empty otherwise).
 # QCTL_SANITIZE is 1 for the sanitized build: only for what ASan changes
-# (memory use, speed), never to skip a check of qctl's behaviour.  One
-# exception, for CI's time budget: t-debian-hello (a 10-15 minute compile
-# under TCG) skips there; every manager path it takes is taken by the
-# shorter real-build tests that do run sanitized (docs/testing.md).
+# (memory use, speed), never to skip a check of qctl's behaviour.  The
+# exceptions, for CI's time budget, call plain_pass_only: t-debian-hello
+# (a 10-15 minute compile under TCG), t-node-app (a real npm install) and
+# t-serve-leak (50 builds, and its RSS bound means nothing under ASan).
+# Every manager path they take is taken sanitized by shorter scripts
+# (docs/testing.md names which).
 set -euo pipefail
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 QCTL_BUILD=${QCTL_BUILD:-$TOP/build}
@@ -24,6 +26,14 @@ export QCTL_IMAGES="${QCTL_IMAGES:-$TOP/images/out}"
 trap 'cleanup_test' EXIT
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
+
+# plain_pass_only WHY: skip (77) in the sanitized pass, saying why.
+plain_pass_only() {
+	if [ "${QCTL_SANITIZE:-}" = 1 ]; then
+		echo "SKIP: left to the plain pass under SANITIZE=1: $*"
+		exit 77
+	fi
+}
 
 # QEMU processes of runs under this test's run root (its VM names carry
 # the run id, "qctl-run-XXXXXX").

@@ -34,5 +34,5 @@ serve_kill() {
 	fi
 }
 serve_py() { PYTHONPATH="$TOP/tests/integration" python3 - "$SOCK" "$SERVE_PID" "$@"; }
-trap 'rc=$?; [ $rc = 0 ] || tail -40 "$T/serve.log" >&2; serve_kill; (exit $rc); cleanup_test' EXIT
+trap 'rc=$?; [ $rc = 0 ] || [ $rc = 77 ] || [ ! -f "$T/serve.log" ] || tail -40 "$T/serve.log" >&2; serve_kill; (exit $rc); cleanup_test' EXIT
 

@@ -6,12 +6,9 @@
 # package registry is out of reach.
 # timeout: 2700
 . "$(dirname "$0")/lib.sh"
-if [ "${QCTL_SANITIZE:-}" = 1 ]; then
-	# see lib.sh: the plain pass runs it; t-node-app, t-debian-shared
-	# and t-image-allow take the same manager paths here, sanitized
-	echo "SKIP: the sanitized pass leaves the 10-15 minute hello compile to the plain pass"
-	exit 77
-fi
+# the sanitized pass leaves it out: t-debian-shared and t-image-allow take
+# its manager paths there (lib.sh)
+plain_pass_only "a 10-15 minute compile under TCG"
 need_image debian apt
 img="$QCTL_IMAGES/debian"
 run_qctl 0 --json --artifacts "$T/art" "$TOP/examples/debian-hello.yaml"

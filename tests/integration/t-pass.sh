@@ -21,4 +21,10 @@ grep -q '^hello| err line$' "$T/err" || fail "stderr not streamed"
 grep -q '^kernel| [0-9]' "$T/err" || fail "uname -r missing"
 no_qemu_left
 run_dir_gone
+# Protocol version 2 (STDIN and PTY jobs), which qctl itself does not use
+# yet, against the agent as PID 1 of the same image, with the accelerator
+# qctl chose (6 s under TCG)
+accel=$(json "$T/out" 'r["accel"]')
+python3 "$TOP/tests/integration/agent-v2.py" "$QCTL_IMAGES/minimal" "$accel" "$T" ||
+	fail "agent protocol v2 in the minimal image"
 echo ok

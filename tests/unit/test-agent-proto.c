@@ -280,6 +280,42 @@ Test(exec_decode, trailing_bytes_rejected)
 	cr_assert_str_eq(why, "EXEC payload has trailing bytes");
 }
 
+/* Version 2: STDIN and PTY, alone or together; no other bit. */
+Test(exec_decode, version_2_flags)
+{
+	static struct pl p;
+	static struct ga_exec x;
+	const char *ok[] = {"sh"};
+	const uint32_t good[] = {
+		0,
+		AGENT_EXEC_SHELL,
+		AGENT_EXEC_STDIN,
+		AGENT_EXEC_PTY,
+		AGENT_EXEC_STDIN | AGENT_EXEC_PTY,
+		AGENT_EXEC_FLAGS,
+	};
+	const uint32_t bad[] = {
+		0x8,	    0x10, 0x8000u, 0x80000000u, AGENT_EXEC_FLAGS | 0x8,
+		0xffffffffu};
+	const char *why;
+	size_t i;
+
+	cr_assert_eq(AGENT_EXEC_FLAGS, 0x7);
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		pl_exec(&p, good[i], 1, 0, "/", ok);
+		cr_assert_eq(ga_exec_decode(p.b, p.n, &x, &why), 0, "%#x",
+			     good[i]);
+		cr_assert_eq(x.flags, good[i]);
+	}
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		pl_exec(&p, bad[i], 1, 0, "/", ok);
+		why = NULL;
+		cr_assert_eq(ga_exec_decode(p.b, p.n, &x, &why), -1, "%#x",
+			     bad[i]);
+		cr_assert_str_eq(why, "EXEC has unknown flags");
+	}
+}
+
 Test(exec_decode, bad_fields_rejected)
 {
 	static struct pl p;
@@ -290,7 +326,7 @@ Test(exec_decode, bad_fields_rejected)
 	const char *lead[] = {"true", "=x"};
 	const char *why;
 
-	pl_exec(&p, 0x2, 1, 0, "/", ok);
+	pl_exec(&p, 0x8, 1, 0, "/", ok);
 	cr_assert_eq(ga_exec_decode(p.b, p.n, &x, &why), -1, "flags");
 	pl_exec(&p, 0, 1, 0, "src", ok);
 	cr_assert_eq(ga_exec_decode(p.b, p.n, &x, &why), -1, "relative cwd");
@@ -408,6 +444,42 @@ Test(signal_decode, range)
 	agent_put_u32(b, 9);
 	cr_assert_eq(ga_signal_decode(b, 3, &sig, &why), -1);
 	cr_assert_eq(ga_signal_decode(b, 5, &sig, &why), -1);
+}
+
+Test(winsize_decode, range_and_length)
+{
+	unsigned char b[12];
+	uint32_t rows = 0, cols = 0;
+	const char *why;
+
+	agent_put_u32(b, 24);
+	agent_put_u32(b + 4, 80);
+	cr_assert_eq(ga_winsize_decode(b, 8, &rows, &cols, &why), 0);
+	cr_assert_eq(rows, 24);
+	cr_assert_eq(cols, 80);
+	agent_put_u32(b, 1);
+	agent_put_u32(b + 4, 65535);
+	cr_assert_eq(ga_winsize_decode(b, 8, &rows, &cols, &why), 0);
+	cr_assert_eq(rows, 1);
+	cr_assert_eq(cols, 65535);
+	/* 0 is "unknown" to the kernel; above 65535 does not fit a short */
+	agent_put_u32(b, 0);
+	cr_assert_eq(ga_winsize_decode(b, 8, &rows, &cols, &why), -1);
+	agent_put_u32(b, 65536);
+	cr_assert_eq(ga_winsize_decode(b, 8, &rows, &cols, &why), -1);
+	agent_put_u32(b, 24);
+	agent_put_u32(b + 4, 0);
+	cr_assert_eq(ga_winsize_decode(b, 8, &rows, &cols, &why), -1);
+	agent_put_u32(b + 4, 0x80000050u);
+	cr_assert_eq(ga_winsize_decode(b, 8, &rows, &cols, &why), -1);
+	/* exactly two u32 */
+	agent_put_u32(b + 4, 80);
+	cr_assert_eq(ga_winsize_decode(b, 0, &rows, &cols, &why), -1);
+	cr_assert_eq(ga_winsize_decode(b, 4, &rows, &cols, &why), -1);
+	cr_assert_eq(ga_winsize_decode(b, 7, &rows, &cols, &why), -1);
+	cr_assert_eq(ga_winsize_decode(b, 9, &rows, &cols, &why), -1);
+	cr_assert_eq(ga_winsize_decode(b, 12, &rows, &cols, &why), -1);
+	cr_assert_str_eq(why, "WINSIZE payload is not two u32");
 }
 
 /* --- environment merge and encoders -------------------------------------- */

@@ -212,6 +212,9 @@ Test(agent_decode, type_names)
 	cr_assert_str_eq(agent_type_name(AGENT_EXIT), "EXIT");
 	cr_assert_str_eq(agent_type_name(AGENT_FILE_DONE), "FILE_DONE");
 	cr_assert_str_eq(agent_type_name(AGENT_EXEC), "EXEC");
+	cr_assert_str_eq(agent_type_name(AGENT_STDIN), "STDIN");
+	cr_assert_str_eq(agent_type_name(AGENT_STDIN_END), "STDIN_END");
+	cr_assert_str_eq(agent_type_name(AGENT_WINSIZE), "WINSIZE");
 	cr_assert_str_eq(agent_type_name(0), "unknown");
 	cr_assert_str_eq(agent_type_name(0x7777), "unknown");
 }
@@ -322,4 +325,131 @@ Test(agent_conn, eof_from_guest_is_an_error)
 	cr_assert_lt(agent_send(&c, AGENT_PING, 1, NULL, 0, &err), 0);
 	agent_conn_free(&c);
 	close(sv[0]);
+}
+
+/* The frames queued in c, parsed back (the encoders' output). */
+static struct seen
+queued(struct agent_conn *c)
+{
+	struct buf copy = { 0 };
+	struct seen s = { 0 };
+
+	buf_append(&copy, c->out.data + c->out_off, agent_pending(c));
+	cr_assert_eq(agent_frames_parse(&copy, collect, &s, NULL), 0);
+	cr_assert_eq(copy.len, 0, "a partial frame was queued");
+	buf_free(&copy);
+	return s;
+}
+
+Test(agent_conn, stdin_is_split_into_frames_of_64_kib)
+{
+	size_t n = 2 * AGENT_MAX_PAYLOAD + 5;
+	unsigned char *p = malloc(n);
+	struct agent_conn c;
+	struct error err = { 0 };
+	struct seen s;
+
+	for (size_t i = 0; i < n; i++)
+		p[i] = (unsigned char)(i / AGENT_MAX_PAYLOAD + 'a');
+	agent_conn_init(&c, -1, collect, NULL);
+	cr_assert_eq(agent_send_stdin(&c, 9, p, n, &err), 0, "%s", err.msg);
+	s = queued(&c);
+	cr_assert_eq(s.n, 3);
+	for (int i = 0; i < 3; i++) {
+		cr_assert_eq(s.type[i], AGENT_STDIN);
+		cr_assert_eq(s.id[i], 9);
+		cr_assert_eq(s.first[i], 'a' + i);
+	}
+	cr_assert_eq(s.len[0], AGENT_MAX_PAYLOAD);
+	cr_assert_eq(s.len[1], AGENT_MAX_PAYLOAD);
+	cr_assert_eq(s.len[2], 5);
+	agent_conn_free(&c);
+	/* exactly one full frame, and one byte */
+	agent_conn_init(&c, -1, collect, NULL);
+	cr_assert_eq(agent_send_stdin(&c, 9, p, AGENT_MAX_PAYLOAD, &err), 0);
+	cr_assert_eq(agent_send_stdin(&c, 9, "x", 1, &err), 0);
+	s = queued(&c);
+	cr_assert_eq(s.n, 2);
+	cr_assert_eq(s.len[0], AGENT_MAX_PAYLOAD);
+	cr_assert_eq(s.len[1], 1);
+	cr_assert_eq(s.first[1], 'x');
+	agent_conn_free(&c);
+	free(p);
+}
+
+Test(agent_conn, stdin_refuses_empty_and_id_0)
+{
+	struct agent_conn c;
+	struct error err = { 0 };
+
+	agent_conn_init(&c, -1, collect, NULL);
+	cr_assert_lt(agent_send_stdin(&c, 9, "", 0, &err), 0);
+	cr_assert_eq(err.code, EINVAL);
+	cr_assert_lt(agent_send_stdin(&c, 0, "x", 1, &err), 0);
+	cr_assert_lt(agent_send_stdin_end(&c, 0, &err), 0);
+	cr_assert_lt(agent_send_winsize(&c, 0, 24, 80, &err), 0);
+	cr_assert_eq(agent_pending(&c), 0);
+	agent_conn_free(&c);
+}
+
+Test(agent_conn, stdin_end_and_winsize_encoding)
+{
+	struct agent_conn c;
+	struct error err = { 0 };
+	struct seen s;
+	const unsigned char *w;
+
+	agent_conn_init(&c, -1, collect, NULL);
+	cr_assert_eq(agent_send_stdin_end(&c, 4, &err), 0);
+	cr_assert_eq(agent_send_winsize(&c, 4, 50, 132, &err), 0);
+	s = queued(&c);
+	cr_assert_eq(s.n, 2);
+	cr_assert_eq(s.type[0], AGENT_STDIN_END);
+	cr_assert_eq(s.id[0], 4);
+	cr_assert_eq(s.len[0], 0);
+	cr_assert_eq(s.type[1], AGENT_WINSIZE);
+	cr_assert_eq(s.len[1], 8);
+	/* payload: u32 rows, u32 cols after the second header */
+	w = (const unsigned char *)c.out.data + c.out_off + 2 * AGENT_HDR_SIZE;
+	cr_assert_eq(agent_get_u32(w), 50);
+	cr_assert_eq(agent_get_u32(w + 4), 132);
+	agent_conn_free(&c);
+}
+
+Test(agent_conn, winsize_bounds)
+{
+	struct agent_conn c;
+	struct error err = { 0 };
+
+	agent_conn_init(&c, -1, collect, NULL);
+	cr_assert_eq(agent_send_winsize(&c, 1, 1, 1, &err), 0);
+	cr_assert_eq(agent_send_winsize(&c, 1, 65535, 65535, &err), 0);
+	cr_assert_lt(agent_send_winsize(&c, 1, 0, 80, &err), 0);
+	cr_assert_eq(err.code, EINVAL);
+	cr_assert_lt(agent_send_winsize(&c, 1, 24, 0, &err), 0);
+	cr_assert_lt(agent_send_winsize(&c, 1, 65536, 80, &err), 0);
+	cr_assert_lt(agent_send_winsize(&c, 1, 24, 0xffffffffu, &err), 0);
+	cr_assert_eq(queued(&c).n, 2);
+	agent_conn_free(&c);
+}
+
+Test(agent_conn, exec_flags_checked)
+{
+	struct agent_conn c;
+	struct error err = { 0 };
+	char a0[] = "sh";
+	char *argv[] = { a0 };
+
+	agent_conn_init(&c, -1, collect, NULL);
+	cr_assert_eq(agent_send_exec(&c, 1, AGENT_EXEC_PTY | AGENT_EXEC_STDIN,
+				     "/", argv, 1, NULL, 0, &err), 0);
+	cr_assert_eq(agent_send_exec(&c, 2, AGENT_EXEC_FLAGS, "/", argv, 1,
+				     NULL, 0, &err), 0);
+	cr_assert_lt(agent_send_exec(&c, 3, 0x8, "/", argv, 1, NULL, 0, &err),
+		     0);
+	cr_assert_eq(err.code, EINVAL);
+	cr_assert_lt(agent_send_exec(&c, 3, AGENT_EXEC_SHELL | 0x100, "/",
+				     argv, 1, NULL, 0, &err), 0);
+	cr_assert_eq(queued(&c).n, 2);
+	agent_conn_free(&c);
 }

@@ -492,6 +492,73 @@ Test(recipe, artifacts)
 	recipe_free(r);
 }
 
+Test(recipe, hold_on_failure)
+{
+	struct recipe *r;
+
+	r = ok(STEPS);
+	cr_assert_eq(r->hold_ms, 0);
+	cr_assert_eq(r->n_ssh_keys, 0);
+	recipe_free(r);
+	r = ok(STEPS "hold_on_failure: 10m\n");
+	cr_assert_eq(r->hold_ms, 600000);
+	recipe_free(r);
+	r = ok(STEPS "hold_on_failure: 90\n");
+	cr_assert_eq(r->hold_ms, 90000);
+	recipe_free(r);
+	r = ok(STEPS "hold_on_failure: 0s\n");
+	cr_assert_eq(r->hold_ms, 0);
+	recipe_free(r);
+	r = ok(STEPS "hold_on_failure: 24h\n");
+	cr_assert_eq(r->hold_ms, 24 * 3600 * 1000LL);
+	recipe_free(r);
+	assert_bad(STEPS "hold_on_failure: 25h\n",
+		   "t.yaml:4: hold_on_failure: at most 24h");
+	assert_bad(STEPS "hold_on_failure: -5\n", "negative");
+	assert_bad(STEPS "hold_on_failure: soon\n", "hold_on_failure");
+	assert_bad(STEPS "hold_on_failure: [1]\n", "expected a duration");
+}
+
+#define ED_KEY "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMbZ8u2oN7m1q3Y2pY4Q0b3t" \
+	       "8mJ7Qw9cJ8b2mYb4cQ1x"
+
+Test(recipe, ssh_keys)
+{
+	struct recipe *r;
+	struct error e;
+
+	r = ok(STEPS "ssh_keys:\n  - \"" ED_KEY " alice@laptop\"\n"
+		     "  - \"" ED_KEY "\"\n");
+	cr_assert_eq(r->n_ssh_keys, 2);
+	cr_assert_str_eq(r->ssh_keys[0], ED_KEY " alice@laptop");
+	recipe_free(r);
+	assert_bad(STEPS "ssh_keys: \"" ED_KEY "\"\n", "expected a list");
+	assert_bad(STEPS "ssh_keys: [\"ssh-dss AAAAB3NzaC1kc3MAAACBAP\"]\n",
+		   "t.yaml:4: ssh_keys[0]: not a public key");
+	assert_bad(STEPS "ssh_keys: [\"ssh-ed25519\"]\n", "not a public key");
+	assert_bad(STEPS "ssh_keys: [\"ssh-ed25519 AAAA\"]\n",
+		   "must be base64");
+	assert_bad(STEPS "ssh_keys: [\"ssh-ed25519 AAAAC3Nz!aC1lZDI1NTE5AAAA\"]\n",
+		   "must be base64");
+	assert_bad(STEPS "ssh_keys: [\"" ED_KEY " a\\u001b[2Jb\"]\n",
+		   "control character");
+	assert_bad(STEPS "ssh_keys: [1]\n", "ssh_keys[0]");
+	/* the base64 may end in padding, then only a comment */
+	cr_assert_eq(recipe_check_ssh_key("ssh-rsa AAAAB3NzaC1yc2EAAAADAQAB"
+					  "AAABAQ== me", &e), 0, "%s", e.msg);
+	cr_assert_lt(recipe_check_ssh_key("ssh-rsa AAAAB3NzaC1yc2EAAAADAQAB"
+					  "AAABAQ==x", &e), 0);
+	cr_assert_lt(recipe_check_ssh_key(" ssh-rsa AAAAB3NzaC1yc2EAAAADAQAB",
+					  &e), 0);
+	{
+		char many[4096] = STEPS "ssh_keys:\n";
+
+		for (int i = 0; i < RECIPE_SSH_KEYS_MAX + 1; i++)
+			strcat(many, "  - \"" ED_KEY "\"\n");
+		assert_bad(many, "17 keys (at most 16)");
+	}
+}
+
 Test(recipe, source, .init = make_tmpdir, .fini = remove_tmpdir)
 {
 	char path[PATH_MAX], real[PATH_MAX], sub[PATH_MAX + 8];
