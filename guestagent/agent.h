@@ -85,6 +85,12 @@ _Noreturn void init_poweroff(void);
 bool root_wanted(void);
 /* Overlay the root disk with the scratch disk and make it the root. */
 int root_switch(void);
+/* the image's own init, for images whose transport is ssh */
+#define GA_SSH_INIT "/usr/local/sbin/qctl-ssh-init"
+/* "qctl.ssh" is on the kernel command line: hand PID 1 to GA_SSH_INIT. */
+bool root_handoff_wanted(void);
+/* Exec GA_SSH_INIT as PID 1 (in the image's root); returns only on error. */
+int root_handoff(void);
 
 /* port.c ---------------------------------------------------------------- */
 

@@ -232,6 +232,10 @@ init_system(void)
 	load_modules();
 	if (root_wanted() && root_switch() < 0)
 		ga_fatal("cannot enter the image's root file system");
+	/* an image served over ssh: its own init takes PID 1 from here on,
+	 * and the agent never serves (docs/ssh-transport.md) */
+	if (root_wanted() && root_handoff_wanted() && root_handoff() < 0)
+		ga_fatal("cannot start the image's init " GA_SSH_INIT);
 }
 
 _Noreturn void

@@ -20,6 +20,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -187,4 +188,34 @@ root_switch(void)
 	TRY("chroot", chroot("."));
 	TRY("chdir /", chdir("/"));
 	return 0;
+}
+
+bool
+root_handoff_wanted(void)
+{
+	return cmdline_has_word("qctl.ssh");
+}
+
+/*
+ * The image's init becomes PID 1 with the root, /dev, /proc, /sys, /run
+ * and the loaded modules as root_switch left them; the agent is gone.
+ * Signals as a fresh process has them, a minimal environment.
+ */
+int
+root_handoff(void)
+{
+	char *const argv[] = {(char *)GA_SSH_INIT, NULL};
+	char *const envp[] = {
+		(char *)"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:"
+			"/usr/bin:/sbin:/bin",
+		(char *)"HOME=/root", (char *)"TERM=dumb", NULL};
+	sigset_t none;
+
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	for (int s = 1; s < NSIG; s++)
+		signal(s, SIG_DFL);
+	execve(GA_SSH_INIT, argv, envp);
+	ga_log("root: exec %s: %s", GA_SSH_INIT, strerror(errno));
+	return -1;
 }

@@ -12,6 +12,8 @@
 #   --source-type TYPE   deb or deb-src               (repeatable; default deb)
 #   --setup CMD          run in the chroot by sh -c   (repeatable, in order)
 #   --npm                record the host's npm registry in /etc/npmrc
+#   --transport T        agent (default) or ssh: sshd and images/ssh/ in the
+#                        root, the agent only boots it (docs/ssh-transport.md)
 #   --cpus N, --memory BYTES   defaults a recipe gets (image.json)
 #   --root-size BYTES|auto     size of rootfs.img     (default auto)
 #   --print-sources      print the apt sources the image would get (and
@@ -40,11 +42,11 @@ say() {
 }
 
 usage() {
-	sed -n '2,18s/^# \{0,1\}//p' "$0" >&2
+	sed -n '2,20s/^# \{0,1\}//p' "$0" >&2
 	exit 2
 }
 
-name= suite= variant=buildd npm=0 cpus= memory= root_size=auto print=0
+name= suite= variant=buildd npm=0 transport=agent cpus= memory= root_size=auto print=0
 packages=() types=() setup=()
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -55,6 +57,7 @@ while [ $# -gt 0 ]; do
 	--source-type) types+=("${2?}"); shift 2 ;;
 	--setup) setup+=("${2?}"); shift 2 ;;
 	--npm) npm=1; shift ;;
+	--transport) transport=${2?}; shift 2 ;;
 	--cpus) cpus=${2?}; shift 2 ;;
 	--memory) memory=${2?}; shift 2 ;;
 	--root-size) root_size=${2?}; shift 2 ;;
@@ -95,6 +98,17 @@ for t in "${types[@]}"; do
 	esac
 done
 [ $have_deb = 1 ] || die "--source-type: deb is needed to install anything"
+case $transport in
+agent) ;;
+ssh)
+	# the guest end of the ssh transport
+	case " ${packages[*]-} " in
+	*" openssh-server "*) ;;
+	*) packages+=(openssh-server) ;;
+	esac
+	;;
+*) die "--transport: agent or ssh, not $transport" ;;
+esac
 case $cpus$memory in
 *[!0-9]*) die "--cpus and --memory: decimal numbers" ;;
 esac
@@ -410,6 +424,19 @@ cat >"$root/etc/hosts" <<'EOF'
 ::1		localhost ip6-localhost ip6-loopback
 EOF
 chmod 0644 "$root/etc/hostname" "$root/etc/hosts"
+if [ $transport = ssh ]; then
+	# The init that starts sshd, and sshd's settings: the host key and
+	# authorized_keys are per build, put there by the manager (on the
+	# scratch disk, the overlay's upper layer); the keys that installing
+	# openssh-server made would be the same in every build: gone.
+	for f in init sshd_config; do
+		[ -f "$here/ssh/$f" ] || die "no ssh/$f beside $0"
+	done
+	install -m 0755 "$here/ssh/init" "$root/usr/local/sbin/qctl-ssh-init"
+	install -m 0644 "$here/ssh/sshd_config" \
+		"$root/etc/ssh/sshd_config.d/qctl.conf"
+	rm -f "$root"/etc/ssh/ssh_host_*
+fi
 rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/cache/apt/*.bin
 ls "$root"/etc/apt/sources.list.d/*qctl.sources >/dev/null 2>&1 ||
 	die "mmdebstrap did not record the sources in /etc/apt/sources.list.d"
@@ -454,11 +481,11 @@ if [ $npm = 1 ]; then
 fi
 built=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 python3 - "$work/boot/image.json" "$name" "$suite" "$variant" "$size" \
-	"$cpus" "$memory" "$built" "${#packages[@]}" \
+	"$cpus" "$memory" "$built" "$transport" "${#packages[@]}" \
 	${packages[@]+"${packages[@]}"} "${#apt_hosts[@]}" \
 	${apt_hosts[@]+"${apt_hosts[@]}"} ${npm_hosts[@]+"${npm_hosts[@]}"} <<'EOF'
 import json, sys
-path, name, suite, variant, size, cpus, memory, built, n, *rest = sys.argv[1:]
+path, name, suite, variant, size, cpus, memory, built, transport, n, *rest = sys.argv[1:]
 packages, rest = rest[:int(n)], rest[int(n):]
 n_apt, rest = int(rest[0]), rest[1:]
 with open(path) as f:
@@ -473,6 +500,8 @@ meta.update({
     "hosts": {"apt": rest[:n_apt], "npm": rest[n_apt:]},
     "built": built,
 })
+if transport != "agent":
+    meta["transport"] = transport
 if cpus:
     meta["cpus"] = int(cpus)
 if memory:

@@ -124,8 +124,10 @@ parse_setup(const struct nf_req_setup *m, struct nf_setup_args *a,
 {
 	int r;
 
-	if (m->reserved != 0)
-		return nf_error(err, EPROTO, "SETUP: reserved field not zero");
+	if (m->ssh_port != 0 && (m->ssh_port > 65535 ||
+				 m->ssh_port == m->proxy_port))
+		return nf_error(err, EINVAL, "ssh port %u out of range",
+				m->ssh_port);
 	r = nf_request_check_ifname(m->ifname, sizeof(m->ifname), err);
 	if (r == 0)
 		r = nf_request_parse_ipv4(m->host_ip, sizeof(m->host_ip),
@@ -146,6 +148,7 @@ parse_setup(const struct nf_req_setup *m, struct nf_setup_args *a,
 	memset(a->ifname, 0, sizeof(a->ifname));
 	memcpy(a->ifname, m->ifname, strlen(m->ifname));
 	a->port = (uint16_t)m->proxy_port;
+	a->ssh_port = (uint16_t)m->ssh_port;
 	a->quota_bytes = m->quota_bytes;
 	return 0;
 }

@@ -15,6 +15,7 @@ struct nf_setup_args {
 	struct in_addr host;		/* proxy side of the tap */
 	struct in_addr guest;		/* the VM */
 	uint16_t port;			/* proxy port, 1..65535 */
+	uint16_t ssh_port;		/* the guest's sshd, or 0: none */
 	uint64_t quota_bytes;		/* 1..NF_QUOTA_MAX */
 };
 

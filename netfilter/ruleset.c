@@ -15,6 +15,12 @@
  *    transaction, and the rules never change;
  *  - no "ct state established accept": after CLOSE an old connection is
  *    as dead as a new one;
+ *  - with an ssh port (the ssh transport, docs/ssh-transport.md): the
+ *    host side may open TCP connections to the guest's sshd, and the
+ *    guest may send only what conntrack knows as their replies; the
+ *    guest can still open nothing (a SYN from its port 22 is "new").
+ *    Counted apart ("ssh"), not charged to the quota: that is the
+ *    build's control channel, not its network use;
  *  - IPv6 never matches "ip saddr", so it falls to the drop policy; ARP is
  *    not seen by the inet family, so the guest can resolve the proxy.
  */
@@ -43,9 +49,25 @@ int
 nf_ruleset_setup(const struct nf_setup_args *a, char *buf, size_t size)
 {
 	char host[INET_ADDRSTRLEN], guest[INET_ADDRSTRLEN];
+	char ssh_in[256] = "", ssh_out[256] = "";
+	const char *ssh_counter = "";
 
 	inet_ntop(AF_INET, &a->host, host, sizeof(host));
 	inet_ntop(AF_INET, &a->guest, guest, sizeof(guest));
+	if (a->ssh_port) {
+		ssh_counter = "\tcounter ssh { }\n";
+		if (emit(ssh_in, sizeof(ssh_in),
+			 "\t\tiifname \"%s\" ip saddr %s ip daddr %s tcp sport "
+			 "%u ct state established counter name \"ssh\" "
+			 "accept\n",
+			 a->ifname, guest, host, (unsigned int)a->ssh_port) < 0 ||
+		    emit(ssh_out, sizeof(ssh_out),
+			 "\t\toifname \"%s\" ip saddr %s ip daddr %s tcp dport "
+			 "%u ct state new,established counter name \"ssh\" "
+			 "accept\n",
+			 a->ifname, host, guest, (unsigned int)a->ssh_port) < 0)
+			return -ENOSPC;
+	}
 	/* "create table" fails if the table exists, aborting the whole
 	 * transaction: SETUP never merges into a table it did not make. */
 	return emit(buf, size,
@@ -56,6 +78,7 @@ nf_ruleset_setup(const struct nf_setup_args *a, char *buf, size_t size)
 		"\tcounter rx { }\n"
 		"\tcounter tx { }\n"
 		"\tcounter dropped { }\n"
+		"%6$s"
 		"\t# charged both ways; once used up, the window drops\n"
 		"\tquota q { %5$llu bytes }\n"
 		"\t# the proxy port while a fetch window is open, else empty\n"
@@ -68,6 +91,7 @@ nf_ruleset_setup(const struct nf_setup_args *a, char *buf, size_t size)
 		"\t\tiifname \"%1$s\" ip saddr %3$s ip daddr %2$s"
 		" tcp dport @window quota name \"q\" counter name \"rx\""
 		" accept\n"
+		"%7$s"
 		"\t\tiifname \"%1$s\" counter name \"dropped\"\n"
 		"\t}\n"
 		"\tchain forward {\n"
@@ -79,10 +103,12 @@ nf_ruleset_setup(const struct nf_setup_args *a, char *buf, size_t size)
 		"\t\toifname \"%1$s\" ip saddr %2$s ip daddr %3$s"
 		" tcp sport @window quota name \"q\" counter name \"tx\""
 		" accept\n"
+		"%8$s"
 		"\t}\n"
 		"}\n",
 		a->ifname, host, guest, (unsigned int)a->port,
-		(unsigned long long)a->quota_bytes);
+		(unsigned long long)a->quota_bytes, ssh_counter, ssh_in,
+		ssh_out);
 }
 
 int

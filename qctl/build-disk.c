@@ -111,12 +111,23 @@ build_disk_start(struct build *b, struct error *err)
 			 (char *)"-m", (char *)"0", (char *)"-O",
 			 (char *)"^has_journal,^resize_inode", (char *)"-E",
 			 (char *)"lazy_itable_init=1,nodiscard", (char *)"-L",
-			 (char *)"scratch", (char *)"/dev/fd/3", size, NULL };
+			 (char *)"scratch", (char *)"/dev/fd/3", size, NULL,
+			 NULL, NULL };
+	/* the ssh transport: the guest's files for sshd, under the
+	 * overlay's upper layer (build-ssh.c) */
+	_cleanup_free_ char *seed = b->ssh ? build_ssh_seed_path(b) : NULL;
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t at;
 	sigset_t none, all;
 	int r;
 
+	if (seed) {
+		/* options before the device: ... -d SEED DEVICE SIZE */
+		argv[ARRAY_SIZE(argv) - 5] = (char *)"-d";
+		argv[ARRAY_SIZE(argv) - 4] = seed;
+		argv[ARRAY_SIZE(argv) - 3] = (char *)"/dev/fd/3";
+		argv[ARRAY_SIZE(argv) - 2] = size;
+	}
 	if (b->disk_fd >= 0)
 		close(b->disk_fd);
 	b->disk_fd = -1;

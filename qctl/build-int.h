@@ -135,6 +135,13 @@ struct build {
 	int net_log_fd;
 	unsigned ticks;
 
+	/* the ssh transport (build-ssh.c): the image's "transport": "ssh" */
+	bool ssh;
+	char *ssh_host_pub;	/* the build's host key: base64 public blob */
+	char *ssh_client_key;	/* the bridge's login key: OpenSSH PEM */
+	pid_t bridge_pid;	/* qctl-sshbridge of this boot, or -1 */
+	int bridge_fd;		/* its socket: the agent channel */
+
 	/* held after a failed step (build-hold.c) */
 	int64_t hold_t0, hold_until;
 	struct loop_timer *t_hold;
@@ -215,6 +222,19 @@ void build_net_sample(struct build *b);
 /* Open the network for the fetch step named step, or close it. */
 int build_net_window(struct build *b, bool open, const char *step,
 		     struct error *err);
+
+/* build-ssh.c: the ssh transport */
+
+/* The build's keys, and RUNDIR/ssh-seed for its scratch disk. */
+int build_ssh_prepare(struct build *b, struct error *err);
+/* Where mkfs.ext4 -d finds the files the guest gets (malloc'd). */
+char *build_ssh_seed_path(const struct build *b);
+/* Start the bridge for this boot; its socket is b->bridge_fd. */
+int build_ssh_start(struct build *b, struct error *err);
+/* Kill and reap the bridge, close its socket. */
+void build_ssh_stop(struct build *b);
+/* build_ssh_stop, and the keys forgotten. */
+void build_ssh_free(struct build *b);
 
 /* build-sample.c: resource use and limits */
 

@@ -212,8 +212,9 @@ build_net_start(struct build *b, struct error *err)
 	_cleanup_free_ char *name = xasprintf("qctl-%s",
 					      strrchr(b->run_dir, '/') + 1);
 	_cleanup_free_ char *helper = helper_path("QCTL_NETFILTER",
-						  "qctl-netfilter");
-	_cleanup_free_ char *proxy = helper_path("QCTL_PROXY", "qctl-proxy");
+							"qctl-netfilter");
+	_cleanup_free_ char *proxy = helper_path("QCTL_PROXY",
+						       "qctl-proxy");
 	_cleanup_free_ char *logp = xasprintf("%s/network.jsonl", b->run_dir);
 	struct proxy_config pc = { 0 };
 	int r;
@@ -228,7 +229,7 @@ build_net_start(struct build *b, struct error *err)
 	if (r == 0)
 		r = nf_setup(b->nf, NETNS_TAP, NETNS_HOST_IP, NETNS_GUEST_IP,
 			     NETNS_PROXY_PORT, b->recipe->limits.net_bytes,
-			     err);
+			     b->ssh ? 22 : 0, err);
 	if (r < 0) {
 		error_prefix(err, "network helper");
 		return r;

@@ -142,6 +142,7 @@ release_vm(struct build *b)
 		agent_conn_free(&b->agent);
 		b->agent_up = false;
 	}
+	build_ssh_stop(b);
 	vm_destroy(&b->vm);
 	if (b->cg_up) {
 		struct error err = { 0 };
@@ -425,8 +426,9 @@ start_setup(struct build *b)
 	char *argv[] = { buf };
 	struct error err = { 0 };
 
+	/* over ssh, the guest's init configured eth0 already */
 	snprintf(buf, sizeof(buf), "%s%s", b->img.root_fd >= 0 ? root : disk,
-		 b->net ? net : "");
+		 b->net && !b->ssh ? net : "");
 	b->phase = PH_SETUP;
 	b->job_started = false;
 	if (agent_send_exec(&b->agent, SETUP_ID, AGENT_EXEC_SHELL, "/", argv,
@@ -1029,6 +1031,12 @@ on_agent_frame(const struct agent_hdr *h, const void *p, void *opaque,
 		if (agent_decode_status(p, h->len, &code, msg, sizeof(msg),
 					err) < 0)
 			return -1;
+		/* the ssh bridge gives up before HELLO saying why (a host key
+		 * that is not the build's, a refused login) */
+		if (b->ssh && b->phase == PH_BOOT && h->id == 0) {
+			build_fail(b, BUILD_ERROR, "ssh transport: %s", msg);
+			return 0;
+		}
 		/* ERROR ends an EXEC only in place of its STARTED */
 		if (job && !b->job_started) {
 			build_fail(b, BUILD_ERROR, "%s could not start: %s",
@@ -1061,8 +1069,11 @@ on_agent_io(struct loop *l, int fd, uint32_t events, void *opaque)
 	if (agent_handle_io(&b->agent, events, &err) < 0) {
 		loop_unwatch(b->w_agent);
 		b->w_agent = NULL;
+		/* over ssh the channel is the bridge's: its end is the
+		 * ssh connection's (the guest's sshd gone, or the bridge) */
 		if (b->phase < PH_SHUTDOWN)
-			build_fail(b, BUILD_ERROR, "guest agent %s: %s",
+			build_fail(b, BUILD_ERROR, "%s %s: %s",
+				   b->ssh ? "ssh transport" : "guest agent",
 				   err.code == EPROTO ? "broke the protocol"
 						      : "lost",
 				   strncmp(err.msg, "agent: ", 7)
@@ -1154,13 +1165,15 @@ build_boot_qemu(struct build *b, struct error *err)
 	bool microvm = b->opts.machine && !strcmp(b->opts.machine, "microvm");
 	/* Modules for devices this VM lacks only cost boot time. */
 	_cleanup_free_ char *cmdline = xasprintf(
-		"%s qctl.skip_modules=%s%s%s", b->img.cmdline,
+		"%s qctl.skip_modules=%s%s%s%s", b->img.cmdline,
 		microvm ? "virtio_pci,virtio_pci_modern_dev,"
 			  "virtio_pci_legacy_dev"
 			: "virtio_mmio",
 		b->net ? "" : ",virtio_net,net_failover,failover",
 		/* the agent overlays the root disk (guestagent/root.c) */
-		b->img.root_fd >= 0 ? " qctl.root" : "");
+		b->img.root_fd >= 0 ? " qctl.root" : "",
+		/* ... and hands PID 1 to the image's init (sshd) */
+		b->ssh ? " qctl.ssh" : "");
 	/* The VM's name carries the run id, so ps shows whose QEMU it is. */
 	_cleanup_free_ char *name = xasprintf("qctl-%s",
 					      strrchr(b->run_dir, '/') + 1);
@@ -1188,14 +1201,19 @@ build_boot_qemu(struct build *b, struct error *err)
 	b->w_pid = loop_watch_fd(b->loop, b->vm.pidfd, EPOLLIN, on_pidfd, b);
 	b->qmp = qmp_new(b->vm.qmp_fd, on_qmp_event, b);
 	b->vm.qmp_fd = -1;	/* owned by the QMP client now */
-	agent_conn_init(&b->agent, b->vm.agent_fd, on_agent_frame, b);
+	/* Over ssh the agent channel is the bridge's socket, used exactly
+	 * as the virtio-serial one (QEMU's port stays unopened). */
+	if (b->ssh && build_ssh_start(b, err) < 0)
+		return -1;
+	agent_conn_init(&b->agent, b->ssh ? b->bridge_fd : b->vm.agent_fd,
+			on_agent_frame, b);
 	b->agent_up = true;
 	fd_set_nonblock(b->vm.console_fd);
 	if (!b->qmp)
 		return error_set(err, EIO, "QMP socket unusable");
 	b->w_qmp = loop_watch_fd(b->loop, qmp_fd(b->qmp), EPOLLIN, on_qmp_io,
 				 b);
-	b->w_agent = loop_watch_fd(b->loop, b->vm.agent_fd, EPOLLIN,
+	b->w_agent = loop_watch_fd(b->loop, b->agent.fd, EPOLLIN,
 				   on_agent_io, b);
 	b->w_console = loop_watch_fd(b->loop, b->vm.console_fd, EPOLLIN,
 				     build_on_console, b);
@@ -1276,6 +1294,7 @@ build_new(struct loop *loop, const struct recipe *recipe,
 	b->log_fd = b->console_log_fd = b->upload_fd = b->art_fd = -1;
 	b->root_fd = b->dir_fd = b->qemu_log_fd = -1;
 	b->disk_fd = -1;
+	b->bridge_pid = b->bridge_fd = -1;
 	b->mkfs_pid = -1;
 	b->mkfs_pidfd = -1;
 	b->net_log_fd = -1;
@@ -1320,6 +1339,16 @@ resolve_image_defaults(struct build *b, struct error *err)
 	if (!rc->memory_set && b->opts.max_memory &&
 	    b->memory > b->opts.max_memory)
 		b->memory = b->opts.max_memory;
+	/* the recipe may name the transport; the image decides what it has */
+	if (rc->transport == RECIPE_TRANSPORT_SSH && !b->img.ssh)
+		return error_set(err, EINVAL, "transport ssh: image %s has "
+				 "none (its image.json says no \"transport\": "
+				 "\"ssh\")", b->img.name);
+	if (rc->transport == RECIPE_TRANSPORT_AGENT && b->img.ssh)
+		return error_set(err, EINVAL, "transport agent: image %s runs "
+				 "no qctl agent (its transport is ssh)",
+				 b->img.name);
+	b->ssh = b->img.ssh;
 	b->allow = xcalloc(1, sizeof(*b->allow));
 	for (size_t i = 0; i < rc->n_allow; i++) {
 		const char *e = rc->allow[i];
@@ -1466,6 +1495,14 @@ build_start_inner(struct build *b, struct error *err)
 				  b->t0 + b->recipe->limits.wall_time_ms,
 				  on_wall_time, b);
 	b->t_tick = loop_timer_at(b->loop, now_ms() + TICK_MS, on_tick, b);
+	/* the ssh transport reaches the guest through its tap, fetch
+	 * steps or not; its keys and the guest's files come first */
+	if (b->ssh) {
+		b->net = true;
+		r = build_ssh_prepare(b, err);
+		if (r < 0)
+			return r;
+	}
 	if (b->net) {
 		r = build_net_start(b, err);
 		if (r < 0) {
@@ -1563,6 +1600,7 @@ build_free(struct build *b)
 	loop_timer_cancel(b->t_tick);
 	build_hold_release(b, "the build was freed");
 	release_vm(b);
+	build_ssh_free(b);
 	build_net_stop(b);
 	upload_stop(b);
 	if (b->art_fd >= 0)

@@ -184,6 +184,10 @@ debian_args(const struct imagedef *d, const char *agent, const char *out,
 	}
 	if (d->npm)
 		args_add(a, "--npm");
+	if (d->ssh) {
+		args_add(a, "--transport");
+		args_add(a, "ssh");
+	}
 	for (i = 0; i < d->n_setup; i++) {
 		args_add(a, "--setup");
 		args_add(a, d->setup[i]);

@@ -285,12 +285,27 @@ image_meta_parse(const char *buf, size_t len, const char *where,
 					       : "console=ttyS0 quiet");
 	v = json_object_get(j, "name");
 	m->name = json_is_string(v) ? xstrdup(json_string_value(v)) : NULL;
+	v = json_object_get(j, "transport");
+	if (v && (!json_is_string(v) ||
+		  (strcmp(json_string_value(v), "agent") &&
+		   strcmp(json_string_value(v), "ssh")))) {
+		image_meta_free(m);
+		return error_set(err, EINVAL, "%s: \"transport\" must be "
+				 "\"agent\" or \"ssh\"", where);
+	}
+	m->ssh = v && !strcmp(json_string_value(v), "ssh");
 	if (meta_name(j, "root", NULL, where, &m->root, err) < 0 ||
 	    meta_defaults(j, where, m, err) < 0 ||
 	    meta_hosts(json_object_get(j, "hosts"), where, m, err) < 0 ||
 	    meta_step_env(json_object_get(j, "step_env"), where, m, err) < 0) {
 		image_meta_free(m);
 		return -EINVAL;
+	}
+	/* the init that starts sshd lives in the image's root */
+	if (m->ssh && !m->root) {
+		image_meta_free(m);
+		return error_set(err, EINVAL, "%s: \"transport\": \"ssh\" "
+				 "needs a \"root\"", where);
 	}
 	return 0;
 }
@@ -356,6 +371,7 @@ image_fill(struct image *img, const char *dir, struct image_meta *m,
 			    : xstrdup(fallback_name);
 	img->cpus = m->cpus;
 	img->memory = m->memory;
+	img->ssh = m->ssh;
 	img->hosts = steal_pointer(&m->hosts);
 	img->n_hosts = m->n_hosts;
 	m->n_hosts = 0;
@@ -481,6 +497,7 @@ image_dup(const struct image *src, struct image *dst, struct error *err)
 	dst->root = src->root ? xstrdup(src->root) : NULL;
 	dst->cpus = src->cpus;
 	dst->memory = src->memory;
+	dst->ssh = src->ssh;
 	dst->hosts = xcalloc(src->n_hosts ? src->n_hosts : 1,
 			     sizeof(*dst->hosts));
 	for (size_t i = 0; i < src->n_hosts; i++) {

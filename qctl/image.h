@@ -34,6 +34,9 @@ struct image {
 	int root_fd;		/* read-only, or -1 */
 	int cpus;		/* defaults for recipes that say none; 0: none */
 	uint64_t memory;
+	/* "transport": "ssh": the guest runs sshd and no agent; steps go
+	 * through qctl-sshbridge (docs/ssh-transport.md) */
+	bool ssh;
 	struct image_hosts *hosts;
 	size_t n_hosts;
 	/* "KEY=VALUE" every step gets by its network (before the recipe's
@@ -52,6 +55,7 @@ struct image_meta {
 	char *name;		/* NULL: none given */
 	int cpus;		/* 0: none given */
 	uint64_t memory;	/* 0: none given */
+	bool ssh;		/* "transport": "ssh" (default "agent") */
 	struct image_hosts *hosts;
 	size_t n_hosts;
 	char **step_env[2];	/* as in struct image */

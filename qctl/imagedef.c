@@ -349,6 +349,19 @@ k_npm(struct dctx *c, json_t *parent, const char *key, json_t *v)
 	return 0;
 }
 
+/* "agent" (default) or "ssh": how the manager runs steps in the image */
+static int
+k_transport(struct dctx *c, json_t *parent, const char *key, json_t *v)
+{
+	const char *t = json_string_value(v);
+
+	if (!t || (strcmp(t, "agent") && strcmp(t, "ssh")))
+		return d_error(c, d_line(c, parent, key, 0, false), key,
+			       "expected agent or ssh");
+	c->d->ssh = !strcmp(t, "ssh");
+	return 0;
+}
+
 static const char *
 check_setup(const char *s)
 {
@@ -406,6 +419,7 @@ static const struct key {
 	{"packages", k_packages, true},
 	{"sources", k_sources, true},
 	{"npm", k_npm, true},
+	{"transport", k_transport, true},
 	{"setup", k_setup, true},
 	{"cpus", k_cpus, false},
 	{"memory", k_memory, false},

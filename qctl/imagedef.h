@@ -32,6 +32,7 @@ struct imagedef {
 	size_t n_packages;
 	bool deb_src; /* sources: also deb-src (deb always) */
 	bool npm;     /* record the host's npm registry */
+	bool ssh;     /* transport: ssh (sshd, no agent; ssh-transport.md) */
 	char **setup; /* shell commands for the chroot, in order */
 	size_t n_setup;
 	uint64_t root_size; /* bytes; 0: auto */

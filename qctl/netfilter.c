@@ -281,7 +281,7 @@ nf_start(const char *helper_path, int netns_fd, struct nf_client **out,
 int
 nf_setup(struct nf_client *c, const char *ifname, const char *host_ip,
 	 const char *guest_ip, uint16_t proxy_port, uint64_t quota_bytes,
-	 struct error *err)
+	 uint16_t ssh_port, struct error *err)
 {
 	struct nf_req_setup m;
 
@@ -298,6 +298,7 @@ nf_setup(struct nf_client *c, const char *ifname, const char *host_ip,
 	memcpy(m.guest_ip, guest_ip, strlen(guest_ip));
 	m.proxy_port = proxy_port;
 	m.quota_bytes = quota_bytes;
+	m.ssh_port = ssh_port;
 	return call(c, &m, sizeof(m), NF_REP_OK, NULL, err);
 }
 

@@ -29,10 +29,11 @@ struct nf_counters {
  */
 int nf_start(const char *helper_path, int netns_fd, struct nf_client **out,
 	     struct error *err);
-/* Install the ruleset for the tap ifname (window closed). */
+/* Install the ruleset for the tap ifname (window closed); ssh_port (0:
+ * none): the host side may always connect to the guest there. */
 int nf_setup(struct nf_client *c, const char *ifname, const char *host_ip,
 	     const char *guest_ip, uint16_t proxy_port, uint64_t quota_bytes,
-	     struct error *err);
+	     uint16_t ssh_port, struct error *err);
 /* Open the fetch window (only from closed). */
 int nf_open_window(struct nf_client *c, struct error *err);
 /*

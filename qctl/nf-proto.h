@@ -61,7 +61,9 @@ struct nf_req_setup {
 	char guest_ip[NF_IP_SIZE];	/* the VM's address */
 	uint64_t quota_bytes;		/* 1..NF_QUOTA_MAX, both directions */
 	uint32_t proxy_port;		/* 1..65535 (u32: 65536 is refusable) */
-	uint32_t reserved;		/* 0 */
+	/* 0, or the guest's sshd port (ssh transport): the host side may
+	 * connect to it at any time, and only its replies come back */
+	uint32_t ssh_port;		/* 0 or 1..65535, not proxy_port */
 };
 
 struct nf_rep_hello {

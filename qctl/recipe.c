@@ -1717,8 +1717,30 @@ v_steps(struct vctx *vc, json_t *v, void *obj, const struct field *f)
 	return 0;
 }
 
+/* "agent" or "ssh"; the image must offer it (checked at build start) */
+static int
+v_transport(struct vctx *vc, json_t *v, void *obj, const struct field *f)
+{
+	struct recipe *r = obj;
+	struct qbuf q;
+	const char *s;
+
+	(void)f;
+	if (v_string(vc, v, &s) < 0)
+		return -EINVAL;
+	if (!strcmp(s, "agent"))
+		r->transport = RECIPE_TRANSPORT_AGENT;
+	else if (!strcmp(s, "ssh"))
+		r->transport = RECIPE_TRANSPORT_SSH;
+	else
+		return v_error(vc, "expected agent or ssh, got \"%s\"",
+			       quote(&q, s));
+	return 0;
+}
+
 static const struct field recipe_fields[] = {
 	{"image", v_image, false, 0, 0, 0},
+	{"transport", v_transport, false, 0, 0, 0},
 	{"cpus", v_int, false, offsetof(struct recipe, cpus), 1, 64},
 	{"memory", v_size, false, offsetof(struct recipe, memory), 64 * MiB,
 	 64 * GiB},

@@ -48,9 +48,18 @@ struct recipe_git {
 #define RECIPE_GIT_URL_MAX 4096
 #define RECIPE_GIT_REF_MAX 255
 
+/* How steps reach the guest (docs/ssh-transport.md). */
+enum {
+	RECIPE_TRANSPORT_IMAGE, /* unsaid: the image's */
+	RECIPE_TRANSPORT_AGENT, /* the qctl agent over virtio-serial */
+	RECIPE_TRANSPORT_SSH,	/* sshd in the guest, qctl-sshbridge */
+};
+
 struct recipe {
 	char *path;  /* the recipe file, or NULL when built from buffer/JSON */
 	char *image; /* default "minimal"; a name, or an absolute path */
+	/* "transport": what the image offers unless said (RECIPE_TRANSPORT_*) */
+	int transport;
 	int cpus;    /* default 1, 1..64 */
 	uint64_t memory; /* bytes, default 512M; at least 64M, at most 64G */
 	bool cpus_set;	 /* the recipe said: else the image's default wins */

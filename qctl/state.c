@@ -247,7 +247,7 @@ static bool
 reap(json_t *j, const char *id, const struct gc_root *gr, FILE *out)
 {
 	static const char *const procs[] = { "mkfs", "qemu", "helper",
-					     "proxy" };
+					     "proxy", "sshbridge" };
 	json_t *v;
 	char msg[4200];
 

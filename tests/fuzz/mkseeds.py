@@ -217,6 +217,10 @@ def image():
                          "hosts": {"apt": ["mirror.example:80",
                                            "security.example:80"],
                                    "npm": ["registry.example:443"]}}))
+    put(I, "ssh", js({"name": "debian-ssh", "kernel": "vmlinuz",
+                      "initrd": "initrd.img", "root": "rootfs.img",
+                      "transport": "ssh"}))
+    put(I, "ssh-bad", js({"kernel": "vmlinuz", "transport": "ssh"}))
     put(I, "hosts-bad", js({"root": "../rootfs.img", "cpus": 0,
                             "hosts": {"APT": ["x"], "npm": ["image:apt", 1]}}))
 
@@ -250,6 +254,7 @@ def nf_hdr(t, n, seq=1, res=0):
 
 def nf_setup(ifname=b"qtap0", host=b"169.254.77.1", guest=b"169.254.77.2",
              quota=1000, port=3128, res=0):
+    # res: the last u32, now ssh_port (0: none)
     body = (ifname.ljust(16, b"\0")[:16] + host.ljust(16, b"\0")[:16] +
             guest.ljust(16, b"\0")[:16] + struct.pack("=QII", quota, port, res))
     return nf_hdr(1, 80) + body
@@ -258,6 +263,8 @@ def nf_setup(ifname=b"qtap0", host=b"169.254.77.1", guest=b"169.254.77.2",
 def nf_request():
     N = "fuzz-nf-request"
     put(N, "setup", nf_setup())
+    put(N, "setup-ssh", nf_setup(res=22))
+    put(N, "setup-ssh-is-proxy", nf_setup(res=3128))
     put(N, "setup-max", nf_setup(ifname=b"abcdefghijklmno", quota=1 << 50,
                                  port=65535))
     put(N, "setup-inject", nf_setup(ifname=b'q"; flush', host=b"1.2.3.4}"))

@@ -176,13 +176,15 @@ session(const char *helper, const char *nspath)
 		unsigned int port;
 		unsigned long long quota;
 		long n;
+		unsigned int ssh = 0;
 
 		line[strcspn(line, "\n")] = '\0';
 		error_clear(&err);
-		if (sscanf(line, "setup %63s %63s %63s %u %llu", ifname, host,
-			   guest, &port, &quota) == 5) {
+		/* "setup IF HOST GUEST PORT QUOTA [SSHPORT]" */
+		if (sscanf(line, "setup %63s %63s %63s %u %llu %u", ifname,
+			   host, guest, &port, &quota, &ssh) >= 5) {
 			answer(nf_setup(c, ifname, host, guest, port, quota,
-					&err), &err);
+					ssh, &err), &err);
 		} else if (strcmp(line, "open") == 0) {
 			answer(nf_open_window(c, &err), &err);
 		} else if (strcmp(line, "close") == 0) {

@@ -265,3 +265,26 @@ Test(image, recipe_says_cpus_or_not)
 	cr_expect_eq(r->cpus, 1);
 	recipe_free(r);
 }
+
+Test(image, transport)
+{
+	struct image_meta m;
+
+	cr_assert_eq(parse("{" BASE ",\"root\":\"r.img\"}", &m), 0);
+	cr_expect(!m.ssh);
+	image_meta_free(&m);
+	cr_assert_eq(parse("{" BASE ",\"root\":\"r.img\",\"transport\":"
+			   "\"ssh\"}", &m), 0, "%s", err.msg);
+	cr_expect(m.ssh);
+	image_meta_free(&m);
+	cr_assert_eq(parse("{" BASE ",\"transport\":\"agent\"}", &m), 0);
+	cr_expect(!m.ssh);
+	image_meta_free(&m);
+	/* sshd's init lives in a root */
+	cr_expect_lt(parse("{" BASE ",\"transport\":\"ssh\"}", &m), 0);
+	cr_expect(strstr(err.msg, "needs a \"root\""), "%s", err.msg);
+	cr_expect_lt(parse("{" BASE ",\"root\":\"r.img\",\"transport\":"
+			   "\"rsh\"}", &m), 0);
+	cr_expect_lt(parse("{" BASE ",\"root\":\"r.img\",\"transport\":1}",
+			   &m), 0);
+}

@@ -130,6 +130,7 @@ Test(good, shipped_files)
 		"images/minimal.yaml",
 		"images/debian.yaml",
 		"images/debian-node.yaml",
+		"images/debian-ssh.yaml",
 	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
@@ -388,4 +389,21 @@ Test(files, missing_file)
 	cr_assert_lt(imagedef_load_file("/nonexistent/x.yaml", &d, &err), 0);
 	cr_assert(strstr(err.msg, "/nonexistent/x.yaml"), "%s", err.msg);
 	cr_assert_null(d);
+}
+
+Test(good, transport)
+{
+	struct imagedef *d = ok(DEB);
+
+	cr_expect(!d->ssh);
+	imagedef_free(d);
+	d = ok(DEB "transport: ssh\n");
+	cr_expect(d->ssh);
+	imagedef_free(d);
+	d = ok(DEB "transport: agent\n");
+	cr_expect(!d->ssh);
+	imagedef_free(d);
+	assert_bad(DEB "transport: rsh\n", "expected agent or ssh");
+	assert_bad("name: x\nbase: initramfs\ntransport: ssh\n",
+		   "transport");
 }

@@ -262,9 +262,16 @@ Test(nf_request, unknown_types_and_reserved_fields)
 
 		cr_expect_eq(parse(&h, sizeof(h)), -EPROTO);
 	}
+	/* the ssh port: 0 or a port that is not the proxy's */
 	m = good_setup();
-	m.reserved = 1;
-	cr_expect_eq(parse(&m, sizeof(m)), -EPROTO);
+	m.ssh_port = 65536;
+	cr_expect_eq(parse(&m, sizeof(m)), -EINVAL);
+	m = good_setup();
+	m.ssh_port = m.proxy_port;
+	cr_expect_eq(parse(&m, sizeof(m)), -EINVAL);
+	m = good_setup();
+	m.ssh_port = 22;
+	cr_expect_eq(parse(&m, sizeof(m)), 0);
 }
 
 Test(nf_request, setup_fields_are_checked)

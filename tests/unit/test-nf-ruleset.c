@@ -85,6 +85,23 @@ Test(nf_ruleset, setup_golden_other_fields)
 	check_golden("setup-other.nft", buf);
 }
 
+Test(nf_ruleset, setup_golden_ssh)
+{
+	/* The ssh transport: host side to the guest's port 22 and its
+	 * replies, counted apart; the rest as without it. */
+	struct nf_setup_args a = builder();
+	char buf[NF_RULESET_MAX], plain[NF_RULESET_MAX];
+
+	a.ssh_port = 22;
+	cr_assert_gt(nf_ruleset_setup(&a, buf, sizeof(buf)), 0);
+	check_golden("setup-ssh.nft", buf);
+	cr_assert(strstr(buf, "tcp sport 22 ct state established"));
+	cr_assert(strstr(buf, "tcp dport 22 ct state new,established"));
+	a.ssh_port = 0;
+	cr_assert_gt(nf_ruleset_setup(&a, plain, sizeof(plain)), 0);
+	cr_assert_null(strstr(plain, "ssh"));
+}
+
 Test(nf_ruleset, open_close_counters_teardown_golden)
 {
 	struct nf_setup_args a = builder();

@@ -1003,3 +1003,19 @@ Test(recipe, git_checks_direct)
 	cr_assert_lt(recipe_check_git_ref("-x", &err), 0);
 	cr_assert(strstr(err.msg, "ref: \"-x\""), "%s", err.msg);
 }
+
+Test(recipe, transport)
+{
+	struct recipe *r = ok(STEPS);
+
+	cr_expect_eq(r->transport, RECIPE_TRANSPORT_IMAGE);
+	recipe_free(r);
+	r = ok("transport: ssh\n" STEPS);
+	cr_expect_eq(r->transport, RECIPE_TRANSPORT_SSH);
+	recipe_free(r);
+	r = ok("transport: agent\n" STEPS);
+	cr_expect_eq(r->transport, RECIPE_TRANSPORT_AGENT);
+	recipe_free(r);
+	assert_bad("transport: telnet\n" STEPS, "expected agent or ssh");
+	assert_bad("transport: [ssh]\n" STEPS, "transport");
+}
