@@ -5,7 +5,8 @@
 # guest's foreground job, not qctl; a resize reaches `stty size`); `exit`
 # ends the build with the original failure (exit 1), the hold and the
 # session recorded in the result.  A hold that expires ends the shell and
-# the build the same way.  Without a terminal the option is a usage error.
+# the build the same way, and so does a limit (the wall time: the limits
+# count while held).  Without a terminal the option is a usage error.
 . "$(dirname "$0")/lib.sh"
 mkdir -p "$T/src"
 echo "from-the-host" >"$T/src/hostfile"
@@ -68,8 +69,9 @@ def typed(line):
     os.write(fd, line.encode() + b"\r")
 
 read_until(b"a shell in the failed build's VM", 600)
-if mode == "expire":
-    read_until(b"the hold expired", 120)
+if mode.startswith("wait:"):
+    # the shell sits there until something else ends the hold
+    read_until(mode[5:].encode(), 300)
 else:
     # the arithmetic is done by the guest's shell: its echo of the typed
     # line shows $((6*7)), only its output shows 42
@@ -136,14 +138,26 @@ no_qemu_left
 
 # a hold that expires ends the shell and the build
 sed 's/^limits:/hold_on_failure: 4s\nlimits:/' "$T/r.yaml" >"$T/r2.yaml"
-drive expire "$T/r2.yaml" "$T/res2.json" "$T/term2.log" >"$T/drive2" ||
+drive "wait:the hold expired" "$T/r2.yaml" "$T/res2.json" "$T/term2.log" >"$T/drive2" ||
 	{ cat "$T/drive2"; fail "driving the terminal (expiry)"; }
 grep -qx 'rc=1' "$T/drive2" || fail "qctl did not exit 1 after the hold expired"
 expect_eq "$(json "$T/res2.json" 'r["hold"]["ended"]')" "the hold expired" "hold end"
 expect_eq "$(json "$T/res2.json" 'r["hold"]["max_ms"]')" 4000 "recipe's hold"
 expect_eq "$(json "$T/res2.json" 'r["hold"]["sessions"][0]["ended"]')" "the hold expired" "session end"
 no_qemu_left
-for r in res res2; do
+
+# the limits keep counting: the wall time ends the hold (and the shell),
+# and the build keeps its failure
+sed 's/^limits: {wall_time: 10m}$/limits: {wall_time: 40s}/' "$T/r.yaml" >"$T/r3.yaml"
+grep -q 'wall_time: 40s' "$T/r3.yaml" || fail "recipe rewrite"
+drive "wait:the shell ended: build exceeded its wall time" "$T/r3.yaml" \
+	"$T/res3.json" "$T/term3.log" >"$T/drive3" ||
+	{ cat "$T/drive3"; fail "driving the terminal (wall time)"; }
+grep -qx 'rc=1' "$T/drive3" || fail "qctl did not exit 1 after the wall time"
+expect_eq "$(json "$T/res3.json" 'r["status"]')" failed "status after the wall time"
+expect_eq "$(json "$T/res3.json" 'r["hold"]["ended"]')" "build exceeded its wall time of 40s" "hold end"
+no_qemu_left
+for r in res res2 res3; do
 	d=$(json "$T/$r.json" 'r["run_dir"]')
 	[ ! -e "$d" ] || fail "run directory $d left behind"
 done
