@@ -13,10 +13,10 @@ static const struct {
 	const char *env;
 	const char *name;
 } helpers[] = {
-	{ "QCTL_NETFILTER", "qctl-netfilter" },
-	{ "QCTL_PROXY", "qctl-proxy" },
-	{ "QCTL_SSHD", "qctl-sshd" },
-	{ NULL, "guestagent" },
+	{"QCTL_NETFILTER", "qctl-netfilter"},
+	{"QCTL_PROXY", "qctl-proxy"},
+	{"QCTL_SSHD", "qctl-sshd"},
+	{NULL, "guestagent"},
 };
 
 /*
@@ -27,13 +27,13 @@ static const struct {
 static int
 version_paths(void)
 {
-	struct error err = { 0 };
+	struct error err = {0};
 	struct image img;
 	int rc = 0;
 
 	for (size_t i = 0; i < ARRAY_SIZE(helpers); i++) {
-		_cleanup_free_ char *p = helper_path(helpers[i].env,
-						     helpers[i].name);
+		_cleanup_free_ char *p =
+			helper_path(helpers[i].env, helpers[i].name);
 		bool ok = access(p, X_OK) == 0;
 
 		printf("%-15s %s%s\n", helpers[i].name, p,
@@ -53,8 +53,8 @@ version_paths(void)
 int
 cmd_version(int argc, char **argv)
 {
-	if (argc == 2 && (!strcmp(argv[1], "-v") ||
-			  !strcmp(argv[1], "--verbose"))) {
+	if (argc == 2 &&
+	    (!strcmp(argv[1], "-v") || !strcmp(argv[1], "--verbose"))) {
 		printf("qctl %s\n", QCTL_VERSION);
 		return version_paths();
 	}

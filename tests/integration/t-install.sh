@@ -12,6 +12,11 @@
 
 R=$T/root
 P=/usr/local
+# the helper programs, as the makefile lists them (a new one is one word
+# there)
+helpers=$(make -s -C "$TOP" --no-print-directory \
+	--eval 'print-helpers: ; @echo $(HELPERS)' print-helpers)
+[ -n "$helpers" ] || fail "no HELPERS in the makefile"
 t0=$SECONDS
 make -s -C "$TOP" install DESTDIR="$R" >"$T/install.log" 2>&1 ||
 	{ cat "$T/install.log"; fail "make install DESTDIR=$R"; }
@@ -25,7 +30,7 @@ echo "make install: $((SECONDS - t0)) s"
 		echo "755 d $P/$d"
 	done
 	echo "755 f $P/bin/qctl"
-	for h in guestagent qctl-netfilter qctl-proxy qctl-sshd; do
+	for h in $helpers; do
 		echo "755 f $P/libexec/qctl/$h"
 	done
 	for f in qctl.service qctl.socket; do echo "644 f $P/lib/systemd/system/$f"; done
