@@ -18,7 +18,8 @@ helpers=$(make -s -C "$TOP" --no-print-directory \
 	--eval 'print-helpers: ; @echo $(HELPERS)' print-helpers)
 [ -n "$helpers" ] || fail "no HELPERS in the makefile"
 t0=$SECONDS
-make -s -C "$TOP" install DESTDIR="$R" >"$T/install.log" 2>&1 ||
+# the programs under test: build/san's in the sanitized pass
+make -s -C "$TOP" install SANITIZE="${QCTL_SANITIZE:-}" DESTDIR="$R" >"$T/install.log" 2>&1 ||
 	{ cat "$T/install.log"; fail "make install DESTDIR=$R"; }
 echo "make install: $((SECONDS - t0)) s"
 
@@ -136,7 +137,7 @@ R
 	no_qemu_left
 fi
 
-make -s -C "$TOP" uninstall DESTDIR="$R" >"$T/install.log" 2>&1 ||
+make -s -C "$TOP" uninstall SANITIZE="${QCTL_SANITIZE:-}" DESTDIR="$R" >"$T/install.log" 2>&1 ||
 	{ cat "$T/install.log"; fail "make uninstall"; }
 left=$(cd "$R" && find . ! -type d)
 [ -z "$left" ] || fail "make uninstall left: $left"
