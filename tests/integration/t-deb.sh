@@ -6,10 +6,12 @@
 # sources, where apt installs the .deb with its dependencies from the
 # registry.  There: qctl version and qctl run --help work, version -v finds
 # the helpers in /usr/libexec/qctl and the minimal image the postinst made
-# in /var/lib/qctl/images, mandoc -Tlint says nothing about the installed
-# pages, the group qctl exists; `apt-get remove` takes the image away and
-# `purge` /var/lib/qctl.  The image the postinst made boots here and runs
-# a build.  Without the registry, the part after lintian skips (exit 77).
+# in /var/lib/qctl/images (from the installed kernel, nothing downloaded),
+# mandoc -Tlint says nothing about the installed pages, the group qctl
+# exists; the installed qctl, with that root as its root and a clean
+# environment, runs a build in that image; `apt-get remove` takes the image
+# away and `purge` /var/lib/qctl.  Without the registry, the part after
+# lintian skips (exit 77).
 . "$(dirname "$0")/lib.sh"
 plain_pass_only "the package is built with the distribution's flags, never sanitized: the same test as the plain pass's"
 
@@ -82,15 +84,9 @@ for p in man1/qctl.1 man5/qctl-recipe.5 man8/qctl-serve.8; do
 		>>"$c/lint" 2>&1 || echo "$p: rc=$?" >>"$c/lint"
 done
 stat -c '%a %n' "$r/var/lib/qctl" "$r/var/lib/qctl/images" >"$c/dirs" 2>&1 || true
-cp -a "$r/var/lib/qctl/images/minimal" "$c/img" 2>/dev/null || true
+cp "$r/var/lib/qctl/images/minimal/image.json" "$c/image.json" 2>/dev/null || true
 chroot "$r" dpkg-query -W -f '${Package}\n' 'linux-image-[0-9]*-cloud-amd64' >"$c/kernel"
 ls -A "$r/var/cache/qctl" >"$c/cache" 2>/dev/null || true
-chroot "$r" env DEBIAN_FRONTEND=noninteractive apt-get remove -y -q qctl \
-	>"$c/remove.log" 2>&1
-[ -e "$r/var/lib/qctl/images/minimal" ] && echo left >"$c/after-remove" || :
-chroot "$r" env DEBIAN_FRONTEND=noninteractive apt-get purge -y -q qctl \
-	>>"$c/remove.log" 2>&1
-[ -e "$r/var/lib/qctl" ] && echo left >"$c/after-purge" || :
 SH
 chmod 0755 "$T/hook.sh"
 chmod 0755 "$T" "$T/src"
@@ -108,8 +104,8 @@ say_time "mmdebstrap, apt-get install of the .deb, checks"
 # the postinst's image has the installed kernel, and nothing was downloaded
 kpkg=$(cat "$T/chk/kernel")
 [ -n "$kpkg" ] || fail "no linux-image-*-cloud-amd64 installed with qctl"
-[ -f "$T/chk/img/image.json" ] || fail "no image made by the postinst"
-expect_eq "linux-image-$(json "$T/chk/img/image.json" 'r["kernel_version"]')" "$kpkg" \
+[ -f "$T/chk/image.json" ] || fail "no image made by the postinst"
+expect_eq "linux-image-$(json "$T/chk/image.json" 'r["kernel_version"]')" "$kpkg" \
 	"the image's kernel"
 [ ! -s "$T/chk/cache" ] || fail "the postinst downloaded: $(cat "$T/chk/cache")"
 version=$(dpkg-deb -f "$deb" Version)
@@ -123,19 +119,47 @@ grep -qx "$(printf '%-15s %s' "image minimal" /var/lib/qctl/images/minimal)" "$T
 	fail "version -v: the postinst's image: $(cat "$T/chk/paths")"
 [ ! -s "$T/chk/lint" ] || fail "mandoc -Tlint on the installed pages: $(cat "$T/chk/lint")"
 grep -q "^qctl:" "$T/chk/group" || fail "no group qctl after the install"
-[ ! -e "$T/chk/after-remove" ] || fail "apt-get remove left /var/lib/qctl/images/minimal"
-[ ! -e "$T/chk/after-purge" ] || fail "apt-get purge left /var/lib/qctl"
 
-# -- the postinst's image boots -------------------------------------------------
-cat >"$T/r.yaml" <<'R'
+# -- the installed qctl runs a build in the postinst's image --------------------
+# In a mount namespace of its own, the new root becomes the root (pivot_root,
+# not chroot: qctl's jail for QEMU pivots again, which a chroot refuses),
+# with /proc, the host's /sys and /dev, and a fresh /run.
+cat >"$T/root/root/r.yaml" <<'R'
 steps:
-  - {name: hello, run: "echo from-the-package-image; uname -r"}
+  - {name: hello, run: "echo from-the-installed-qctl; uname -r"}
 R
-run_qctl 0 --image "$T/chk/img" --json "$T/r.yaml"
-expect_eq "$(json "$T/out" 'r["status"]')" passed "build in the postinst's image"
-grep -q "hello| from-the-package-image" "$T/err" || fail "no output from the image's build"
-say_time "a build in the postinst's image"
-no_qemu_left
+cat >"$T/boot.sh" <<'SH'
+set -eu
+R=$1
+mount --bind "$R" "$R"
+mount -t proc proc "$R/proc"
+mount --rbind /sys "$R/sys"
+mount --rbind /dev "$R/dev"
+mount -t tmpfs -o mode=0755 tmpfs "$R/run"
+cd "$R"
+mkdir -p .host
+pivot_root . .host
+# the environment of a fresh login: none of the test's QCTL_* variables
+exec /usr/sbin/chroot . env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
+	qctl run --json /root/r.yaml
+SH
+rc=0
+unshare --mount --propagation private -- bash "$T/boot.sh" "$T/root" \
+	>"$T/out" 2>"$T/err" || rc=$?
+[ $rc = 0 ] || { tail -20 "$T/err"; fail "the installed qctl run exited $rc"; }
+expect_eq "$(json "$T/out" 'r["status"]')" passed "the installed qctl's build"
+grep -q "hello| from-the-installed-qctl" "$T/err" || fail "no output from the installed qctl's build"
+grep -q "hello| ${kpkg#linux-image-}" "$T/err" || fail "the guest did not run the installed kernel"
+say_time "a build by the installed qctl"
 [ -z "$(findmnt -rn -o TARGET | grep "^$T" || true)" ] || fail "mounts left under $T"
+
+# -- remove, purge ----------------------------------------------------------------
+rmdir "$T/root/.host"
+chroot "$T/root" env DEBIAN_FRONTEND=noninteractive apt-get remove -y -q qctl \
+	>"$T/remove.log" 2>&1 || { cat "$T/remove.log"; fail "apt-get remove qctl"; }
+[ ! -e "$T/root/var/lib/qctl/images/minimal" ] || fail "apt-get remove left /var/lib/qctl/images/minimal"
+chroot "$T/root" env DEBIAN_FRONTEND=noninteractive apt-get purge -y -q qctl \
+	>"$T/remove.log" 2>&1 || { cat "$T/remove.log"; fail "apt-get purge qctl"; }
+[ ! -e "$T/root/var/lib/qctl" ] || fail "apt-get purge left /var/lib/qctl"
 rm -rf --one-file-system "$T/root"
 echo "PASS"
