@@ -4,9 +4,16 @@
 # OUTDIR gets: vmlinuz (Debian's cloud kernel, unpacked from its package),
 # initrd.img (newc cpio: guestagent as /init, static busybox, the virtio
 # modules in dependency order), cmdline (what the manager appends) and
-# image.json.  Kernel packages are cached in images/cache/ (override with
-# QCTL_IMAGE_CACHE); the image is built in a temporary directory and renamed
-# into place, so an interrupted run leaves the previous image intact.
+# image.json.  Kernel packages are cached in images/cache/ of the source
+# tree, or /var/cache/qctl for an installed copy of this script (override
+# with QCTL_IMAGE_CACHE); the image is built in a temporary directory and
+# renamed into place, so an interrupted run leaves the previous image
+# intact.
+#
+# QCTL_KERNEL_FROM=installed takes the kernel from the newest installed
+# linux-image-*-cloud-amd64 package (/boot and /lib/modules) instead of
+# downloading the package: what the Debian package's postinst does, so
+# that an install makes the image without a download of its own.
 #
 # When the tool for the kernel's compression (lz4 for Debian's) is present
 # it also writes vmlinux, the uncompressed ELF, which QEMU boots through the
@@ -51,7 +58,13 @@ die() {
 agent=$(realpath "$1")
 out=$(realpath -m "$2")
 here=$(cd "$(dirname "$0")" && pwd)
-cache=${QCTL_IMAGE_CACHE:-$here/cache}
+# the source tree's images/cache; an installed script's is under /var
+if [ -f "$here/../GNUmakefile" ]; then
+	cache=${QCTL_IMAGE_CACHE:-$here/cache}
+else
+	cache=${QCTL_IMAGE_CACHE:-/var/cache/qctl}
+fi
+kernel_from=${QCTL_KERNEL_FROM:-download}
 compress=${QCTL_INITRD_COMPRESS:-none}
 cmdline=${QCTL_CMDLINE:-$CMDLINE_DEFAULT}
 image_name=${QCTL_IMAGE_NAME:-minimal}
@@ -77,11 +90,16 @@ busybox=/bin/busybox
 dpkg-query -W -f='${Status}' busybox-static 2>/dev/null |
 	grep -q 'install ok installed' ||
 	die "busybox-static is not installed (run make deps)"
-for tool in cpio dpkg-deb apt-get apt-cache; do
+case $kernel_from in
+download | installed) ;;
+*) die "QCTL_KERNEL_FROM must be download or installed" ;;
+esac
+for tool in cpio dpkg-deb dpkg-query apt-get apt-cache strip; do
 	command -v "$tool" >/dev/null || die "$tool not found (run make deps)"
 done
 
-mkdir -p "$cache" "$(dirname "$out")"
+mkdir -p "$(dirname "$out")"
+[ "$kernel_from" = installed ] || mkdir -p "$cache"
 work=$(mktemp -d "$(dirname "$out")/.mkimage.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
@@ -106,9 +124,28 @@ kernel_pkg_name() {
 		head -n1
 }
 
-kdeb=$(ls "$cache"/linux-image-[0-9]*-cloud-amd64_*.deb 2>/dev/null |
-	sort -V | tail -n1 || true)
-if [ -z "$kdeb" ]; then
+# The newest installed versioned cloud kernel package, or nothing.
+installed_kernel_pkg() {
+	dpkg-query -W -f='${Package} ${db:Status-Abbrev}\n' \
+		'linux-image-[0-9]*-cloud-amd64' 2>/dev/null |
+		awk '$2 ~ /^ii/ { print $1 }' | sort -V | tail -n1
+}
+
+kdeb=
+if [ "$kernel_from" = installed ]; then
+	kpkg=$(installed_kernel_pkg)
+	[ -n "$kpkg" ] || die "QCTL_KERNEL_FROM=installed: no" \
+		"linux-image-*-cloud-amd64 package is installed" \
+		"(apt-get install $KERNEL_META)"
+	kver=${kpkg#linux-image-}
+	# the package's files where dpkg put them: /boot and /lib/modules
+	kroot=/
+	echo "mkimage-minimal: kernel package $kpkg (installed)" >&2
+else
+	kdeb=$(ls "$cache"/linux-image-[0-9]*-cloud-amd64_*.deb 2>/dev/null |
+		sort -V | tail -n1 || true)
+fi
+if [ "$kernel_from" = download ] && [ -z "$kdeb" ]; then
 	ls "$cache"/"$KERNEL_META"_*.deb >/dev/null 2>&1 ||
 		fetch_deb "$KERNEL_META"
 	kpkg=$(kernel_pkg_name)
@@ -120,14 +157,17 @@ if [ -z "$kdeb" ]; then
 	fetch_deb "$kpkg"
 	kdeb=$(ls "$cache"/"$kpkg"_*.deb | sort -V | tail -n1)
 fi
-echo "mkimage-minimal: kernel package $(basename "$kdeb")" >&2
-
-dpkg-deb -x "$kdeb" "$work/kernel"
-kver=$(ls "$work/kernel/lib/modules" | head -n1)
-[ -n "$kver" ] || die "no modules in $(basename "$kdeb")"
-vmlinuz="$work/kernel/boot/vmlinuz-$kver"
-[ -f "$vmlinuz" ] || die "no vmlinuz-$kver in $(basename "$kdeb")"
-moddir="$work/kernel/lib/modules/$kver"
+if [ "$kernel_from" = download ]; then
+	echo "mkimage-minimal: kernel package $(basename "$kdeb")" >&2
+	dpkg-deb -x "$kdeb" "$work/kernel"
+	kroot=$work/kernel
+	kver=$(ls "$work/kernel/lib/modules" | head -n1)
+	[ -n "$kver" ] || die "no modules in $(basename "$kdeb")"
+fi
+vmlinuz="$kroot/boot/vmlinuz-$kver"
+[ -f "$vmlinuz" ] || die "no vmlinuz-$kver in $kroot/boot"
+moddir="$kroot/lib/modules/$kver"
+[ -d "$moddir/kernel" ] || die "no modules in $moddir"
 : "${SOURCE_DATE_EPOCH:=$(stat -c %Y "$vmlinuz")}"
 
 # --- the uncompressed kernel for a PVH boot, when we can make it -----------
@@ -136,7 +176,7 @@ moddir="$work/kernel/lib/modules/$kver"
 extract_vmlinux() {
 	local img=$1 dst=$2 sects off len start magic tool
 
-	grep -q '^CONFIG_PVH=y' "$work/kernel/boot/config-$kver" || return 1
+	grep -q '^CONFIG_PVH=y' "$kroot/boot/config-$kver" || return 1
 	sects=$(od -An -tu1 -j $((0x1f1)) -N1 "$img" | tr -d ' ')
 	off=$(od -An -tu4 -j $((0x248)) -N4 "$img" | tr -d ' ')
 	len=$(od -An -tu4 -j $((0x24c)) -N4 "$img" | tr -d ' ')

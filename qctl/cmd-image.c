@@ -13,7 +13,10 @@
 #include "imagedef.h"
 #include "result.h"
 
-#define SHARE_DIR "/usr/local/share/qctl"
+#include "paths.h"
+
+/* installed: the back ends and definitions (make install) */
+#define SHARE_DIR QCTL_DATADIR
 
 static const char usage_text[] =
 	"usage: qctl image build FILE [--out DIR] [--name NAME] "
@@ -21,9 +24,10 @@ static const char usage_text[] =
 	"Builds the image FILE defines (docs/images.md).\n\n"
 	"  --out DIR     where the image goes (default $QCTL_IMAGES/NAME, or\n"
 	"                images/out/NAME of the tree qctl was built in, or\n"
-	"                ./images/out/NAME)\n"
+	"                " QCTL_IMAGEDIR "/NAME for an installed qctl)\n"
 	"  --name NAME   the image's name instead of the file's\n"
-	"  --agent PATH  the guest agent (default: guestagent beside qctl)\n"
+	"  --agent PATH  the guest agent (default: guestagent beside qctl,\n"
+	"                else " QCTL_LIBEXECDIR "/guestagent)\n"
 	"  --dry-run     check FILE and print the build command; build "
 	"nothing\n\n"
 	"The back ends, mkimage-minimal.sh and mkimage-debian.sh, are looked "
@@ -131,7 +135,10 @@ find_script(const char *script)
 	return xasprintf("%s/%s", SHARE_DIR, script);
 }
 
-/* Where image_open() looks first for NAME, so that a build is found. */
+/*
+ * Where image_open() looks for NAME: $QCTL_IMAGES, the tree's images/out,
+ * else (an installed qctl) QCTL_IMAGEDIR.
+ */
 static char *
 default_out(const char *name)
 {
@@ -146,7 +153,7 @@ default_out(const char *name)
 		if (is_dir(images))
 			return xasprintf("%s/out/%s", images, name);
 	}
-	return xasprintf("images/out/%s", name);
+	return xasprintf("%s/%s", QCTL_IMAGEDIR, name);
 }
 
 static void
@@ -364,7 +371,6 @@ image_build(const char *file, const char *out_opt, const char *name,
 {
 	_cleanup_imagedef_ struct imagedef *d = NULL;
 	_cleanup_free_ char *script = NULL, *agent = NULL, *out = NULL;
-	_cleanup_free_ char *bin = NULL;
 	_cleanup_args_ struct args argv = {0}, env = {0};
 	struct error err = {0};
 
@@ -384,11 +390,10 @@ image_build(const char *file, const char *out_opt, const char *name,
 		d->name = xstrdup(name);
 	}
 	out = out_opt ? xstrdup(out_opt) : default_out(d->name);
-	bin = exe_dir();
 	if (agent_opt)
 		agent = xstrdup(agent_opt);
-	else if (bin)
-		agent = xasprintf("%s/guestagent", bin);
+	else
+		agent = helper_path(NULL, "guestagent");
 	script = find_script(d->base == IMAGEDEF_DEBIAN ? "mkimage-debian.sh"
 							: "mkimage-minimal.sh");
 	args_add(&argv, script);

@@ -1,5 +1,6 @@
 /* cmd-serve.c - qctl serve: builds on demand over a QMP-style socket */
 #include <getopt.h>
+#include <stddef.h>
 #include <grp.h>
 #include <limits.h>
 #include <pwd.h>
@@ -13,6 +14,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 
 #include "cmd.h"
 #include "recipe.h"
@@ -72,7 +74,11 @@ serve_usage(FILE *f)
 	      "                       (twice: more detail)\n"
 	      "\n"
 	      "SIGINT or SIGTERM cancels every build, removes the socket and\n"
-	      "exits 0.\n",
+	      "exits 0.\n"
+	      "\n"
+	      "Started by systemd with a socket (LISTEN_FDS=1, qctl.socket),\n"
+	      "it serves that one, which must be bound to --socket PATH; its\n"
+	      "mode and group are then the unit's, and it stays at exit.\n",
 	      f);
 }
 
@@ -311,6 +317,71 @@ serve_default_ceilings(struct serve_opts *o)
 		o->max_wall_time_ms = 6ll * 3600 * 1000;
 }
 
+/*
+ * Socket activation, sd_listen_fds(3)'s protocol without libsystemd: if
+ * LISTEN_PID is ours, LISTEN_FDS must be 1 and fd 3 a listening Unix
+ * stream socket bound to the --socket path (so the unit and the command
+ * line cannot disagree about where clients connect); anything else is
+ * refused rather than served.  *fd is -1 when we were not activated.  The
+ * variables are removed either way: no child sees them.
+ */
+static int
+activation_take(const char *sock, int *fd, struct error *err)
+{
+	const char *pid_s = getenv("LISTEN_PID");
+	const char *fds_s = getenv("LISTEN_FDS");
+	struct sockaddr_un sa = { 0 };
+	socklen_t len = sizeof(sa), ol;
+	int type = 0, acc = 0;
+	size_t n;
+	bool ours;
+	char *end;
+	long pid;
+
+	*fd = -1;
+	if (!pid_s)
+		return 0;
+	errno = 0;
+	pid = strtol(pid_s, &end, 10);
+	/* set for another process (a parent that did not clear them) */
+	ours = !errno && end != pid_s && !*end && pid == (long)getpid();
+	if (ours && (!fds_s || strcmp(fds_s, "1")))
+		error_set(err, EINVAL, "socket activation: LISTEN_FDS=%s: "
+			  "qctl serve takes exactly one socket",
+			  fds_s ? fds_s : "(unset)");
+	unsetenv("LISTEN_PID");
+	unsetenv("LISTEN_FDS");
+	unsetenv("LISTEN_FDNAMES");
+	if (!ours)
+		return 0;
+	if (err->msg[0])
+		return -EINVAL;
+	ol = sizeof(type);
+	if (getsockopt(3, SOL_SOCKET, SO_TYPE, &type, &ol) < 0)
+		return error_sys(err, errno, "socket activation: fd 3");
+	ol = sizeof(acc);
+	if (getsockopt(3, SOL_SOCKET, SO_ACCEPTCONN, &acc, &ol) < 0 ||
+	    type != SOCK_STREAM || !acc)
+		return error_set(err, EINVAL, "socket activation: fd 3 is not "
+				 "a listening stream socket");
+	if (getsockname(3, (struct sockaddr *)&sa, &len) < 0)
+		return error_sys(err, errno, "socket activation: fd 3");
+	n = len > offsetof(struct sockaddr_un, sun_path)
+		    ? strnlen(sa.sun_path, len - offsetof(struct sockaddr_un,
+							  sun_path))
+		    : 0;
+	if (sa.sun_family != AF_UNIX || !n || n != strlen(sock) ||
+	    memcmp(sa.sun_path, sock, n))
+		return error_set(err, EINVAL, "socket activation: fd 3 is "
+				 "bound to %.*s, not to --socket %s",
+				 sa.sun_family == AF_UNIX && n ? (int)n : 9,
+				 sa.sun_family == AF_UNIX && n ? sa.sun_path
+							       : "no path",
+				 sock);
+	*fd = 3;
+	return 0;
+}
+
 /* qctl serve: options, gc, socket, then the loop until a signal. */
 int
 cmd_serve(int argc, char **argv)
@@ -347,7 +418,8 @@ cmd_serve(int argc, char **argv)
 	bool max_hold_set = false;
 	int rc = 0;
 	struct serve_ctx ctx = { 0 };
-	_cleanup_close_ int sigfd = -1;
+	_cleanup_close_ int sigfd = -1, act_fd = -1;
+	bool activated;
 	struct error err = { 0 };
 	unsigned long mode = 0660;
 	int opt, verbose = 0, n;
@@ -480,6 +552,12 @@ cmd_serve(int argc, char **argv)
 		serve_usage(stderr);
 		return EXIT_USAGE;
 	}
+	/* systemd's socket (qctl.socket), taken before anything forks */
+	if (activation_take(sock, &act_fd, &err) < 0) {
+		fprintf(stderr, "qctl serve: %s\n", err.msg);
+		return EXIT_USAGE;
+	}
+	activated = act_fd >= 0;
 	if (!ssh_where != !n_hostkeys) {
 		fprintf(stderr, "qctl serve: --ssh and --ssh-host-key go "
 			"together\n");
@@ -592,7 +670,10 @@ cmd_serve(int argc, char **argv)
 	}
 	ctx.serve = serve_new(ctx.loop, &o);
 	if (!loop_watch_fd(ctx.loop, sigfd, EPOLLIN, on_signal, &ctx) ||
-	    ctl_listen(serve_ctl(ctx.serve), sock, mode, gid, &err) < 0) {
+	    (act_fd >= 0 ? ctl_listen_fd(serve_ctl(ctx.serve),
+					 steal_fd(&act_fd), &err)
+			 : ctl_listen(serve_ctl(ctx.serve), sock, mode, gid,
+				      &err)) < 0) {
 		fprintf(stderr, "qctl serve: %s\n",
 			err.msg[0] ? err.msg : strerror(errno));
 		serve_free(ctx.serve);
@@ -607,9 +688,17 @@ cmd_serve(int argc, char **argv)
 		rc = EXIT_INFRA;
 		goto out;
 	}
-	fprintf(stderr, "qctl serve: listening on %s (mode %04lo, gid %d), "
+	if (activated) {
+		struct stat st;
+
+		if (stat(sock, &st) == 0) {
+			mode = st.st_mode & 07777;
+			gid = st.st_gid;
+		}
+	}
+	fprintf(stderr, "qctl serve: listening on %s (%smode %04lo, gid %d), "
 		"%d build%s at once, accel %s, runs in %s, state in %s\n",
-		sock, mode, (int)gid,
+		sock, activated ? "systemd's socket, " : "", mode, (int)gid,
 		o.max_parallel > 0 ? o.max_parallel
 				   : (int)sysconf(_SC_NPROCESSORS_ONLN),
 		o.max_parallel == 1 ? "" : "s", accel_name(o.build.accel),

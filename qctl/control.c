@@ -1115,6 +1115,27 @@ ctl_listen(struct ctl *c, const char *path, mode_t mode, gid_t gid,
 	return 0;
 }
 
+int
+ctl_listen_fd(struct ctl *c, int fd, struct error *err)
+{
+	_cleanup_close_ int owned = fd;
+	int fl;
+
+	if (c->listen_fd >= 0)
+		return error_set(err, EBUSY, "already listening");
+	/* accept4 must not block the loop; no child may inherit it */
+	fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 ||
+	    fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
+		return error_sys(err, errno, "socket fd %d", fd);
+	c->w_listen = loop_watch_fd(c->loop, fd, EPOLLIN, on_listen, c);
+	if (!c->w_listen)
+		return error_sys(err, errno, "epoll");
+	c->path = NULL; /* systemd's: left in place when we stop */
+	c->listen_fd = steal_fd(&owned);
+	return 0;
+}
+
 /* Close the listener and remove the path if still ours. */
 void
 ctl_stop_listening(struct ctl *c)

@@ -131,6 +131,12 @@ void ctl_free(struct ctl *c);
  */
 int ctl_listen(struct ctl *c, const char *path, mode_t mode, gid_t gid,
 	       struct error *err);
+/*
+ * Accept on fd, a listening stream socket someone else made (systemd's
+ * socket activation; taken over): its path, mode and owner are theirs,
+ * and it is never unlinked.
+ */
+int ctl_listen_fd(struct ctl *c, int fd, struct error *err);
 /* Stop accepting and remove the socket's path; clients stay. */
 void ctl_stop_listening(struct ctl *c);
 /* Serve an already connected stream socket (taken over; tests use pairs). */

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "json-util.h"
+#include "paths.h"
 #include "recipe.h"
 
 static bool
@@ -58,7 +59,12 @@ image_find(const char *name)
 		return r;
 	}
 	free(p);
-	p = xasprintf("/usr/local/share/qctl/images/%s", name);
+	/* installed: what `qctl image build` made, then what was installed */
+	p = xasprintf("%s/%s", QCTL_IMAGEDIR, name);
+	if (is_dir(p))
+		return p;
+	free(p);
+	p = xasprintf("%s/images/%s", QCTL_DATADIR, name);
 	if (is_dir(p))
 		return p;
 	free(p);

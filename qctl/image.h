@@ -76,7 +76,8 @@ void image_meta_free(struct image_meta *m);
 
 /*
  * Resolve NAME (searched in $QCTL_IMAGES, then images/out beside the
- * qctl binary's tree, then ./images/out, then /usr/local/share/qctl/images)
+ * qctl binary's tree, then ./images/out, then the installed QCTL_IMAGEDIR
+ * and QCTL_DATADIR/images of paths.h)
  * or a path to an image directory (contains a '/'), read its image.json
  * and open its kernel and initrd, with the caller's rights: for images
  * the operator names.  Nothing blocks on a FIFO; only regular files.

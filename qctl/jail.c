@@ -600,12 +600,19 @@ static int
 closure_follow(struct closure *c, const char *obj, bool strict,
 	       struct error *err)
 {
+	/* realpath() needs PATH_MAX bytes (into real[], shorter, a long
+	 * path would overflow, and _FORTIFY_SOURCE aborts at once): its own
+	 * allocation, then our bound */
+	_cleanup_free_ char *first = realpath(obj, NULL);
 	char real[JAIL_PATH_MAX];
 	int r;
 
-	if (!realpath(obj, real))
+	if (!first)
 		return error_sys(err, errno, "jail: %s", obj);
-	strlist_add(&c->todo, real);
+	if (strlen(first) >= JAIL_PATH_MAX)
+		return error_set(err, ENAMETOOLONG, "jail: %s: path too long",
+				 obj);
+	strlist_add(&c->todo, first);
 	while (c->todo.n) {
 		_cleanup_free_ char *o = c->todo.s[--c->todo.n];
 		_cleanup_free_ char *dir = NULL;

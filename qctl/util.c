@@ -1,6 +1,8 @@
 /* util.c - error object, allocators, I/O helpers */
 #include "util.h"
 
+#include "paths.h"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -602,12 +604,17 @@ utf8_seq(const unsigned char *p, size_t n)
 	return n ? utf8_decode(p, n, &cp) : 0;
 }
 
-/* A helper program: $env if set, else name beside our own binary. */
+/*
+ * A helper program: $env_name if set (env_name may be NULL), else name
+ * beside our own binary (the build tree), else name in the installed
+ * QCTL_LIBEXECDIR; if neither exists, the one beside us, for the message.
+ */
 char *
 helper_path(const char *env_name, const char *name)
 {
-	const char *env = getenv(env_name);
+	const char *env = env_name ? getenv(env_name) : NULL;
 	char exe[4096];
+	char *beside = NULL, *installed;
 	ssize_t n;
 
 	if (env && *env)
@@ -620,8 +627,16 @@ helper_path(const char *env_name, const char *name)
 		slash = strrchr(exe, '/');
 		if (slash) {
 			*slash = '\0';
-			return xasprintf("%s/%s", exe, name);
+			beside = xasprintf("%s/%s", exe, name);
+			if (access(beside, X_OK) == 0)
+				return beside;
 		}
 	}
-	return xstrdup(name);
+	installed = xasprintf("%s/%s", QCTL_LIBEXECDIR, name);
+	if (access(installed, X_OK) == 0) {
+		free(beside);
+		return installed;
+	}
+	free(installed);
+	return beside ? beside : xstrdup(name);
 }

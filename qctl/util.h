@@ -123,7 +123,10 @@ bool term_char_ok(uint32_t cp);
  */
 void term_sanitize(const char *in, size_t n, struct buf *out);
 
-/* A helper program: $env_name if set, else name beside our own binary. */
+/*
+ * A helper program: $env_name if set (NULL: no variable), else name beside
+ * our own binary if it is there, else in QCTL_LIBEXECDIR (paths.h).
+ */
 char *helper_path(const char *env_name, const char *name);
 
 #endif

@@ -34,5 +34,7 @@ serve_kill() {
 	fi
 }
 serve_py() { PYTHONPATH="$TOP/tests/integration" python3 - "$SOCK" "$SERVE_PID" "$@"; }
-trap 'rc=$?; [ $rc = 0 ] || [ $rc = 77 ] || [ ! -f "$T/serve.log" ] || tail -40 "$T/serve.log" >&2; serve_kill; (exit $rc); cleanup_test' EXIT
+# (set +e: under set -e, `(exit 1)` would end the shell before cleanup_test,
+# leaving $T, namespaces and QEMUs of a failed test behind)
+trap 'rc=$?; [ $rc = 0 ] || [ $rc = 77 ] || [ ! -f "$T/serve.log" ] || tail -40 "$T/serve.log" >&2; serve_kill; set +e; (exit $rc); cleanup_test' EXIT
 

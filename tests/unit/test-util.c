@@ -209,3 +209,51 @@ Test(rm_rf, never_crosses_mounts)
 	cr_assert_eq(umount(at("t/a/bind")), 0);
 	cr_assert_eq(rm_rf(at("t")), 0);
 }
+
+/* ---- helper_path ------------------------------------------------------ */
+
+/* The directory of this test binary, where "beside qctl" looks. */
+static char *
+self_dir(void)
+{
+	char exe[4096];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+
+	cr_assert(n > 0);
+	exe[n] = '\0';
+	*strrchr(exe, '/') = '\0';
+	return xstrdup(exe);
+}
+
+Test(helper_path, environment_wins)
+{
+	_cleanup_free_ char *p = NULL;
+
+	setenv("QCTL_TEST_HELPER", "/somewhere/else", 1);
+	p = helper_path("QCTL_TEST_HELPER", "test-util");
+	cr_assert_str_eq(p, "/somewhere/else");
+	unsetenv("QCTL_TEST_HELPER");
+}
+
+Test(helper_path, beside_the_binary_first)
+{
+	_cleanup_free_ char *dir = self_dir(), *p = NULL, *want = NULL;
+
+	/* this very binary is beside itself; an empty variable is unset */
+	setenv("QCTL_TEST_HELPER", "", 1);
+	p = helper_path("QCTL_TEST_HELPER", "test-util");
+	want = xasprintf("%s/test-util", dir);
+	cr_assert_str_eq(p, want);
+	unsetenv("QCTL_TEST_HELPER");
+}
+
+Test(helper_path, missing_everywhere_names_the_one_beside)
+{
+	_cleanup_free_ char *dir = self_dir(), *p = NULL, *want = NULL;
+
+	/* neither beside us nor in QCTL_LIBEXECDIR: the message names the
+	 * build tree's path, which is what a developer looks for */
+	p = helper_path(NULL, "qctl-no-such-helper");
+	want = xasprintf("%s/qctl-no-such-helper", dir);
+	cr_assert_str_eq(p, want);
+}
