@@ -14,8 +14,15 @@ command -v systemd-socket-activate >/dev/null || {
 
 # activate ARGS...: qctl serve behind systemd-socket-activate, which makes
 # $SOCK, then execs qctl (the same pid) at the first connection.
+# It passes on only the environment it is told to (-E): the images (a
+# sanitized qctl in build/san is not beside them) and the sanitizers'
+# report options.
+pass_env=()
+for v in QCTL_IMAGES ASAN_OPTIONS UBSAN_OPTIONS; do
+	[ -z "${!v:-}" ] || pass_env+=(-E "$v")
+done
 activate() {
-	systemd-socket-activate -l "$SOCK" "$@" "$QCTL" serve --socket "$SOCK" \
+	systemd-socket-activate "${pass_env[@]}" -l "$SOCK" "$@" "$QCTL" serve --socket "$SOCK" \
 		--state-dir "$T/state" --run-root "$QCTL_RUN_ROOT" --accel tcg -v \
 		>"$T/serve.out" 2>"$T/serve.log" &
 	SERVE_PID=$!
