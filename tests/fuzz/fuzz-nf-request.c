@@ -35,26 +35,32 @@ shape(const char *text, unsigned int counts[sizeof(structural)])
 static void
 check_setup_text(const struct nf_setup_args *a)
 {
-	static unsigned int want[sizeof(structural)];
+	/* two shapes: without and with the guest's sshd (ssh transport) */
+	static unsigned int want[2][sizeof(structural)];
 	static int have_want;
 	unsigned int got[sizeof(structural)];
 	char text[NF_RULESET_MAX];
+	int ssh = a->ssh_port != 0;
 
 	if (!have_want) {
-		struct nf_setup_args ref = { .ifname = "qtap0", .port = 3128,
-					     .quota_bytes = 1 };
+		for (int k = 0; k < 2; k++) {
+			struct nf_setup_args ref = { .ifname = "qtap0",
+						     .port = 3128,
+						     .ssh_port = k ? 22 : 0,
+						     .quota_bytes = 1 };
 
-		inet_pton(AF_INET, "169.254.77.1", &ref.host);
-		inet_pton(AF_INET, "169.254.77.2", &ref.guest);
-		if (nf_ruleset_setup(&ref, text, sizeof(text)) < 0)
-			__builtin_trap();
-		shape(text, want);
+			inet_pton(AF_INET, "169.254.77.1", &ref.host);
+			inet_pton(AF_INET, "169.254.77.2", &ref.guest);
+			if (nf_ruleset_setup(&ref, text, sizeof(text)) < 0)
+				__builtin_trap();
+			shape(text, want[k]);
+		}
 		have_want = 1;
 	}
 	if (nf_ruleset_setup(a, text, sizeof(text)) < 0)
 		__builtin_trap();	/* accepted input must always fit */
 	shape(text, got);
-	if (memcmp(got, want, sizeof(got)) != 0)
+	if (memcmp(got, want[ssh], sizeof(got)) != 0)
 		__builtin_trap();	/* a field changed the text's syntax */
 	if (nf_ruleset_open(a, text, sizeof(text)) < 0 ||
 	    nf_ruleset_close(a, text, sizeof(text)) < 0)
