@@ -10,6 +10,8 @@
  * closes.
  */
 #include <criterion/criterion.h>
+
+#include "built-program.h"
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -71,18 +73,7 @@ on_frame(const struct agent_hdr *hd, const void *p, void *opaque,
 static const char *
 agent_path(void)
 {
-	static char path[4096];
-	const char *env = getenv("QCTL_GUESTAGENT");
-	ssize_t n;
-
-	if (env && *env)
-		return env;
-	n = readlink("/proc/self/exe", path, sizeof(path) - 32);
-	cr_assert_gt(n, 0);
-	path[n] = '\0';
-	*strrchr(path, '/') = '\0';
-	strcat(path, "/../guestagent");
-	return path;
+	return built_program("QCTL_GUESTAGENT", "guestagent");
 }
 
 /* Read and write what the pty allows for up to ms milliseconds. */

@@ -6,6 +6,8 @@
  * that is refused. */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
+
+#include "built-program.h"
 #include <fcntl.h>
 #include <net/if.h>
 #include <netinet/in.h>
@@ -172,18 +174,7 @@ listener(void)
 static const char *
 proxy_path(void)
 {
-	static char path[4096];
-	const char *env = getenv("QCTL_PROXY");
-	ssize_t n;
-
-	if (env && *env)
-		return env;
-	n = readlink("/proc/self/exe", path, sizeof(path) - 32);
-	cr_assert_gt(n, 0);
-	path[n] = '\0';
-	*strrchr(path, '/') = '\0';
-	strcat(path, "/../qctl-proxy");
-	return path;
+	return built_program("QCTL_PROXY", "qctl-proxy");
 }
 
 /* Read the proxy's messages until it says ready (bounded). */

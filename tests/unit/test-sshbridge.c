@@ -4,6 +4,8 @@
  * program itself given hostile or broken configuration frames.
  */
 #include <criterion/criterion.h>
+
+#include "built-program.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -307,18 +309,7 @@ Test(sshbridge, signal_names)
 static const char *
 bridge_path(void)
 {
-	static char path[4096];
-	const char *env = getenv("QCTL_SSHBRIDGE");
-	ssize_t n;
-
-	if (env && *env)
-		return env;
-	n = readlink("/proc/self/exe", path, sizeof(path) - 32);
-	cr_assert_gt(n, 0);
-	path[n] = '\0';
-	*strrchr(path, '/') = '\0';
-	strcat(path, "/../qctl-sshbridge");
-	return path;
+	return built_program("QCTL_SSHBRIDGE", "qctl-sshbridge");
 }
 
 /* Start the bridge with bytes queued on its socket; our end of it. */
