@@ -27,8 +27,11 @@
 # (more modules for the initramfs, appended to MODULES: mkimage-debian.sh
 # adds overlay; built-in ones are skipped), QCTL_IMAGE_CPUS and
 # QCTL_IMAGE_MEMORY (bytes; recorded in image.json as the defaults a recipe
-# gets, see docs/images.md) and SOURCE_DATE_EPOCH (default: the kernel's
-# timestamp).
+# gets, see docs/images.md), SOURCE_DATE_EPOCH (default: the kernel's
+# timestamp) and QCTL_IMAGE_HOOK: a program run as `HOOK ROOT KVER MODDIR`
+# on the finished tree before it is packed (mkimage-appliance.sh adds the
+# appliance's programs and modules there; GUESTAGENT is then the /init it
+# wants).
 set -euo pipefail
 
 # Modules the agent needs: the virtio transports (PCI for q35, MMIO for
@@ -290,6 +293,11 @@ for rel in "${order[@]}"; do
 	strip --strip-debug -o "$root/lib/modules/$kver/$rel" "$moddir/$rel"
 	echo "/lib/modules/$kver/$rel" >>"$root/etc/modules.order"
 done
+
+if [ -n "${QCTL_IMAGE_HOOK:-}" ]; then
+	"$QCTL_IMAGE_HOOK" "$root" "$kver" "$moddir" ||
+		die "$QCTL_IMAGE_HOOK failed"
+fi
 
 # --- pack -------------------------------------------------------------------
 stage="$work/out"

@@ -308,7 +308,7 @@ cmd_run(int argc, char **argv)
 	struct build_result *res;
 	const char *rd;
 	bool json = false;
-	char why[256];
+	char why[256], hv[13];
 	sigset_t mask;
 	int opt, rc;
 
@@ -410,7 +410,8 @@ cmd_run(int argc, char **argv)
 		o.event_opaque = &ctx;
 	}
 	if (o.accel == ACCEL_AUTO) {
-		o.accel = accel_detect("/dev", "/sys", why, sizeof(why));
+		o.accel = accel_detect("/dev", "/sys", cpu_hypervisor(hv),
+					      why, sizeof(why));
 		if (o.verbosity >= 1)
 			fprintf(o.out, "qctl: --accel auto: %s\n", why);
 	}

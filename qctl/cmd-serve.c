@@ -38,6 +38,11 @@ serve_usage(FILE *f)
 	      "                       it exists, else root's group)\n"
 	      "  --socket-mode MODE   octal (default 0660)\n"
 	      "  --allow-quit         let clients stop the server with quit\n"
+	      "  --keep-runs          run directories (result.json,\n"
+	      "                       build.log, artifacts/) stay when their\n"
+	      "                       builds are forgotten and at exit: a\n"
+	      "                       results disk's, the operator removes\n"
+	      "                       them\n"
 	      "  --state-dir DIR      crash-recovery records (default\n"
 	      "                       $QCTL_STATE_DIR or " STATE_DIR_DEFAULT
 	      ");\n"
@@ -393,6 +398,7 @@ cmd_serve(int argc, char **argv)
 		{ "group", required_argument, NULL, 'g' },
 		{ "socket-mode", required_argument, NULL, 'm' },
 		{ "allow-quit", no_argument, NULL, 'Q' },
+		{ "keep-runs", no_argument, NULL, 'R' },
 		{ "state-dir", required_argument, NULL, 's' },
 		{ "run-root", required_argument, NULL, 'r' },
 		{ "accel", required_argument, NULL, 'a' },
@@ -423,7 +429,7 @@ cmd_serve(int argc, char **argv)
 	struct error err = { 0 };
 	unsigned long mode = 0660;
 	int opt, verbose = 0, n;
-	char why[256], *end;
+	char why[256], hv[13], *end;
 	sigset_t mask;
 	gid_t gid;
 
@@ -464,6 +470,9 @@ cmd_serve(int argc, char **argv)
 			break;
 		case 'Q':
 			o.allow_quit = true;
+			break;
+		case 'R':
+			o.keep_runs = true;
 			break;
 		case 's':
 			free(state_dir);
@@ -612,7 +621,8 @@ cmd_serve(int argc, char **argv)
 		goto out;
 	}
 	if (o.build.accel == ACCEL_AUTO) {
-		o.build.accel = accel_detect("/dev", "/sys", why, sizeof(why));
+		o.build.accel = accel_detect("/dev", "/sys", cpu_hypervisor(hv),
+					      why, sizeof(why));
 		fprintf(stderr, "qctl serve: --accel auto: %s\n", why);
 	}
 	serve_default_ceilings(&o);

@@ -9,5 +9,7 @@ int cmd_version(int argc, char **argv);
 int cmd_image(int argc, char **argv);
 /* internal: what qctl serve runs with a client's rights (cmd-peer.c) */
 int cmd_peer(int argc, char **argv);
+/* internal: the appliance's control socket over virtio-serial */
+int cmd_relay(int argc, char **argv);
 
 #endif

@@ -41,6 +41,9 @@ main(int argc, char **argv)
 	/* not in the table: no user's command, only qctl serve's child */
 	if (!strcmp(argv[1], "__peer"))
 		return cmd_peer(argc - 1, argv + 1);
+	/* ... and the appliance init's (docs/appliance.md) */
+	if (!strcmp(argv[1], "__relay"))
+		return cmd_relay(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "--version"))
 		return cmd_version(argc - 1, argv + 1);
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)

@@ -1,6 +1,7 @@
 /* qemu-argv.c - QEMU command line: a pure function of the VM's config */
 #include "qemu-argv.h"
 
+#include <cpuid.h>
 #include <fcntl.h>
 #include <linux/kvm.h>
 #include <stdio.h>
@@ -243,13 +244,44 @@ accel_name(enum accel a)
 	}
 }
 
+const char *
+cpu_hypervisor(char sig[13])
+{
+	sig[0] = 0;
+#if defined(__x86_64__) || defined(__i386__)
+	unsigned int a, b, c, d;
+
+	/* the hypervisor bit, then its vendor leaf */
+	__cpuid(1, a, b, c, d);
+	if (!(c & (1u << 31)))
+		return sig;
+	__cpuid(0x40000000, a, b, c, d);
+	memcpy(sig, &b, 4);
+	memcpy(sig + 4, &c, 4);
+	memcpy(sig + 8, &d, 4);
+	sig[12] = 0;
+#endif
+	return sig;
+}
+
 enum accel
-accel_detect(const char *devroot, const char *sysroot, char *why,
-	     size_t whylen)
+accel_detect(const char *devroot, const char *sysroot, const char *hv,
+	     char *why, size_t whylen)
 {
 	char path[4096];
 	struct stat st;
 	int fd, ver;
+
+	/* Under QEMU's TCG (the appliance on a host without KVM), a CPU
+	 * model with SVM or VMX lets kvm_amd or kvm_intel load on
+	 * emulated virtualization that does not run our guests: TCG
+	 * directly is the one that works. */
+	if (hv && !strcmp(hv, "TCGTCGTCGTCG")) {
+		snprintf(why, whylen,
+			 "this machine is itself emulated (QEMU TCG): its KVM "
+			 "would be emulated too: using TCG");
+		return ACCEL_TCG;
+	}
 
 	/* A paravirtual KVM (kvm_pvm) opens fine but hangs ordinary
 	 * guests: treat it as no KVM at all. */

@@ -47,12 +47,16 @@ void qemu_argv_free(char **argv);
 /* Parse "auto", "kvm", "tcg". */
 int accel_parse(const char *s, enum accel *out, struct error *err);
 const char *accel_name(enum accel a);
+/* The CPU's hypervisor vendor signature (CPUID 0x40000000), "" when
+ * there is none: sig, for accel_detect. */
+const char *cpu_hypervisor(char sig[13]);
 /*
  * Decide what --accel auto means on this host: KVM when /dev/kvm (under
- * devroot) opens and no paravirtual KVM module is loaded (under sysroot).
+ * devroot) opens, no paravirtual KVM module is loaded (under sysroot) and
+ * the machine is not itself under QEMU's TCG (hv, from cpu_hypervisor).
  * why receives a short human explanation.
  */
 enum accel accel_detect(const char *devroot, const char *sysroot,
-			char *why, size_t whylen);
+			const char *hv, char *why, size_t whylen);
 
 #endif

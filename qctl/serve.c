@@ -309,7 +309,8 @@ sb_free(struct sbuild *sb)
 	}
 	if (sb->out)
 		fclose(sb->out);
-	if (sb->run_dir)
+	/* (--keep-runs: the operator's, a results disk's, to remove) */
+	if (sb->run_dir && !s->o.keep_runs)
 		rm_rf(sb->run_dir);
 	state_close(sb->kept);
 	recipe_free(sb->recipe);

@@ -48,6 +48,7 @@ struct serve_opts {
 	int max_parallel;	/* builds at once; <= 0: online CPUs */
 	int keep_finished;	/* <= 0: SERVE_KEEP_FINISHED */
 	bool allow_quit;	/* honour the quit command */
+	bool keep_runs;		/* run directories outlive their builds */
 	/* ceilings of what a client may ask for; 0: none */
 	int max_cpus;
 	uint64_t max_memory;

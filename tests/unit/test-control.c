@@ -3,6 +3,7 @@
  * slow clients; and the scheduler (serve.c) behind a fake build engine,
  * so that no VM is needed.
  */
+#include <dirent.h>
 #include <criterion/criterion.h>
 
 #include <fcntl.h>
@@ -1191,6 +1192,7 @@ static struct serve *S;
 static char run_root[] = "/tmp/qctl-test-serve-XXXXXX";
 static uint64_t ceiling_memory;	/* serve_up's --max-memory */
 static FILE *serve_log;		/* serve_up's log */
+static bool keep_runs;		/* serve_up's --keep-runs */
 
 static void
 serve_up(int max_parallel, int keep, bool allow_quit)
@@ -1199,6 +1201,7 @@ serve_up(int max_parallel, int keep, bool allow_quit)
 		.max_parallel = max_parallel,
 		.keep_finished = keep,
 		.allow_quit = allow_quit,
+		.keep_runs = keep_runs,
 		.max_memory = ceiling_memory,
 		.log = serve_log,
 		.backend = &fake,
@@ -1614,6 +1617,54 @@ Test(serve, finished_builds_are_forgotten_with_their_run_dirs)
 	free(rd1);
 	peer_free(p);
 	serve_down();
+}
+
+Test(serve, keep_runs_leaves_run_dirs_to_the_operator)
+{
+	struct peer *p;
+	json_t *r;
+	char *rd[3], *f;
+	struct stat st;
+	int n = 0;
+	DIR *d;
+
+	keep_runs = true;
+	serve_up(2, 1, false);
+	p = peer_new();
+	negotiate(p);
+	for (int i = 0; i < 3; i++) {
+		char id[8];
+
+		json_decref(call(p, RECIPE("[{\"name\": \"a\", \"run\": "
+					   "\"true\"}]"), false));
+		snprintf(id, sizeof(id), "b%d", i + 1);
+		json_decref(wait_finished(p, id, NULL, NULL));
+		r = call(p, "{\"execute\": \"build-list\"}", false);
+		json_decref(r);
+	}
+	/* b1 and b2 are forgotten (keep 1), b3 goes at exit: all stay */
+	peer_free(p);
+	serve_free(S);
+	loop_free(L);
+	keep_runs = false;
+	cr_assert_eq(fake_live, 0);
+	d = opendir(run_root);
+	cr_assert_not_null(d);
+	for (struct dirent *e; (e = readdir(d));) {
+		if (e->d_name[0] == '.' || n == 3)
+			continue;
+		rd[n++] = xasprintf("%s/%s", run_root, e->d_name);
+	}
+	closedir(d);
+	cr_assert_eq(n, 3, "each build's run directory stayed");
+	for (int i = 0; i < n; i++) {
+		f = xasprintf("%s/build.log", rd[i]);
+		cr_assert_eq(stat(f, &st), 0, "%s", f);
+		free(f);
+		cr_assert_eq(rm_rf(rd[i]), 0);
+		free(rd[i]);
+	}
+	cr_assert_eq(rmdir(run_root), 0, "%s", strerror(errno));
 }
 
 Test(serve, client_leaving_mid_build_does_not_matter)

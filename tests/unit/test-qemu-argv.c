@@ -297,7 +297,7 @@ Test(accel, detect_pvm_host_chooses_tcg)
 	mktree(root, true, true);
 	snprintf(dev, sizeof(dev), "%s/dev", root);
 	snprintf(sys, sizeof(sys), "%s/sys", root);
-	cr_assert_eq(accel_detect(dev, sys, why, sizeof(why)), ACCEL_TCG);
+	cr_assert_eq(accel_detect(dev, sys, "", why, sizeof(why)), ACCEL_TCG);
 	cr_assert_not_null(strstr(why, "kvm_pvm"));
 }
 
@@ -309,10 +309,26 @@ Test(accel, detect_missing_or_broken_kvm_chooses_tcg)
 	mktree(root, false, false);
 	snprintf(dev, sizeof(dev), "%s/dev", root);
 	snprintf(sys, sizeof(sys), "%s/sys", root);
-	cr_assert_eq(accel_detect(dev, sys, why, sizeof(why)), ACCEL_TCG);
+	cr_assert_eq(accel_detect(dev, sys, "", why, sizeof(why)), ACCEL_TCG);
 	/* present but not a KVM device */
 	snprintf(kvm, sizeof(kvm), "%s/kvm", dev);
 	close(open(kvm, O_CREAT | O_WRONLY, 0600));
-	cr_assert_eq(accel_detect(dev, sys, why, sizeof(why)), ACCEL_TCG);
+	cr_assert_eq(accel_detect(dev, sys, "", why, sizeof(why)), ACCEL_TCG);
 	cr_assert_not_null(strstr(why, "API"));
+}
+
+Test(accel, detect_under_tcg_chooses_tcg)
+{
+	char root[] = "/tmp/qctl-accel-XXXXXX", dev[600], sys[600], why[256];
+
+	/* no kvm_pvm, a /dev/kvm: only the signature says no */
+	mktree(root, true, false);
+	snprintf(dev, sizeof(dev), "%s/dev", root);
+	snprintf(sys, sizeof(sys), "%s/sys", root);
+	cr_assert_eq(accel_detect(dev, sys, "TCGTCGTCGTCG", why, sizeof(why)),
+		     ACCEL_TCG);
+	cr_assert_not_null(strstr(why, "emulated"), "%s", why);
+	/* another hypervisor's signature is no reason */
+	accel_detect(dev, sys, "KVMKVMKVM", why, sizeof(why));
+	cr_assert_null(strstr(why, "emulated"), "%s", why);
 }
