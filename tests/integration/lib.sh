@@ -9,8 +9,10 @@
 # QCTL_SANITIZE is 1 for the sanitized build: only for what ASan changes
 # (memory use, speed), never to skip a check of qctl's behaviour.  The
 # exceptions, for CI's time budget, call plain_pass_only: t-debian-hello
-# (a 10-15 minute compile under TCG), t-node-app (a real npm install) and
-# t-serve-leak (50 builds, and its RSS bound means nothing under ASan).
+# (a 10-15 minute compile under TCG), t-node-app (a real npm install),
+# t-serve-leak (50 builds, and its RSS bound means nothing under ASan) and
+# t-appliance (a build nested under TCG inside TCG: minutes; the
+# appliance holds the plain build in any case).
 # Every manager path they take is taken sanitized by shorter scripts
 # (docs/testing.md names which).
 set -euo pipefail
