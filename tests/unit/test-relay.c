@@ -44,7 +44,7 @@ readable(int fd, int ms)
 static void
 read_until(int fd, const char *want)
 {
-	char buf[256];
+	char buf[256] = "";
 	size_t n = 0;
 
 	while (!strstr(buf, want)) {
