@@ -32,9 +32,9 @@ QEMU_MODDIR=/usr/lib/x86_64-linux-gnu/qemu
 QEMU_MODULES="accel-tcg-x86_64.so"
 # QEMU's firmware (BIOS, option ROMs), dereferenced.
 QEMU_DATA="/usr/share/qemu /usr/share/seabios /usr/lib/ipxe/qemu"
-# Kernel modules, with their dependencies (busybox modprobe and the
-# kernel's autoloading find them through depmod's index): whole trees for
-# nftables, single ones for the rest.
+# Kernel modules, which mkimage-minimal.sh adds with their dependencies
+# (busybox modprobe and the kernel's autoloading find them through
+# depmod's index): whole trees for nftables, single ones for the rest.
 MODULE_TREES="net/netfilter net/ipv4/netfilter net/ipv6/netfilter"
 MODULE_NAMES="tun veth kvm kvm_intel kvm_amd vhost_net vhost_vsock
 	vmw_vsock_virtio_transport"
@@ -111,40 +111,9 @@ hook() {
 		"$root$QEMU_MODDIR" \
 		-type f -print0)
 
-	# kernel modules, stripped, with what they depend on; then busybox
+	# the kernel modules (MODULE_NAMES, MODULE_TREES) are in already,
+	# with their dependencies: mkimage-minimal.sh put them there; busybox
 	# depmod indexes them for modprobe and the kernel's autoloading
-	local rel m
-	declare -A modpath=() seen=()
-	while IFS= read -r rel; do
-		m=$(basename "$rel" .ko)
-		modpath[${m//-/_}]=$rel
-	done < <(cd "$moddir" && find kernel -name '*.ko')
-	add_module() {
-		local m=${1//-/_} rel d
-
-		[ -z "${seen[$m]:-}" ] || return 0
-		seen[$m]=1
-		rel=${modpath[$m]:-}
-		[ -n "$rel" ] || return 0 # built in
-		if [ ! -e "$root/lib/modules/$kver/$rel" ]; then
-			mkdir -p "$root/lib/modules/$kver/$(dirname "$rel")"
-			strip --strip-debug -o "$root/lib/modules/$kver/$rel" \
-				"$moddir/$rel"
-		fi
-		d=$(tr '\0' '\n' <"$moddir/$rel" | sed -n 's/^depends=//p' |
-			head -n1)
-		for d in ${d//,/ }; do
-			add_module "$d"
-		done
-	}
-	for m in $MODULE_NAMES; do
-		add_module "$m"
-	done
-	for m in $MODULE_TREES; do
-		while IFS= read -r rel; do
-			add_module "$(basename "$rel" .ko)"
-		done < <(cd "$moddir" && find "kernel/$m" -name '*.ko')
-	done
 	cp "$moddir/modules.builtin" "$root/lib/modules/$kver/" 2>/dev/null || :
 	busybox depmod -b "$root" "$kver"
 
@@ -178,7 +147,8 @@ for i in "$stage"/usr/*/share/qctl/images/minimal/image.json \
 done
 [ -f "$i" ] || die "$stage: no staged minimal image (INSTALL_IMAGE=1, make image)"
 command -v ldd >/dev/null || die "ldd not found"
-QCTL_APPLIANCE_STAGE=$stage QCTL_APPLIANCE_HOOK=1 QCTL_IMAGE_NAME=appliance \
+QCTL_EXTRA_MODULES=$(echo $MODULE_NAMES) QCTL_EXTRA_MODULE_TREES=$MODULE_TREES \
+	QCTL_APPLIANCE_STAGE=$stage QCTL_APPLIANCE_HOOK=1 QCTL_IMAGE_NAME=appliance \
 	QCTL_IMAGE_HOOK="$here/mkimage-appliance.sh" \
 	QCTL_IMAGE_CPUS=${QCTL_IMAGE_CPUS:-2} \
 	QCTL_IMAGE_MEMORY=${QCTL_IMAGE_MEMORY:-2147483648} \

@@ -25,7 +25,9 @@
 # QCTL_CMDLINE, QCTL_IMAGE_NAME (image.json's name, default minimal; the
 # test image "hostile" is this image with a test agent), QCTL_EXTRA_MODULES
 # (more modules for the initramfs, appended to MODULES: mkimage-debian.sh
-# adds overlay; built-in ones are skipped), QCTL_IMAGE_CPUS and
+# adds overlay; built-in ones are skipped), QCTL_EXTRA_MODULE_TREES
+# (directories under the kernel's kernel/, every module in them: the
+# appliance's netfilter), QCTL_IMAGE_CPUS and
 # QCTL_IMAGE_MEMORY (bytes; recorded in image.json as the defaults a recipe
 # gets, see docs/images.md), SOURCE_DATE_EPOCH (default: the kernel's
 # timestamp) and QCTL_IMAGE_HOOK: a program run as `HOOK ROOT KVER MODDIR`
@@ -72,6 +74,7 @@ compress=${QCTL_INITRD_COMPRESS:-none}
 cmdline=${QCTL_CMDLINE:-$CMDLINE_DEFAULT}
 image_name=${QCTL_IMAGE_NAME:-minimal}
 extra_modules=${QCTL_EXTRA_MODULES:-}
+extra_trees=${QCTL_EXTRA_MODULE_TREES:-}
 image_cpus=${QCTL_IMAGE_CPUS:-}
 image_memory=${QCTL_IMAGE_MEMORY:-}
 
@@ -83,6 +86,9 @@ case $image_name in
 esac
 case $extra_modules in
 *[!A-Za-z0-9_\ -]*) die "QCTL_EXTRA_MODULES: module names separated by spaces" ;;
+esac
+case $extra_trees in
+*[!A-Za-z0-9_/\ -]* | *..*) die "QCTL_EXTRA_MODULE_TREES: paths under kernel/ separated by spaces" ;;
 esac
 case $image_cpus$image_memory in
 *[!0-9]*) die "QCTL_IMAGE_CPUS and QCTL_IMAGE_MEMORY: decimal numbers" ;;
@@ -241,6 +247,12 @@ visit() {
 }
 for m in $MODULES; do
 	visit "$m"
+done
+for t in $extra_trees; do
+	[ -d "$moddir/kernel/$t" ] || die "no kernel/$t in $kver's modules"
+	while IFS= read -r rel; do
+		visit "$(basename "$rel" .ko)"
+	done < <(cd "$moddir" && find "kernel/$t" -name '*.ko' | LC_ALL=C sort)
 done
 
 # --- the initramfs tree ---------------------------------------------------

@@ -111,14 +111,32 @@ stop(void)
 
 TestSuite(relay, .init = start, .fini = stop);
 
-Test(relay, a_host_client_gets_its_own_server_session)
+/* The relay's connection to the server (the host side is there). */
+static int
+accept_session(void)
 {
-	int c, st;
+	int c;
 
-	/* the host side is there: the relay connects to the server */
 	cr_assert(readable(lfd, 20000), "the relay never connected");
 	c = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 	cr_assert_geq(c, 0);
+	return c;
+}
+
+/* The relay is still running. */
+static void
+relay_alive(void)
+{
+	int st;
+
+	cr_assert_eq(waitpid(relay, &st, WNOHANG), 0, "the relay ended");
+}
+
+Test(relay, a_host_client_gets_its_own_server_session)
+{
+	/* the host side is there: the relay connects to the server */
+	int c = accept_session();
+
 	/* the server's greeting reaches the host, the host's bytes the
 	 * server, both ways at once */
 	cr_assert_eq(write(c, "{\"QMP\": {}}\n", 12), 12);
@@ -140,18 +158,15 @@ Test(relay, a_host_client_gets_its_own_server_session)
 		cr_assert_gt(r, 0);
 	}
 	close(c);
-	cr_assert_eq(waitpid(relay, &st, WNOHANG), 0, "the relay ended");
+	relay_alive();
 	/* and opens no new session while no host client is there */
 	cr_assert(!readable(lfd, 500), "a session without a host client");
 }
 
 Test(relay, the_server_ending_the_session_is_survived)
 {
-	int c, st;
+	int c = accept_session();
 
-	cr_assert(readable(lfd, 20000), "the relay never connected");
-	c = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-	cr_assert_geq(c, 0);
 	cr_assert_eq(write(c, "bye\n", 4), 4);
 	read_until(master, "bye\n");
 	close(c);
@@ -159,7 +174,7 @@ Test(relay, the_server_ending_the_session_is_survived)
 	 * while this client stays */
 	cr_assert_eq(write(master, "ignored\n", 8), 8);
 	cr_assert(!readable(lfd, 500), "a second session for one client");
-	cr_assert_eq(waitpid(relay, &st, WNOHANG), 0, "the relay ended");
+	relay_alive();
 }
 
 Test(relay, a_missing_port_is_a_clear_error)
