@@ -2,6 +2,7 @@
  * build-hold.c - a failed build kept for a while, and shells in it.
  *
  * When a step fails and the build was given a hold (build_opts.hold_ms),
+ * or its last step passed and the hold is for any outcome (hold_always),
  * the VM stays up in PH_HOLD instead of going on to its artifacts: the
  * network stays closed (the step's window closed as it ended), the limits
  * keep counting (a limit, the wall time or a cancel ends the hold at
@@ -10,7 +11,7 @@
  * shells in /src with the failed step's environment through the agent's
  * PTY and stdin execution (agent protocol 2).  After the hold the build
  * collects its artifacts and ends as it would have: with the failed
- * step's result.  The result's "hold" records the hold and each session.
+ * step's result (or as passed).  The result's "hold" records the hold and each session.
  */
 #include <errno.h>
 #include <signal.h>
@@ -130,12 +131,15 @@ build_hold_start(struct build *b)
 				(json_int_t)build_since_start(b),
 				"duration_ms", "ended", "sessions");
 	b->t_hold = loop_timer_at(b->loop, b->hold_until, on_hold_expired, b);
-	build_say(b, 1, "holding the failed build's VM for %.0fs "
-		  "(network closed, limits counting)", ms / 1000.0);
+	build_say(b, 1, "holding the %s build's VM for %.0fs "
+		  "(network closed, limits counting)",
+		  b->res.status == BUILD_PASSED ? "passed" : "failed",
+		  ms / 1000.0);
 	build_emit(b, "BUILD_HELD",
-		   json_pack("{s:s, s:I}", "step",
+		   json_pack("{s:s, s:I, s:b}", "step",
 			     b->recipe->steps[b->step].name, "hold_ms",
-			     (json_int_t)ms));
+			     (json_int_t)ms, "passed",
+			     b->res.status == BUILD_PASSED));
 }
 
 /* Every session is told the hold is over; their jobs are killed. */

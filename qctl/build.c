@@ -710,7 +710,10 @@ start_step(struct build *b, size_t i)
 	if (i >= r->n_steps) {
 		result_finish(&b->res, BUILD_PASSED, "all %zu steps passed",
 			      r->n_steps);
-		build_start_artifacts(b);
+		if (b->opts.hold_ms > 0 && b->opts.hold_always)
+			build_hold_start(b);
+		else
+			build_start_artifacts(b);
 		return;
 	}
 	s = &r->steps[i];

@@ -47,6 +47,8 @@ struct build_opts {
 	/* keep the VM this long after a failed step, for shells in it
 	 * (build_shell_open); 0: no hold */
 	int64_t hold_ms;
+	/* hold after the last step passed too (a recipe's hold) */
+	bool hold_always;
 };
 typedef void (*build_done_fn)(struct build *b, void *opaque);
 

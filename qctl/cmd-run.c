@@ -404,8 +404,11 @@ cmd_run(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	if (ctx.shell) {
-		o.hold_ms = recipe->hold_ms ? recipe->hold_ms
-					    : RUN_HOLD_DEFAULT_MS;
+		/* a recipe's hold (kept after a pass too) is for serve's
+		 * sessions; here it only times the shell after a failure */
+		o.hold_ms = recipe->hold_ms	    ? recipe->hold_ms
+			    : recipe->hold_after_ms ? recipe->hold_after_ms
+						    : RUN_HOLD_DEFAULT_MS;
 		o.event = on_event;
 		o.event_opaque = &ctx;
 	}

@@ -1583,8 +1583,13 @@ v_hold(struct vctx *vc, json_t *v, void *obj, const struct field *f)
 	struct recipe *r = obj;
 	int ret = v_duration(vc, v, obj, f);
 
-	if (ret == 0 && r->hold_ms > RECIPE_HOLD_MAX_MS)
+	if (ret == 0 &&
+	    (r->hold_ms > RECIPE_HOLD_MAX_MS ||
+	     r->hold_after_ms > RECIPE_HOLD_MAX_MS))
 		return v_error(vc, "at most 24h");
+	if (ret == 0 && r->hold_ms && r->hold_after_ms)
+		return v_error(vc, "hold and hold_on_failure: give one (hold "
+			       "keeps a failed build too)");
 	return ret;
 }
 
@@ -1752,6 +1757,7 @@ static const struct field recipe_fields[] = {
 	{"artifacts", v_artifacts, false, 0, 0, 0},
 	{"hold_on_failure", v_hold, false, offsetof(struct recipe, hold_ms),
 	 0, 0},
+	{"hold", v_hold, false, offsetof(struct recipe, hold_after_ms), 0, 0},
 	{"ssh_keys", v_ssh_keys, false, 0, 0, 0},
 };
 

@@ -80,6 +80,10 @@ struct recipe {
 	/* keep the VM this long after a failed step, for a shell in it
 	 * (0: not at all; at most RECIPE_HOLD_MAX_MS; capped by serve) */
 	int64_t hold_ms;
+	/* keep the VM this long after its steps, passed or failed, for
+	 * sessions in it (GitLab's stages); at most RECIPE_HOLD_MAX_MS, capped
+	 * by serve; not with hold_ms */
+	int64_t hold_after_ms;
 	/* public keys (OpenSSH one-line form) that may open a shell in this
 	 * build while it is held (qctl serve --ssh) */
 	char **ssh_keys;

@@ -449,11 +449,12 @@ int64_t
 serve_ssh_hold(const struct serve *s, const struct recipe *r)
 {
 	int64_t max = s->o.ssh.max_hold_ms;
+	int64_t want = r->hold_ms ? r->hold_ms : r->hold_after_ms;
 
 	/* --max-hold 0: no holds at all */
-	if (!s->o.ssh.on || !r->hold_ms || max <= 0)
+	if (!s->o.ssh.on || !want || max <= 0)
 		return 0;
-	return r->hold_ms > max ? max : r->hold_ms;
+	return want > max ? max : want;
 }
 
 void

@@ -47,6 +47,7 @@ const struct serve_backend serve_engine = {
 	.shell_eof = build_shell_eof,
 	.shell_winsize = build_shell_winsize,
 	.shell_close = build_shell_close,
+	.hold_end = build_hold_end,
 };
 
 void
@@ -893,6 +894,7 @@ submit_now(struct serve *s, const struct ctl_peer *peer, struct recipe **rp,
 	/* the run directory outlives the engine's build: ours to remove */
 	bo.keep = true;
 	bo.hold_ms = serve_ssh_hold(s, sb->recipe);
+	bo.hold_always = sb->recipe->hold_after_ms > 0;
 	bo.event = on_build_event;
 	bo.event_opaque = sb;
 	sb->b = s->be->new(s->loop, sb->recipe, &bo, on_build_done, sb);
@@ -1005,6 +1007,31 @@ cmd_build_cancel(void *opaque, const struct ctl_peer *peer, json_t *args,
 		/* the VM is killed; BUILD_FINISHED follows once it is gone */
 		s->be->cancel(sb->b, why);
 	}
+	*ret = json_pack("{s:s, s:s}", "id", sb->id, "status", sb_status(sb));
+	return 0;
+}
+
+/* End a held build's hold: its sessions end, it collects its artifacts
+ * and finishes with its steps' result (GitLab's cleanup, an operator). */
+static int
+cmd_build_release(void *opaque, const struct ctl_peer *peer, json_t *args,
+		  json_t **ret, struct error *err)
+{
+	struct serve *s = opaque;
+	struct sbuild *sb = sb_find(
+		s, json_string_value(json_object_get(args, "id")), err);
+	char why[96];
+
+	if (!sb)
+		return -1;
+	if (sb->state != SB_RUNNING || !s->be->held || !s->be->hold_end ||
+	    !s->be->held(sb->b))
+		return error_set(err, EINVAL, "build %s is not held (%s)",
+				 sb->id, sb_status(sb));
+	snprintf(why, sizeof(why), "released over the control socket by "
+		 "uid %d", (int)peer->uid);
+	serve_log(s, "%s: %s", sb->id, why);
+	s->be->hold_end(sb->b, why);
 	*ret = json_pack("{s:s, s:s}", "id", sb->id, "status", sb_status(sb));
 	return 0;
 }
@@ -1226,6 +1253,8 @@ static const struct ctl_cmd commands[] = {
 	  "one build: status, step, and its result once finished" },
 	{ "build-cancel", cmd_build_cancel, "id:s",
 	  "cancel a queued or running build" },
+	{ "build-release", cmd_build_release, "id:s",
+	  "end a held build's hold: it collects its artifacts and ends" },
 	{ "build-log", cmd_build_log, "id:s offset:i? max:i?",
 	  "a chunk of a build's log (its tail without offset)" },
 	{ "vm-stats", cmd_vm_stats, "id:s",

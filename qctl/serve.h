@@ -35,6 +35,8 @@ struct serve_backend {
 	int (*shell_winsize)(struct build *b, unsigned sid, unsigned rows,
 			     unsigned cols, struct error *err);
 	void (*shell_close)(struct build *b, unsigned sid);
+	/* end a hold now (build-release); NULL with held */
+	void (*hold_end)(struct build *b, const char *why);
 };
 
 /* build.c: real VMs */

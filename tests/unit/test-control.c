@@ -996,6 +996,7 @@ struct build {
 	struct loop_timer *t;
 	size_t step;
 	bool in_step, ended, paused;
+	bool holding;	/* steps done, opts.hold_always: until hold_end */
 };
 
 static int fake_live;	/* fake builds not freed */
@@ -1061,6 +1062,14 @@ fake_tick(struct loop *l, void *opaque)
 	}
 	if (b->step >= b->recipe->n_steps) {
 		result_finish(&b->res, BUILD_PASSED, "all passed");
+		if (b->opts.hold_always) {
+			b->holding = true;
+			d = json_pack("{s:s, s:b}", "step", "x", "passed", 1);
+			b->opts.event(b, "BUILD_HELD", d,
+				      b->opts.event_opaque);
+			json_decref(d);
+			return;
+		}
 		fake_end(b);
 		return;
 	}
@@ -1176,6 +1185,21 @@ fake_free(struct build *b)
 	fake_live--;
 }
 
+static bool
+fake_is_held(const struct build *b)
+{
+	return b->holding;
+}
+
+static void
+fake_hold_end(struct build *b, const char *why)
+{
+	cr_assert(b->holding, "hold_end of a build not held: %s", why);
+	b->holding = false;
+	fake_log(b, why);
+	fake_end(b);
+}
+
 static const struct serve_backend fake = {
 	.new = fake_new,
 	.start = fake_start,
@@ -1186,6 +1210,8 @@ static const struct serve_backend fake = {
 	.current_step = fake_step,
 	.qemu_pid = fake_pid,
 	.free = fake_free,
+	.held = fake_is_held,
+	.hold_end = fake_hold_end,
 };
 
 static struct serve *S;
@@ -1433,6 +1459,61 @@ Test(serve, cancel_queued_running_and_finished)
 	json_decref(r);
 	pump(20);
 	cr_assert_eq(fake_live, 0, "the engine's builds are freed at once");
+	peer_free(p);
+	serve_down();
+}
+
+Test(serve, release_ends_a_hold_and_only_a_hold)
+{
+	struct peer *p;
+	json_t *r, *res;
+	int64_t end = now_ms() + 30000;
+	bool held = false;
+
+	serve_up(2, 0, false);
+	p = peer_new();
+	negotiate(p);
+	/* a recipe's hold reaches the engine as hold_always */
+	json_decref(call(p, "{\"execute\": \"build-submit\", \"arguments\": "
+			    "{\"recipe\": {\"hold\": \"1h\", \"steps\": "
+			    "[{\"name\": \"a\", \"run\": \"true\"}]}}}",
+			 false));
+	json_decref(call(p, RECIPE("[{\"name\": \"h\", \"run\": \"hang\"}]"),
+			 false));
+	wait_in_step(p, "b2", "h");
+	r = call(p, "{\"execute\": \"build-release\", \"arguments\": "
+		    "{\"id\": \"b2\"}}", true);
+	cr_assert(strstr(str(r, "desc"), "b2 is not held (running)"),
+		  "%s", str(r, "desc"));
+	json_decref(r);
+	r = call(p, "{\"execute\": \"build-release\", \"arguments\": "
+		    "{\"id\": \"b7\"}}", true);
+	cr_assert(strstr(str(r, "desc"), "no build \"b7\""));
+	json_decref(r);
+	while (!held) {
+		r = call(p, "{\"execute\": \"build-status\", \"arguments\": "
+			    "{\"id\": \"b1\"}}", false);
+		held = json_is_true(json_object_get(r, "held"));
+		json_decref(r);
+		cr_assert_lt(now_ms(), end, "30 s and b1 is not held");
+		pump(10);
+	}
+	r = call(p, "{\"execute\": \"build-release\", \"arguments\": "
+		    "{\"id\": \"b1\"}}", false);
+	cr_assert_str_eq(str(r, "id"), "b1");
+	json_decref(r);
+	res = wait_finished(p, "b1", NULL, NULL);
+	cr_assert_str_eq(str(res, "status"), "passed");
+	json_decref(res);
+	r = call(p, "{\"execute\": \"build-release\", \"arguments\": "
+		    "{\"id\": \"b1\"}}", true);
+	cr_assert(strstr(str(r, "desc"), "b1 is not held"));
+	json_decref(r);
+	json_decref(call(p, "{\"execute\": \"build-cancel\", \"arguments\": "
+			    "{\"id\": \"b2\"}}", false));
+	json_decref(wait_finished(p, "b2", NULL, NULL));
+	pump(20);
+	cr_assert_eq(fake_live, 0);
 	peer_free(p);
 	serve_down();
 }

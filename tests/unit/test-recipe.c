@@ -519,6 +519,26 @@ Test(recipe, hold_on_failure)
 	assert_bad(STEPS "hold_on_failure: [1]\n", "expected a duration");
 }
 
+Test(recipe, hold_after_any_outcome)
+{
+	struct recipe *r;
+
+	r = ok(STEPS);
+	cr_assert_eq(r->hold_after_ms, 0);
+	recipe_free(r);
+	r = ok(STEPS "hold: 45m\n");
+	cr_assert_eq(r->hold_after_ms, 45 * 60000);
+	cr_assert_eq(r->hold_ms, 0, "not a hold on failure only");
+	recipe_free(r);
+	assert_bad(STEPS "hold: 25h\n", "t.yaml:4: hold: at most 24h");
+	assert_bad(STEPS "hold: soon\n", "hold");
+	/* either order: one hold or the other */
+	assert_bad(STEPS "hold: 1h\nhold_on_failure: 5m\n",
+		   "hold and hold_on_failure: give one");
+	assert_bad(STEPS "hold_on_failure: 5m\nhold: 1h\n",
+		   "hold and hold_on_failure: give one");
+}
+
 #define ED_KEY "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMbZ8u2oN7m1q3Y2pY4Q0b3t" \
 	       "8mJ7Qw9cJ8b2mYb4cQ1x"
 
