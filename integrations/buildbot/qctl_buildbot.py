@@ -63,12 +63,13 @@ class QctlRun(buildstep.ShellMixin, buildstep.CommandMixin,
     def __init__(self, recipe="qctl.yaml", qctl="qctl",
                  artifacts=ARTIFACTS_DIR, extra_args=(), **kwargs):
         # qctl enforces the recipe's own limits (wall_time, ...): no
-        # Buildbot silence timeout by default; a stopped build sends
-        # SIGTERM, on which qctl tears its VM down (SIGKILL would leave
-        # that to `qctl gc`).
+        # Buildbot silence timeout by default.  A stopped build sends
+        # SIGTERM, on which qctl tears its VM down and prints its result
+        # (exit 130); SIGKILL only after sigtermTime.  (With
+        # interruptSignal alone the worker closes the pipes at once and
+        # the result is lost; a bare SIGKILL leaves the VM to `qctl gc`.)
         kwargs.setdefault("timeout", None)
-        kwargs.setdefault("interruptSignal", "TERM")
-        kwargs.setdefault("sigtermTime", None)
+        kwargs.setdefault("sigtermTime", 60)
         kwargs.setdefault("logEnviron", False)
         kwargs = self.setupShellMixin(kwargs, prohibitArgs=["command"])
         super().__init__(**kwargs)
@@ -93,6 +94,8 @@ class QctlRun(buildstep.ShellMixin, buildstep.CommandMixin,
         yield self.runCommand(cmd)
 
         rc = cmd.rc
+        if rc is None:      # never started, or the worker went away
+            return CANCELLED if self.stopped else EXCEPTION
         result, words = EXIT_MAP.get(rc, (EXCEPTION, "qctl exited %s" % rc))
         res = None
         try:

@@ -6,7 +6,10 @@
 # base plugin in integrations/buildbot/api-only: Debian has no
 # buildbot-www): passing recipes SUCCESS with their artifact on the
 # master, failing ones FAILURE, a step timeout and a wall time FAILURE
-# with "limit exceeded: ..." and qctl_limit, a recipe error EXCEPTION;
+# with "limit exceeded: ..." and qctl_limit, a recipe error and a
+# refused run root EXCEPTION (two distinct summaries), a
+# build stopped through the API CANCELLED (qctl got SIGTERM: exit 130,
+# its result kept); the step's output and result in the build's logs;
 # both workers built.  Then master and workers stopped by their
 # twistd.pid: no process of theirs, no qctl, no QEMU left.
 . "$(dirname "$0")/lib.sh"
@@ -16,7 +19,6 @@ for tool in buildbot buildbot-worker; do
 	command -v "$tool" >/dev/null || fail "$tool missing (make deps installs it)"
 done
 BB=$TOP/integrations/buildbot
-PY=/usr/bin/python3	# Debian's, which has the buildbot modules
 WORKERS="w1 w2"
 
 # -- stop everything this test started, by the pids in twistd.pid ---------
@@ -71,7 +73,7 @@ API=http://127.0.0.1:$WWW_PORT/api/v2
 
 # -- recipes ---------------------------------------------------------------
 mkdir -p "$T/recipes"
-for n in 1 2 3; do
+for n in 1 2; do
 	cat >"$T/recipes/pass$n.yaml" <<R
 image: minimal
 limits: {wall_time: 2m}
@@ -80,7 +82,7 @@ steps:
 artifacts: ["out/*"]
 R
 done
-for n in 1 2; do
+for n in 1; do
 	cat >"$T/recipes/fail$n.yaml" <<R
 image: minimal
 steps:
@@ -98,13 +100,21 @@ limits: {wall_time: 8s}
 steps:
   - {name: slow, run: "echo start; sleep 300"}
 R
+cat >"$T/recipes/cancel.yaml" <<'R'
+image: minimal
+limits: {wall_time: 2m}
+steps:
+  - {name: wait, run: "echo waiting; sleep 300"}
+R
+# forced with "--run-root /tmp" (1777): qctl refuses it, exit 4
+cp "$T/recipes/pass1.yaml" "$T/recipes/infra.yaml"
 cat >"$T/recipes/error.yaml" <<'R'
 image: minimal
 stepz: []
 R
-# (the recipe error last: Buildbot quarantines a worker for 10 s after a
-# build's EXCEPTION)
-RECIPES="pass1 fail1 timeout pass2 walltime fail2 pass3 error"
+# (the two EXCEPTIONs last: Buildbot quarantines a worker for 10 s
+# after one)
+RECIPES="pass1 cancel fail1 timeout pass2 walltime infra error"
 
 # -- the master ------------------------------------------------------------
 buildbot create-master -q "$T/master" >"$T/create-master.log" 2>&1 ||
@@ -125,11 +135,14 @@ c['workers'] = [worker.Worker(n, 'pw-' + n, max_builds=1)
                 for n in ('w1', 'w2')]
 c['builders'] = [util.BuilderConfig(
     name='qctl', workernames=['w1', 'w2'],
-    factory=util.BuildFactory(
-        qctl_steps(util.Property('recipe'), qctl='$QCTL')))]
+    factory=util.BuildFactory(qctl_steps(
+        util.Property('recipe'), qctl='$QCTL',
+        extra_args=util.Transform(str.split,
+                                  util.Property('args', default='')))))]
 c['schedulers'] = [schedulers.ForceScheduler(
     name='force', builderNames=['qctl'],
-    properties=[util.StringParameter(name='recipe', default='')])]
+    properties=[util.StringParameter(name='recipe', default=''),
+                util.StringParameter(name='args', default='')])]
 M
 start=$SECONDS
 PYTHONPATH=$BB/api-only:$BB buildbot start "$T/master" >"$T/master-start.log" 2>&1 ||
@@ -173,10 +186,31 @@ if cmd == "workers-connected":	# both workers are attached
 elif cmd == "force":		# force RECIPE...: one build each
     bid = get("/builders?name=qctl")["builders"][0]["builderid"]
     for i, recipe in enumerate(sys.argv[3:]):
+        # the infrastructure error: a run root qctl refuses
+        args = "--run-root /tmp" if recipe.endswith("/infra.yaml") else ""
         r = post("/forceschedulers/force",
                  {"jsonrpc": "2.0", "method": "force", "id": i,
-                  "params": {"builderid": bid, "recipe": recipe}})
+                  "params": {"builderid": bid, "recipe": recipe,
+                             "args": args}})
         assert "result" in r, r
+elif cmd == "stop":		# stop RECIPE MARK: once its stdio has MARK
+    def stop():
+        for b in get("/builds?complete=false&property=recipe")["builds"]:
+            if b["properties"].get("recipe", [""])[0] != sys.argv[3]:
+                continue
+            for st in get("/builds/%d/steps" % b["buildid"])["steps"]:
+                if st["name"] != "qctl":
+                    continue
+                for l in get("/steps/%d/logs" % st["stepid"])["logs"]:
+                    c = get("/logs/%d/contents" % l["logid"])["logchunks"]
+                    if l["name"] == "stdio" and any(sys.argv[4] in x["content"] for x in c):
+                        r = post("/builds/%d" % b["buildid"],
+                                 {"jsonrpc": "2.0", "method": "stop", "id": 1,
+                                  "params": {"reason": "t-buildbot"}})
+                        assert "result" in r, r
+                        return True
+        return False
+    wait_check(stop)
 elif cmd == "done":		# done N: N builds complete
     wait_check(lambda: len(get("/builds?complete=true")["builds"])
                >= int(sys.argv[3]))
@@ -211,6 +245,9 @@ echo "master and workers up after $((SECONDS - start)) s"
 args=()
 for r in $RECIPES; do args+=("$T/recipes/$r.yaml"); done
 api force "${args[@]}" || fail "forcing builds through the API"
+# the build of cancel.yaml stopped through the API once its step runs
+wait_for --timeout 120 --what "cancel.yaml's step to start, then its stop" \
+	--log "$T/master/twistd.log" api stop "$T/recipes/cancel.yaml" "wait| waiting"
 wait_for --timeout 240 --what "eight builds to complete" \
 	--log "$T/master/twistd.log" api done 8
 echo "eight builds done after $((SECONDS - start)) s"
@@ -219,7 +256,7 @@ api report >"$T/report"
 # -- the checks ------------------------------------------------------------
 python3 - "$T/report" "$T/master" <<'P' || fail "build results (above)"
 import json, os, sys
-SUCCESS, FAILURE, EXCEPTION = 0, 2, 4
+SUCCESS, FAILURE, EXCEPTION, CANCELLED = 0, 2, 4, 6
 builds = [json.loads(l) for l in open(sys.argv[1])]
 master = sys.argv[2]
 assert len(builds) == 8, "%d builds" % len(builds)
@@ -232,13 +269,16 @@ for b in builds:
         short = {k: v for k, v in b.items() if k not in ("stdio", "result")}
         assert cond, "%s (build %d): %s: %s" % (name, b["number"], what, short)
     want(b["results"] == b["step_results"], "build result is the step's")
-    if name != "error":
+    if name != "error":	# (qctl refuses that recipe with no result)
         want("result.json" in b["logs"] and
              b["result"]["exit_code"] == p["qctl_exit_code"], "result.json log")
-    if name not in ("error", "walltime"):	# (8 s may end in the boot)
-        # the guest's lines, on stderr ("e" in the log)
-        want(any(l.startswith("e") and ("make| making" in l or "check| " in l
-                                        or "slow| start" in l)
+    # the guest's lines, on stderr ("e" in the log); not for the errors
+    # (no VM) nor the wall time (its 8 s may end in the boot)
+    mark = {"pass": "make| making", "fail": "check| checking",
+            "timeout": "slow| start", "cancel": "wait| waiting"}.get(
+                name.rstrip("0123456789"))
+    if mark:
+        want(any(l.startswith("e") and mark in l
                  for l in b["stdio"].splitlines()), "step output in stdio")
     if name.startswith("pass"):
         want(b["results"] == SUCCESS, "SUCCESS")
@@ -261,6 +301,16 @@ for b in builds:
         want(b["step_state"] == "limit exceeded: " + p["qctl_reason"],
              "the limit's summary")
         want("limit exceeded: " in b["state"], "the build's summary")
+    elif name == "cancel":	# qctl got SIGTERM, tore down, exited 130
+        want(b["results"] == CANCELLED, "CANCELLED")
+        want(p["qctl_exit_code"] == 130 and p["qctl_status"] == "cancelled",
+             "props")
+        want(b["step_state"].startswith("cancelled"), "summary")
+    elif name == "infra":
+        want(b["results"] == EXCEPTION, "EXCEPTION")
+        want(p["qctl_exit_code"] == 4 and p["qctl_status"] == "error", "props")
+        want(b["step_state"].startswith("infrastructure error: run root /tmp"),
+             "summary")
     elif name == "error":
         want(b["results"] == EXCEPTION, "EXCEPTION")
         want(p["qctl_exit_code"] == 2, "props")
