@@ -2,7 +2,8 @@
 
 In master.cfg:
 
-    import sys; sys.path.insert(0, "/usr/share/qctl/buildbot")  # this dir
+    import sys
+    sys.path.insert(0, "/path/to/qctl/integrations/buildbot")  # this dir
     from qctl_buildbot import QctlRun, qctl_steps
     factory = util.BuildFactory(qctl_steps("qctl.yaml"))
 
