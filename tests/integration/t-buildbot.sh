@@ -241,6 +241,12 @@ api() { python3 "$T/api.py" "$API" "$@"; }
 wait_for --timeout 90 --what "the master's API and both workers attached" \
 	--log "$T/master/twistd.log" api workers-connected
 echo "master and workers up after $((SECONDS - start)) s"
+# the master listens on 127.0.0.1 only (its PB and web ports, nothing else)
+mpid=$(cat "$T/master/twistd.pid")
+ss -Hltnp | grep -F "pid=$mpid," | awk '{print $4}' | sort >"$T/listen"
+expect_eq "$(tr '\n' ' ' <"$T/listen")" \
+	"$(printf '127.0.0.1:%s\n' "$PB_PORT" "$WWW_PORT" | sort | tr '\n' ' ')" \
+	"the master's listening sockets"
 
 args=()
 for r in $RECIPES; do args+=("$T/recipes/$r.yaml"); done
