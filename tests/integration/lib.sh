@@ -12,7 +12,8 @@
 # (a 10-15 minute compile under TCG), t-node-app (a real npm install),
 # t-serve-leak (50 builds, and its RSS bound means nothing under ASan) and
 # t-appliance (a build nested under TCG inside TCG: minutes; the
-# appliance holds the plain build in any case).
+# appliance holds the plain build in any case) and t-buildbot (eight
+# plain `qctl run` builds under Buildbot).
 # Every manager path they take is taken sanitized by shorter scripts
 # (docs/testing.md names which).
 set -euo pipefail
