@@ -411,6 +411,7 @@ unshare --mount --propagation private -- \
 	mmdebstrap --mode=root --variant="$variant" --format=directory \
 	${hooks[@]+"${hooks[@]}"} \
 	${include:+--include="$include"} ${aptopts[@]+"${aptopts[@]}"} \
+	--skip=cleanup/apt/lists --skip=cleanup/apt/cache \
 	--customize-hook='"$QCTL_WORK/customize.sh" "$1"' \
 	"$suite" "$root" "$sources"
 t_root=$(($(date +%s) - t0))
@@ -437,7 +438,16 @@ if [ $transport = ssh ]; then
 		"$root/etc/ssh/sshd_config.d/qctl.conf"
 	rm -f "$root"/etc/ssh/ssh_host_*
 fi
-rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/cache/apt/*.bin
+# apt's lists and its caches of them stay: a build's `apt-get update`
+# then fetches only what changed since the image was made (under TCG,
+# decompressing and parsing whole indexes takes minutes); the packages
+# go, as mmdebstrap's own cleanup would have removed them.
+rm -rf "$root"/var/cache/apt/archives/*.deb
+# No translated package descriptions: mmdebstrap fetched none, and a
+# builder reads none; without this a build's first `apt-get update` would
+# download and parse them (6 MB for main) under TCG.
+echo 'Acquire::Languages "none";' >"$root/etc/apt/apt.conf.d/90qctl-no-translations"
+chmod 0644 "$root/etc/apt/apt.conf.d/90qctl-no-translations"
 ls "$root"/etc/apt/sources.list.d/*qctl.sources >/dev/null 2>&1 ||
 	die "mmdebstrap did not record the sources in /etc/apt/sources.list.d"
 
