@@ -264,6 +264,28 @@ run_libvirt() {
 		tail -c 600 "$log" >&2 || true
 		return 1
 	fi
+	lv_phases "$name" "$t0" "$t2"
+}
+
+# lv_phases NAME T0 T2: split a run at the wall-clock stamps libvirt
+# writes in the domain's log when it starts QEMU ("starting up") and when
+# it begins to stop it ("shutting down": after the guest's SHUTDOWN):
+# L_PRE before QEMU's start, L_QEMU from there to the stop, L_POST the
+# stop and clean-up to the Stopped event; "-" if a stamp is missing.
+lv_phases() {
+	local qlog=$LV/log/qemu/$1.log up down
+
+	L_PRE=- L_QEMU=- L_POST=- L_SETUP=-
+	up=$(sed -n 's/^\([0-9-]* [0-9:.]*+0000\): starting up.*/\1/p' \
+		"$qlog" 2>/dev/null | tail -n1)
+	down=$(sed -n 's/^\([0-9-]* [0-9:.]*+0000\): shutting down.*/\1/p' \
+		"$qlog" 2>/dev/null | tail -n1)
+	[ -n "$up" ] && [ -n "$down" ] || return 0
+	up=$(date -d "$up" +%s.%N) && down=$(date -d "$down" +%s.%N) || return 0
+	L_PRE=$(awk -v a="$2" -v b="$up" 'BEGIN { printf "%.3f", b - a }')
+	L_SETUP=$(awk -v a="$L_CREATE" -v b="$L_PRE" 'BEGIN { printf "%.3f", a - b }')
+	L_QEMU=$(awk -v a="$up" -v b="$down" 'BEGIN { printf "%.3f", b - a }')
+	L_POST=$(awk -v a="$down" -v b="$3" 'BEGIN { printf "%.3f", b - a }')
 }
 
 # rss PID: "VmRSS VmHWM" in KiB, or "- -".
@@ -305,7 +327,7 @@ read -r lvd_rss0 lvd_hwm0 < <(rss "$LV_PID")
 read -r logd_rss0 logd_hwm0 < <(rss "$LOGD_PID")
 
 for f in floor qctl libvirt; do
-	for m in wall guest create; do
+	for m in wall guest create pre qemu post setup; do
 		: >"$BENCH_TMP/$f.$m"
 	done
 done
@@ -333,7 +355,11 @@ for i in $(seq 0 "$N"); do
 		lw=$L_WALL
 		[ "$i" -eq 0 ] || { echo "$L_WALL" >>"$BENCH_TMP/libvirt.wall"
 			echo "$L_GUEST" >>"$BENCH_TMP/libvirt.guest"
-			echo "$L_CREATE" >>"$BENCH_TMP/libvirt.create"; }
+			echo "$L_CREATE" >>"$BENCH_TMP/libvirt.create"
+			echo "$L_PRE" >>"$BENCH_TMP/libvirt.pre"
+			echo "$L_QEMU" >>"$BENCH_TMP/libvirt.qemu"
+			echo "$L_POST" >>"$BENCH_TMP/libvirt.post"
+			echo "$L_SETUP" >>"$BENCH_TMP/libvirt.setup"; }
 	else
 		lw=failed
 		[ "$i" -eq 0 ] || fails_libvirt=$((fails_libvirt + 1))
@@ -430,6 +456,10 @@ read -r fmed fmin fmax fn < <(stats "$BENCH_TMP/floor.wall")
 read -r qmed qmin qmax qn < <(stats "$BENCH_TMP/qctl.wall")
 read -r lmed lmin lmax ln < <(stats "$BENCH_TMP/libvirt.wall")
 read -r lcre _ _ _ < <(stats "$BENCH_TMP/libvirt.create")
+read -r lpre _ _ _ < <(stats "$BENCH_TMP/libvirt.pre")
+read -r lqemu _ _ _ < <(stats "$BENCH_TMP/libvirt.qemu")
+read -r lpost _ _ _ < <(stats "$BENCH_TMP/libvirt.post")
+read -r lsetup _ _ _ < <(stats "$BENCH_TMP/libvirt.setup")
 read -r fgu _ _ _ < <(stats "$BENCH_TMP/floor.guest")
 read -r qgu _ _ _ < <(stats "$BENCH_TMP/qctl.guest")
 read -r lgu _ _ _ < <(stats "$BENCH_TMP/libvirt.guest")
@@ -478,8 +508,14 @@ sec=$BENCH_TMP/section.md
 	echo "| qctl run -q, start to exit | $qn | $qmed | $qmin | $qmax | $(ratio "$qmed" "$fmed") | 1.00 | $qgu |"
 	echo "| libvirt: \`virsh create\` to the \"Stopped\" event | $ln | $lmed | $lmin | $lmax | $(ratio "$lmed" "$fmed") | **$(ratio "$lmed" "$qmed")** | $lgu |"
 	echo
-	echo "libvirt's \`virsh create\` alone (until the domain runs) took $lcre s"
-	echo "(median). qctl's figure includes more guest work than the other two"
+	echo "libvirt's run in phases (medians, s; from the stamps libvirt writes"
+	echo "in the domain's log): virsh start to QEMU's start $lpre; QEMU's"
+	echo "start to libvirt's \"shutting down\" (boot, power-off, libvirt"
+	echo "handling the SHUTDOWN event) $lqemu, against the floor's whole QEMU"
+	echo "$fmed; \"shutting down\" to the Stopped event $lpost. \`virsh"
+	echo "create\` itself returned after $lcre s, $lsetup s after QEMU's start"
+	echo "(QEMU's start-up, libvirt's QMP set-up, \`cont\`; the floor's"
+	echo "vCPU starts as soon as QEMU is up). qctl's figure includes more guest work than the other two"
 	echo "(the agent: modules, a mount, the step), so libvirt / qctl understates"
 	echo "what libvirt adds above the floor: compare the / floor column."
 	echo "Failed runs: floor $fails_floor, qctl $fails_qctl, libvirt $fails_libvirt."
