@@ -288,6 +288,44 @@ lv_phases() {
 	L_POST=$(awk -v a="$down" -v b="$3" 'BEGIN { printf "%.3f", b - a }')
 }
 
+# lv_count_phases: in the monitor-logged run, the wall-clock stamps of
+# libvirt's "starting up", its `cont`, QEMU's SHUTDOWN event as libvirt
+# read it, and "shutting down": C_SETUP (starting up to cont), C_RUN
+# (cont to SHUTDOWN), C_REACT (SHUTDOWN to shutting down), or "-".
+lv_count_phases() {
+	local mlog=$LV/log/monitor.log qlog=$LV/log/qemu/lvbench-count.log
+	local up cont sd down
+
+	C_SETUP=- C_RUN=- C_REACT=-
+	up=$(sed -n 's/^\([0-9-]* [0-9:.]*+0000\): starting up.*/\1/p' \
+		"$qlog" 2>/dev/null | tail -n1)
+	down=$(sed -n 's/^\([0-9-]* [0-9:.]*+0000\): shutting down.*/\1/p' \
+		"$qlog" 2>/dev/null | tail -n1)
+	cont=$(grep -a 'QEMU_MONITOR_IO_WRITE.*"execute":"cont"' "$mlog" |
+		tail -n1 | cut -c1-28)
+	sd=$(grep -a 'QEMU_MONITOR_RECV_EVENT.*"event": *"SHUTDOWN"' "$mlog" |
+		tail -n1 | cut -c1-28)
+	[ -n "$up" ] && [ -n "$down" ] && [ -n "$cont" ] && [ -n "$sd" ] ||
+		return 0
+	up=$(date -d "$up" +%s.%N) && cont=$(date -d "$cont" +%s.%N) &&
+		sd=$(date -d "$sd" +%s.%N) && down=$(date -d "$down" +%s.%N) ||
+		return 0
+	C_SETUP=$(awk -v a="$up" -v b="$cont" 'BEGIN { printf "%.3f", b - a }')
+	C_RUN=$(awk -v a="$cont" -v b="$sd" 'BEGIN { printf "%.3f", b - a }')
+	C_REACT=$(awk -v a="$sd" -v b="$down" 'BEGIN { printf "%.3f", b - a }')
+	# QEMU's own stamp (-msg timestamp=on) on the signal libvirt sent it
+	C_TERM=$(sed -n 's/^\([0-9T:.-]*Z\) .*terminating on signal \([0-9]*\).*/\1 \2/p' \
+		"$qlog" | tail -n1)
+	if [ -n "$C_TERM" ]; then
+		C_SIG=${C_TERM#* }
+		C_TERM=$(date -d "${C_TERM% *}" +%s.%N) &&
+			C_TERM=$(awk -v a="$sd" -v b="$C_TERM" 'BEGIN { printf "%.3f", b - a }') ||
+			C_TERM=-
+	else
+		C_TERM=-
+	fi
+}
+
 # rss PID: "VmRSS VmHWM" in KiB, or "- -".
 rss() {
 	awk '/^VmRSS:/ { r = $2 } /^VmHWM:/ { h = $2 }
@@ -369,7 +407,7 @@ for i in $(seq 0 "$N"); do
 done
 
 # QMP commands before cont: one more (unrecorded) run with the monitor log
-qmp_count=- qmp_total=-
+qmp_count=- qmp_total=- C_SETUP=- C_RUN=- C_REACT=- C_TERM=- C_SIG=-
 if virt-admin -q -c "$AURI" daemon-log-filters "1:qemu.qemu_monitor" &&
 	virt-admin -q -c "$AURI" daemon-log-outputs \
 		"1:file:/var/log/libvirt/monitor.log 3:stderr"; then
@@ -379,6 +417,7 @@ if virt-admin -q -c "$AURI" daemon-log-filters "1:qemu.qemu_monitor" &&
 			"$LV/log/monitor.log" | tail -n1)
 		qmp_total=$(grep -c 'QEMU_MONITOR_SEND_MSG' "$LV/log/monitor.log" || true)
 		[ -n "$qmp_count" ] || qmp_count=-
+		lv_count_phases
 	fi
 	virt-admin -q -c "$AURI" daemon-log-outputs "3:stderr" || true
 	virt-admin -q -c "$AURI" daemon-log-filters "" || true
@@ -528,7 +567,12 @@ sec=$BENCH_TMP/section.md
 	echo "libvirt-$qmp_count on the domain's monitor (its monitor log, in a"
 	echo "separate unrecorded run that sent $qmp_total monitor commands in all,"
 	echo "capability probe included if one ran); qctl sends"
-	echo "\`qmp_capabilities\` and \`cont\`."
+	echo "\`qmp_capabilities\` and \`cont\`. In that run (slowed by the"
+	echo "monitor log) libvirt's \"starting up\" to its \`cont\` took $C_SETUP s,"
+	echo "\`cont\` to QEMU's SHUTDOWN event (the guest's boot and power-off)"
+	echo "$C_RUN s, SHUTDOWN to libvirt's \"shutting down\" $C_REACT s, of"
+	echo "which SHUTDOWN to QEMU's \"terminating on signal $C_SIG\" (QEMU's own"
+	echo "log stamp) $C_TERM s."
 	echo
 	echo "What the domain XML cannot say the same way: q35's \`smbus\`, \`sata\`"
 	echo "and \`graphics\` stay on under libvirt, which adds three PCIe root"
