@@ -106,6 +106,9 @@ lv_stop() {
 }
 
 cleanup() {
+	# a signal during `IFS= read` runs this trap with that IFS
+	local IFS=$' \t\n'
+
 	lv_stop
 	if [ -n "$SERVE_PID" ]; then
 		kill -TERM "$SERVE_PID" 2>/dev/null || true
