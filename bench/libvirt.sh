@@ -147,7 +147,7 @@ if [ -c /dev/kvm ]; then
 	# Debian's udev rule for /dev/kvm, here only
 	mknod -m 0660 "$LV/dev/kvm" c \$((0x\$(stat -c %t /dev/kvm))) \
 		\$((0x\$(stat -c %T /dev/kvm)))
-	chgrp kvm "$LV/dev/kvm"
+	chgrp kvm "$LV/dev/kvm" || true
 	mount --bind "$LV/dev/kvm" /dev/kvm
 fi
 mount --bind "$LV/etc" /etc/libvirt
