@@ -1,5 +1,5 @@
-# bench/lib.sh - helpers shared by bench/run.sh, bench/boot-hang.sh and
-# bench/debian.sh
+# bench/lib.sh - helpers shared by bench/run.sh, bench/boot-hang.sh,
+# bench/debian.sh and bench/libvirt.sh
 # (sourced, not run).  Everything lives in $BENCH_TMP, which the caller's
 # EXIT trap removes; every process started here is recorded by PID and
 # killed by PID, never by name.
@@ -280,12 +280,20 @@ peek_qemu_argv() {
 # FLOOR_SMP and FLOOR_MEM (MiB) what qctl gives the VM (the image's
 # defaults); FLOOR_ROOT the image's rootfs.img, added read-only with
 # serial qctl-root as qctl adds it; FLOOR_TB_SIZE (MiB) "-accel
-# tcg,tb-size=N" as qctl says it, instead of the machine's accel=tcg.
+# tcg,tb-size=N" as qctl says it, instead of the machine's accel=tcg;
+# FLOOR_ACCEL kvm what qctl does with KVM (-accel kvm, -cpu host) instead
+# of TCG (the default, tcg).
 floor_argv() {
 	local machine=${1%%,*} extra=${1#*,} log=$2 mopt dev blk accel=accel=tcg,
+	local cpu=max
 
 	[ "$extra" != "$1" ] || extra=
 	[ -z "${FLOOR_TB_SIZE:-}" ] || accel=
+	case ${FLOOR_ACCEL:-tcg} in
+	tcg) ;;
+	kvm) accel= cpu=host ;;
+	*) die "FLOOR_ACCEL must be tcg or kvm" ;;
+	esac
 	case $machine in
 	q35)
 		mopt="q35,${accel}smbus=off,vmport=off,sata=off,usb=off,graphics=off"
@@ -303,9 +311,12 @@ floor_argv() {
 	FLOOR_ARGV=("$QEMU_BIN" -name floor,debug-threads=on
 		-nodefaults -no-user-config -display none -no-reboot
 		-machine "$mopt${extra:+,$extra}")
-	[ -z "${FLOOR_TB_SIZE:-}" ] ||
+	if [ "${FLOOR_ACCEL:-tcg}" = kvm ]; then
+		FLOOR_ARGV+=(-accel kvm)
+	elif [ -n "${FLOOR_TB_SIZE:-}" ]; then
 		FLOOR_ARGV+=(-accel "tcg,tb-size=$FLOOR_TB_SIZE")
-	FLOOR_ARGV+=(-cpu max -smp "${FLOOR_SMP:-1}" -m "${FLOOR_MEM:-512}"
+	fi
+	FLOOR_ARGV+=(-cpu "$cpu" -smp "${FLOOR_SMP:-1}" -m "${FLOOR_MEM:-512}"
 		-kernel "$IMG_KERNEL" -initrd "$FLOOR_INITRD"
 		-append "$IMG_CMDLINE rdinit=/poweroff-init"
 		-chardev "file,id=console,path=$log" -serial chardev:console
@@ -318,6 +329,59 @@ floor_argv() {
 		-device "$blk,drive=disk1,serial=qctl-root")
 	FLOOR_ARGV+=(-parallel none -monitor none
 		-sandbox on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny)
+}
+
+# One boot of each kind, for bench/run.sh and bench/libvirt.sh.  They
+# use the caller's MACHINE, TIMEOUT, QCTL and recipe (a one-step recipe),
+# BENCH_TMP, QCTL_RUN_ROOT and FLOOR_INITRD (bench_floor_initrd).
+# run_floor: raw QEMU (floor_argv) to its exit; sets F_WALL, F_CPU and
+# F_GUEST (guest clock at power-off), or returns 1.
+# run_qctl [PEEK]: `qctl run -q --accel ${BENCH_ACCEL:-tcg}`; sets
+# Q_WALL, Q_CPU, Q_GUEST, Q_BOOT (result.json boot_ms) and Q_ACCEL (the
+# accelerator qctl used), or returns 1.
+run_floor() {
+	local log=$BENCH_TMP/floor-console.log g
+
+	rm -f "$log"
+	floor_argv "$MACHINE" "$log"
+	BENCH_OUT=$BENCH_TMP/floor-qemu.out run_timed "$TIMEOUT" "${FLOOR_ARGV[@]}"
+	g=$(guest_poweroff_time "$log")
+	if [ "$T_RC" != 0 ] || [ "$T_TIMEDOUT" = 1 ] || [ "$g" = - ]; then
+		echo "floor run failed (rc $T_RC, timed out $T_TIMEDOUT);" \
+			"console tail:" >&2
+		tail -c 600 "$log" >&2 || true
+		echo >&2
+		return 1
+	fi
+	F_WALL=$T_WALL F_CPU=$T_CPU F_GUEST=$g
+}
+
+run_qctl() { # [PEEK]: also record qctl's QEMU argv (warm-up only)
+	local rd b
+
+	BENCH_PEEK=${1:-} BENCH_OUT=$BENCH_TMP/qctl.out run_timed "$TIMEOUT" \
+		"$QCTL" run -q --keep --accel "${BENCH_ACCEL:-tcg}" --image "$BENCH_IMAGE" "$recipe"
+	rd=$(ls -d "$QCTL_RUN_ROOT"/run-* 2>/dev/null | head -n1)
+	Q_GUEST=-
+	Q_BOOT=-
+	Q_ACCEL=-
+	if [ -n "$rd" ]; then
+		Q_ACCEL=$(json_get "$rd/result.json" 'r["accel"]')
+		Q_GUEST=$(guest_poweroff_time "$rd/console.log")
+		b=$(sed -n 's/.*"boot_ms": *\([0-9][0-9]*\).*/\1/p' \
+			"$rd/result.json" 2>/dev/null | head -n1)
+		[ -z "$b" ] || Q_BOOT=$(awk -v b="$b" 'BEGIN { printf "%.3f", b / 1000 }')
+	fi
+	if [ "$T_RC" != 0 ] || [ "$T_TIMEDOUT" = 1 ]; then
+		echo "qctl run failed (rc $T_RC, timed out $T_TIMEDOUT):" >&2
+		tail -n 20 "$BENCH_TMP/qctl.out" >&2 || true
+		[ -z "$rd" ] || tail -c 600 "$rd/console.log" >&2 || true
+		echo >&2
+		[ -z "$rd" ] || rm -rf "$rd"
+		return 1
+	fi
+	[ -z "$rd" ] || rm -rf "$rd"
+	Q_WALL=$T_WALL Q_CPU=$T_CPU
 }
 
 # The guest clock (s) at "reboot: Power down" in a console log, or "-".
@@ -348,7 +412,7 @@ own_qemus() {
 	local d a s
 
 	for d in /proc/[0-9]*; do
-		a=$(tr '\0' ' ' <"$d/cmdline" 2>/dev/null) || continue
+		a=$(tr '\0' ' ' 2>/dev/null <"$d/cmdline") || continue
 		case $a in
 		*qemu-system*) ;;
 		*) continue ;;

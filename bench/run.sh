@@ -51,49 +51,6 @@ done
 fails_floor=0
 fails_qctl=0
 
-run_floor() {
-	local log=$BENCH_TMP/floor-console.log g
-
-	rm -f "$log"
-	floor_argv "$MACHINE" "$log"
-	BENCH_OUT=$BENCH_TMP/floor-qemu.out run_timed "$TIMEOUT" "${FLOOR_ARGV[@]}"
-	g=$(guest_poweroff_time "$log")
-	if [ "$T_RC" != 0 ] || [ "$T_TIMEDOUT" = 1 ] || [ "$g" = - ]; then
-		echo "floor run failed (rc $T_RC, timed out $T_TIMEDOUT);" \
-			"console tail:" >&2
-		tail -c 600 "$log" >&2 || true
-		echo >&2
-		return 1
-	fi
-	F_WALL=$T_WALL F_CPU=$T_CPU F_GUEST=$g
-}
-
-run_qctl() { # [PEEK]: also record qctl's QEMU argv (warm-up only)
-	local rd b
-
-	BENCH_PEEK=${1:-} BENCH_OUT=$BENCH_TMP/qctl.out run_timed "$TIMEOUT" \
-		"$QCTL" run -q --keep --accel tcg --image "$BENCH_IMAGE" "$recipe"
-	rd=$(ls -d "$QCTL_RUN_ROOT"/run-* 2>/dev/null | head -n1)
-	Q_GUEST=-
-	Q_BOOT=-
-	if [ -n "$rd" ]; then
-		Q_GUEST=$(guest_poweroff_time "$rd/console.log")
-		b=$(sed -n 's/.*"boot_ms": *\([0-9][0-9]*\).*/\1/p' \
-			"$rd/result.json" 2>/dev/null | head -n1)
-		[ -z "$b" ] || Q_BOOT=$(awk -v b="$b" 'BEGIN { printf "%.3f", b / 1000 }')
-	fi
-	if [ "$T_RC" != 0 ] || [ "$T_TIMEDOUT" = 1 ]; then
-		echo "qctl run failed (rc $T_RC, timed out $T_TIMEDOUT):" >&2
-		tail -n 20 "$BENCH_TMP/qctl.out" >&2 || true
-		[ -z "$rd" ] || tail -c 600 "$rd/console.log" >&2 || true
-		echo >&2
-		[ -z "$rd" ] || rm -rf "$rd"
-		return 1
-	fi
-	[ -z "$rd" ] || rm -rf "$rd"
-	Q_WALL=$T_WALL Q_CPU=$T_CPU
-}
-
 for i in $(seq 0 "$N"); do
 	# run 0 warms the page cache and QEMU's binary; it is not recorded
 	if run_floor; then
