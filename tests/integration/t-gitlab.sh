@@ -12,8 +12,8 @@
 #  - a job cancelled mid-stage (SIGTERM to run, as the runner sends it):
 #    run ends at once, the stage's process in the VM is killed
 #  - prepare killed (SIGKILL) while its VM boots: cleanup still ends it
-#  - run without prepare, an image the runner does not offer, a serve
-#    without --ssh: SYSTEM_FAILURE_EXIT_CODE, nothing left
+#  - run without prepare, an image the runner does not offer, a garbled
+#    server, a serve without --ssh: SYSTEM_FAILURE_EXIT_CODE, nothing left
 #  - cleanup: the build ends (held builds pass), the job's key is removed,
 #    no QEMU is left
 . "$(dirname "$0")/lib.sh"
@@ -190,6 +190,25 @@ echo '{"sokcet": 1}' >"$T/bad.json"
 rc=0; QCTL_GITLAB_CONFIG=$T/bad.json drv 106 config >"$T/e4" 2>&1 || rc=$?
 expect_eq "$rc" 38 "a misspelt setting"
 grep -q "unknown key 'sokcet'" "$T/e4" || fail "config said: $(cat "$T/e4")"
+
+# a garbled server: a clear system failure, no traceback
+python3 - "$T/garbled.sock" <<'PY' &
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.bind(sys.argv[1]); s.listen(1)
+c, _ = s.accept(); c.sendall(b"{not json\n"); c.recv(1); c.close()
+PY
+GARBLED=$!
+BG_PIDS+=("$GARBLED")
+wait_for --timeout 30 --what "the garbled server" --alive "$GARBLED" test -S "$T/garbled.sock"
+sed "s#\"socket\": \"[^\"]*\"#\"socket\": \"$T/garbled.sock\"#" "$T/gitlab.json" >"$T/garbled.json"
+rc=0; QCTL_GITLAB_CONFIG=$T/garbled.json drv 108 prepare >"$T/e6" 2>&1 || rc=$?
+expect_eq "$rc" 38 "prepare against a garbled server"
+grep -q "JSONDecodeError" "$T/e6" && ! grep -q Traceback "$T/e6" ||
+	fail "prepare said: $(cat "$T/e6")"
+QCTL_GITLAB_CONFIG=$T/garbled.json drv 108 cleanup >/dev/null 2>&1 ||
+	fail "cleanup after a prepare that submitted nothing"
+[ ! -e "$T/jobs/job-108" ] || fail "job 108's key is left"
 
 no_qemu_left
 # a serve without --ssh holds nothing: prepare says so, cleanup ends it
