@@ -982,6 +982,17 @@ cmd_build_status(void *opaque, const struct ctl_peer *peer, json_t *args,
 	return 0;
 }
 
+/* why = "WHAT over the control socket by uid N", logged: the reason a
+ * client's cancel or release gives the build and its result */
+static void
+client_act(struct serve *s, const struct sbuild *sb,
+	   const struct ctl_peer *peer, const char *what, char *why, size_t n)
+{
+	snprintf(why, n, "%s over the control socket by uid %d", what,
+		 (int)peer->uid);
+	serve_log(s, "%s: %s", sb->id, why);
+}
+
 static int
 cmd_build_cancel(void *opaque, const struct ctl_peer *peer, json_t *args,
 		 json_t **ret, struct error *err)
@@ -996,9 +1007,7 @@ cmd_build_cancel(void *opaque, const struct ctl_peer *peer, json_t *args,
 	if (sb->state == SB_FINISHED)
 		return error_set(err, EALREADY, "build %s has finished (%s)",
 				 sb->id, sb_status(sb));
-	snprintf(why, sizeof(why), "cancelled over the control socket by "
-		 "uid %d", (int)peer->uid);
-	serve_log(s, "%s: %s", sb->id, why);
+	client_act(s, sb, peer, "cancelled", why, sizeof(why));
 	if (sb->state == SB_QUEUED) {
 		result_finish(s->be->result(sb->b), BUILD_CANCELLED,
 			      "%s before it started", why);
@@ -1028,9 +1037,7 @@ cmd_build_release(void *opaque, const struct ctl_peer *peer, json_t *args,
 	    !s->be->held(sb->b))
 		return error_set(err, EINVAL, "build %s is not held (%s)",
 				 sb->id, sb_status(sb));
-	snprintf(why, sizeof(why), "released over the control socket by "
-		 "uid %d", (int)peer->uid);
-	serve_log(s, "%s: %s", sb->id, why);
+	client_act(s, sb, peer, "released", why, sizeof(why));
 	s->be->hold_end(sb->b, why);
 	*ret = json_pack("{s:s, s:s}", "id", sb->id, "status", sb_status(sb));
 	return 0;
