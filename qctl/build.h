@@ -49,6 +49,9 @@ struct build_opts {
 	int64_t hold_ms;
 	/* hold after the last step passed too (a recipe's hold) */
 	bool hold_always;
+	/* always boot cold: no snapshot used or saved (docs/snapshots.md;
+	 * snapshots live under state_dir, none without one) */
+	bool no_snapshots;
 };
 typedef void (*build_done_fn)(struct build *b, void *opaque);
 

@@ -35,6 +35,8 @@ struct qemu_config {
 				 * read-only twin is disk_fd + 1), or -1 */
 	int root_file;		/* vm_spawn: the image's open root disk, -1 */
 	int root_fd;		/* the image's read-only root disk, or -1 */
+	int incoming_fd;	/* a saved state to start from (-incoming
+				 * fd:N), or -1; set 0 means none too */
 	const char *name;	/* VM name for ps/QMP, may be NULL */
 	bool sandbox;		/* QEMU's -sandbox (default on) */
 	int tb_size_mib;	/* TCG translation cache; 0: 256 */

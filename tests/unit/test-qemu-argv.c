@@ -332,3 +332,25 @@ Test(accel, detect_under_tcg_chooses_tcg)
 	accel_detect(dev, sys, "KVMKVMKVM", why, sizeof(why));
 	cr_assert_null(strstr(why, "emulated"), "%s", why);
 }
+
+/* A saved state comes in as an inherited fd; without one, no -incoming. */
+Test(qemu_argv, incoming_state_is_an_fd_and_absent_by_default)
+{
+	struct qemu_config c = base();
+	struct error err = { 0 };
+	char **argv = NULL;
+
+	cr_assert_eq(qemu_argv_build(&c, &argv, &err), 0, "%s", err.msg);
+	cr_assert_null(opt_value(argv, "-incoming"));
+	qemu_argv_free(argv);
+	c.incoming_fd = -1;
+	cr_assert_eq(qemu_argv_build(&c, &argv, &err), 0, "%s", err.msg);
+	cr_assert_null(opt_value(argv, "-incoming"));
+	qemu_argv_free(argv);
+	c.incoming_fd = 12;
+	cr_assert_eq(qemu_argv_build(&c, &argv, &err), 0, "%s", err.msg);
+	cr_assert_str_eq(opt_value(argv, "-incoming"), "fd:12");
+	/* still paused until cont: the build decides when it runs */
+	cr_assert_not_null(opt_value(argv, "-S") ? argv[0] : NULL);
+	qemu_argv_free(argv);
+}
