@@ -211,6 +211,8 @@ void build_snap_resumed(struct build *b);
 /* A HELLO of agent protocol version: true if the snapshot took it (a
  * save started, or the build failed), false to go on with the build. */
 bool build_snap_hello(struct build *b, unsigned version);
+/* Booting from a snapshot, before the agent took its identity. */
+bool build_snap_restoring(const struct build *b);
 /* The boot failed: true if it was from a snapshot (now removed). */
 bool build_snap_boot_failed(struct build *b);
 void build_snap_free(struct build *b);

@@ -184,6 +184,7 @@ on_query_migrate(struct qmp *q, json_t *ret, const struct error *err,
 		  (long long)(now_ms() - b->snap_t0),
 		  (unsigned long long)(bytes >> 20));
 	b->snap_mode = SNAP_SAVED;
+	b->res.snapshot_saved = true;
 	qmp_execute(b->qmp, "cont", NULL, QMP_TIMEOUT_MS, on_cont_saved, b,
 		    NULL);
 	/* RESUME sends its identity (build_snap_resumed) */
@@ -277,9 +278,11 @@ build_snap_hello(struct build *b, unsigned version)
 			return true;
 		}
 		/* the answer to IDENTITY: on with the build */
-		if (b->snap_mode == SNAP_RESTORE)
+		if (b->snap_mode == SNAP_RESTORE) {
 			build_say(b, 1, "started from snapshot %s",
 				  b->snap->name);
+			b->res.boot = "snapshot";
+		}
 		snap_drop(b);
 		b->snap_mode = SNAP_DONE;
 		return false;
@@ -287,6 +290,13 @@ build_snap_hello(struct build *b, unsigned version)
 		return false;
 	}
 	return false;
+}
+
+bool
+build_snap_restoring(const struct build *b)
+{
+	return b->phase == PH_BOOT && b->snap_mode == SNAP_RESTORE &&
+	       !b->killing;
 }
 
 bool

@@ -331,7 +331,7 @@ on_cont(struct qmp *q, json_t *ret, const struct error *err, void *opaque)
 
 	(void)q;
 	(void)ret;
-	if (err && b->phase == PH_BOOT)
+	if (err && b->phase == PH_BOOT && !build_snap_restoring(b))
 		build_fail(b, BUILD_ERROR, "QEMU would not start the VM: %s",
 			   err->msg);
 	else if (!err)
@@ -350,6 +350,10 @@ on_qmp_io(struct loop *l, int fd, uint32_t events, void *opaque)
 	if (qmp_handle_io(b->qmp, events, &err) < 0) {
 		loop_unwatch(b->w_qmp);
 		b->w_qmp = NULL;
+		/* QEMU gone with a state that would not load: the
+		 * boot is retried cold (on_pidfd) */
+		if (build_snap_restoring(b) && err.code != EPROTO)
+			return;
 		if (b->phase < PH_SHUTDOWN)
 			build_fail(b, BUILD_ERROR, "QMP connection lost: %s",
 				   err.msg);
@@ -953,6 +957,7 @@ on_agent_frame(const struct agent_hdr *h, const void *p, void *opaque,
 			return error_set(err, EPROTO,
 					 "agent speaks protocol %u, not 2..%u",
 					 hello.version, AGENT_PROTO_VERSION);
+		b->res.boot = "cold";
 		if (build_snap_hello(b, hello.version))
 			return 0;
 		build_cancel_phase_timer(b);
@@ -1091,6 +1096,10 @@ on_agent_io(struct loop *l, int fd, uint32_t events, void *opaque)
 	if (agent_handle_io(&b->agent, events, &err) < 0) {
 		loop_unwatch(b->w_agent);
 		b->w_agent = NULL;
+		/* a state that would not load: QEMU exits, and the
+		 * boot is retried cold (on_pidfd) */
+		if (build_snap_restoring(b) && err.code != EPROTO)
+			return;
 		/* over ssh the channel is the bridge's: its end is the
 		 * ssh connection's (the guest's sshd gone, or the bridge) */
 		if (b->phase < PH_SHUTDOWN)
