@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "snapshot.h"
+#include "vm.h"
 
 static char dir[64];
 
@@ -219,4 +220,60 @@ Test(snapshot, least_recently_used_go_beyond_the_cap)
 	got = load("new");
 	cr_assert_not_null(got);
 	free(got);
+}
+
+/* What makes a VM shape: the name does not, memory, disk size, a NIC and
+ * the image's files do (vm_describe, vm.h). */
+Test(snapshot, descriptor_sees_the_shape_and_the_files_not_the_name)
+{
+	char kpath[128], ipath[128], dpath[128];
+	struct qemu_config c = {
+		.accel = ACCEL_TCG, .cpus = 1, .memory = 512ull << 20,
+		.kernel = "k", .initrd = "i", .cmdline = "quiet",
+		.qmp_fd = 3, .agent_fd = 4, .console_fd = 5, .tap_fd = -1,
+		.disk_fd = -1, .root_file = -1, .root_fd = -1,
+		.name = "qctl-run-a", .sandbox = true,
+	};
+	struct error err = { 0 };
+	char *a, *b;
+	int disk;
+	struct timespec t[2] = { { 5, 0 }, { 5, 0 } };
+
+	snprintf(kpath, sizeof(kpath), "%s/k", dir);
+	snprintf(ipath, sizeof(ipath), "%s/i", dir);
+	snprintf(dpath, sizeof(dpath), "%s/d", dir);
+	close(open(kpath, O_WRONLY | O_CREAT, 0600));
+	close(open(ipath, O_WRONLY | O_CREAT, 0600));
+	c.kernel_file = open(kpath, O_RDONLY);
+	c.initrd_file = open(ipath, O_RDONLY);
+	disk = open(dpath, O_RDWR | O_CREAT, 0600);
+	cr_assert(c.kernel_file >= 0 && c.initrd_file >= 0 && disk >= 0);
+	cr_assert_eq(ftruncate(disk, 1 << 20), 0);
+	cr_assert_eq(vm_describe(&c, -1, disk, &a, &err), 0, "%s", err.msg);
+	c.name = "qctl-run-b";
+	cr_assert_eq(vm_describe(&c, -1, disk, &b, &err), 0, "%s", err.msg);
+	cr_assert_str_eq(a, b, "the VM's name changed the shape");
+	free(b);
+	c.memory = 256ull << 20;
+	cr_assert_eq(vm_describe(&c, -1, disk, &b, &err), 0, "%s", err.msg);
+	cr_assert_str_neq(a, b, "memory is not in the shape");
+	free(b);
+	c.memory = 512ull << 20;
+	cr_assert_eq(ftruncate(disk, 2 << 20), 0);
+	cr_assert_eq(vm_describe(&c, -1, disk, &b, &err), 0, "%s", err.msg);
+	cr_assert_str_neq(a, b, "the disk's size is not in the shape");
+	free(b);
+	cr_assert_eq(ftruncate(disk, 1 << 20), 0);
+	cr_assert_eq(vm_describe(&c, 6, disk, &b, &err), 0, "%s", err.msg);
+	cr_assert_str_neq(a, b, "a NIC is not in the shape");
+	free(b);
+	/* the initrd rewritten: a new modification time */
+	cr_assert_eq(futimens(c.initrd_file, t), 0);
+	cr_assert_eq(vm_describe(&c, -1, disk, &b, &err), 0, "%s", err.msg);
+	cr_assert_str_neq(a, b, "a rewritten initrd is not seen");
+	free(b);
+	free(a);
+	close(disk);
+	close(c.kernel_file);
+	close(c.initrd_file);
 }
