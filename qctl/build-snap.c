@@ -123,8 +123,9 @@ save_failed(struct build *b, const char *why)
 	build_say(b, 0, "warning: snapshot not saved: %s", why);
 	snap_drop(b);
 	b->snap_mode = SNAP_SAVED;
-	/* paused if the stream was complete; a no-op if running */
-	if (b->qmp)
+	/* paused if the stream was complete; a no-op if running (and a
+	 * client's pause stays) */
+	if (b->qmp && !b->paused)
 		qmp_execute(b->qmp, "cont", NULL, QMP_TIMEOUT_MS, NULL, NULL,
 			    NULL);
 	/* nobody shares its state, but one path for both is simpler */
@@ -185,8 +186,10 @@ on_query_migrate(struct qmp *q, json_t *ret, const struct error *err,
 		  (unsigned long long)(bytes >> 20));
 	b->snap_mode = SNAP_SAVED;
 	b->res.snapshot_saved = true;
-	qmp_execute(b->qmp, "cont", NULL, QMP_TIMEOUT_MS, on_cont_saved, b,
-		    NULL);
+	/* paused by a client meanwhile (build_pause): its resume runs it */
+	if (!b->paused)
+		qmp_execute(b->qmp, "cont", NULL, QMP_TIMEOUT_MS,
+			    on_cont_saved, b, NULL);
 	/* RESUME sends its identity (build_snap_resumed) */
 }
 
