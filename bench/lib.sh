@@ -386,6 +386,29 @@ run_qctl() { # [PEEK]: also record qctl's QEMU argv (warm-up only)
 	Q_WALL=$T_WALL Q_CPU=$T_CPU
 }
 
+# contend NAME "FN [ARGS]" METRIC=VAR...: one contender's turn in round
+# $i of an interleaved benchmark.  FN sets the VARs; after the unrecorded
+# round 0 each VAR's value is appended to $BENCH_TMP/NAME.METRIC.  C_OUT
+# is the first VAR's value, or "failed" (counted in fails_NAME from
+# round 1 on).
+contend() {
+	local name=$1 fn=$2 pair var
+	shift 2
+	# shellcheck disable=SC2086 # FN and its arguments are words
+	if ! $fn; then
+		[ "$i" -eq 0 ] || eval "fails_$name=\$((fails_$name + 1))"
+		C_OUT=failed
+		return 0
+	fi
+	var=${1#*=}
+	C_OUT=${!var}
+	[ "$i" -ne 0 ] || return 0
+	for pair; do
+		var=${pair#*=}
+		echo "${!var}" >>"$BENCH_TMP/$name.${pair%%=*}"
+	done
+}
+
 # The guest clock (s) at "reboot: Power down" in a console log, or "-".
 guest_poweroff_time() {
 	local t

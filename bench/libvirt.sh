@@ -390,43 +390,15 @@ run_snap() {
 
 for i in $(seq 0 "$N"); do
 	# round 0 warms caches (and libvirt's capability probe); not recorded
-	if run_floor; then
-		fw=$F_WALL
-		[ "$i" -eq 0 ] || { echo "$F_WALL" >>"$BENCH_TMP/floor.wall"
-			echo "$F_GUEST" >>"$BENCH_TMP/floor.guest"; }
-	else
-		fw=failed
-		[ "$i" -eq 0 ] || fails_floor=$((fails_floor + 1))
-	fi
-	if run_qctl; then
-		qw=$Q_WALL
-		[ "$i" -eq 0 ] || { echo "$Q_WALL" >>"$BENCH_TMP/qctl.wall"
-			echo "$Q_GUEST" >>"$BENCH_TMP/qctl.guest"; }
-	else
-		qw=failed
-		[ "$i" -eq 0 ] || fails_qctl=$((fails_qctl + 1))
-	fi
-	if run_snap; then
-		sw=$S_WALL
-		[ "$i" -eq 0 ] || { echo "$S_WALL" >>"$BENCH_TMP/snap.wall"
-			echo "$S_GUEST" >>"$BENCH_TMP/snap.guest"; }
-	else
-		sw=failed
-		[ "$i" -eq 0 ] || fails_snap=$((fails_snap + 1))
-	fi
-	if run_libvirt "lvbench-$i"; then
-		lw=$L_WALL
-		[ "$i" -eq 0 ] || { echo "$L_WALL" >>"$BENCH_TMP/libvirt.wall"
-			echo "$L_GUEST" >>"$BENCH_TMP/libvirt.guest"
-			echo "$L_CREATE" >>"$BENCH_TMP/libvirt.create"
-			echo "$L_PRE" >>"$BENCH_TMP/libvirt.pre"
-			echo "$L_QEMU" >>"$BENCH_TMP/libvirt.qemu"
-			echo "$L_POST" >>"$BENCH_TMP/libvirt.post"
-			echo "$L_SETUP" >>"$BENCH_TMP/libvirt.setup"; }
-	else
-		lw=failed
-		[ "$i" -eq 0 ] || fails_libvirt=$((fails_libvirt + 1))
-	fi
+	contend floor run_floor wall=F_WALL guest=F_GUEST
+	fw=$C_OUT
+	contend qctl run_qctl wall=Q_WALL guest=Q_GUEST
+	qw=$C_OUT
+	contend snap run_snap wall=S_WALL guest=S_GUEST
+	sw=$C_OUT
+	contend libvirt "run_libvirt lvbench-$i" wall=L_WALL guest=L_GUEST \
+		create=L_CREATE pre=L_PRE qemu=L_QEMU post=L_POST setup=L_SETUP
+	lw=$C_OUT
 	[ "$i" -eq 0 ] && what=warm-up || what="run $i/$N"
 	echo "$what: floor $fw s, qctl $qw s, snapshot $sw s, libvirt $lw s" >&2
 done

@@ -55,31 +55,13 @@ fails_qctl=0
 
 for i in $(seq 0 "$N"); do
 	# run 0 warms the page cache and QEMU's binary; it is not recorded
-	if run_floor; then
-		if [ "$i" -gt 0 ]; then
-			echo "$F_WALL" >>"$BENCH_TMP/floor.wall"
-			echo "$F_CPU" >>"$BENCH_TMP/floor.cpu"
-			echo "$F_GUEST" >>"$BENCH_TMP/floor.guest"
-		fi
-		fw=$F_WALL
-	else
-		[ "$i" -eq 0 ] || fails_floor=$((fails_floor + 1))
-		fw=failed
-	fi
+	contend floor run_floor wall=F_WALL cpu=F_CPU guest=F_GUEST
+	fw=$C_OUT
 	peek=
 	[ "$i" -gt 0 ] || peek=peek_qemu_argv
-	if run_qctl $peek; then
-		if [ "$i" -gt 0 ]; then
-			echo "$Q_WALL" >>"$BENCH_TMP/qctl.wall"
-			echo "$Q_CPU" >>"$BENCH_TMP/qctl.cpu"
-			echo "$Q_GUEST" >>"$BENCH_TMP/qctl.guest"
-			echo "$Q_BOOT" >>"$BENCH_TMP/qctl.boot"
-		fi
-		qw=$Q_WALL
-	else
-		[ "$i" -eq 0 ] || fails_qctl=$((fails_qctl + 1))
-		qw=failed
-	fi
+	contend qctl "run_qctl $peek" wall=Q_WALL cpu=Q_CPU guest=Q_GUEST \
+		boot=Q_BOOT
+	qw=$C_OUT
 	if [ "$i" -eq 0 ]; then
 		echo "warm-up: floor $fw s, qctl $qw s" >&2
 	else
