@@ -294,3 +294,47 @@ snapshot_invalidate(struct snapshot *s)
 	if (dfd >= 0)
 		(void)unlinkat(dfd, s->name, 0);
 }
+
+void
+snapshot_gc(const char *state_dir, FILE *out)
+{
+	_cleanup_free_ char *path = xasprintf("%s/snapshots", state_dir);
+	_cleanup_close_ int dfd = open(path, O_RDONLY | O_DIRECTORY |
+					       O_NOFOLLOW | O_CLOEXEC);
+	struct dirent *de;
+	unsigned n = 0;
+	int d2;
+	DIR *d;
+
+	if (dfd < 0 || (d2 = fcntl(dfd, F_DUPFD_CLOEXEC, 3)) < 0)
+		return;
+	if (!(d = fdopendir(d2))) {
+		close(d2);
+		return;
+	}
+	while ((de = readdir(d))) {
+		char lock[40];
+		size_t len = strlen(de->d_name);
+		int lk;
+
+		/* KEY.vmstate.tmp (QEMU's) and KEY.vmstate.new (the copy) */
+		if (len != 28 || (strcmp(de->d_name + 16, ".vmstate.tmp") &&
+				  strcmp(de->d_name + 16, ".vmstate.new")))
+			continue;
+		snprintf(lock, sizeof(lock), "%.16s.lock", de->d_name);
+		lk = openat(dfd, lock, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+		/* a save under way holds it */
+		if (lk >= 0 && flock(lk, LOCK_EX | LOCK_NB) < 0) {
+			close(lk);
+			continue;
+		}
+		if (unlinkat(dfd, de->d_name, 0) == 0)
+			n++;
+		if (lk >= 0)
+			close(lk);
+	}
+	closedir(d);
+	if (n && out)
+		fprintf(out, "qctl gc: removed %u half-written snapshot "
+			"file%s under %s\n", n, n == 1 ? "" : "s", path);
+}

@@ -10,6 +10,8 @@
 #ifndef QCTL_SNAPSHOT_H
 #define QCTL_SNAPSHOT_H
 
+#include <stdio.h>
+
 #include "util.h"
 
 /* States kept per state directory; the least recently used go first. */
@@ -53,6 +55,10 @@ int snapshot_commit(struct snapshot *s, uint64_t *bytes, struct error *err);
 void snapshot_abort(struct snapshot *s);
 /* The state would not load: remove it, so the next build saves anew. */
 void snapshot_invalidate(struct snapshot *s);
+
+/* Remove the temporary files of saves nobody holds the lock of (a
+ * manager killed while saving); says so on out (may be NULL). */
+void snapshot_gc(const char *state_dir, FILE *out);
 
 /* 64-bit FNV-1a, in hex: the descriptor's file name (not a MAC: the
  * header is compared in full). */

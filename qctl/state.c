@@ -1,5 +1,6 @@
 /* state.c - crash-recovery records of live builds, and their reaping */
 #include "state.h"
+#include "snapshot.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -412,6 +413,9 @@ state_gc(const char *dir, const char *run_root, FILE *out, struct error *err)
 	 * uid and noting it): their locks are free, and nothing else is */
 	if (dfd >= 0)
 		uidpool_gc(dir, -1, NULL, out);
+	/* states half written by a manager that died while saving */
+	if (dfd >= 0)
+		snapshot_gc(dir, out);
 	return n;
 }
 

@@ -277,3 +277,39 @@ Test(snapshot, descriptor_sees_the_shape_and_the_files_not_the_name)
 	close(c.kernel_file);
 	close(c.initrd_file);
 }
+
+/* A manager killed while saving leaves its temporary files: gc removes
+ * them unless a save holds the lock now. */
+Test(snapshot, gc_removes_half_written_files_of_dead_saves_only)
+{
+	struct snapshot live, dead;
+	struct error err = { 0 };
+	char p1[256], p2[256], p3[256], *got;
+	int f;
+
+	save("kept", "S");
+	snapshot_init(&dead, dir, "dead");
+	cr_assert_geq(snapshot_begin(&dead, &err), 0, "%s", err.msg);
+	snprintf(p1, sizeof(p1), "%s/snapshots/%s", dir, dead.tmp);
+	/* the manager died: its lock went with its fds, its file stayed */
+	close(dead.lock_fd);
+	dead.lock_fd = -1;
+	close(dead.tmp_fd);
+	dead.tmp_fd = -1;
+	snprintf(p2, sizeof(p2), "%s/snapshots/%.16s.vmstate.new", dir,
+		 dead.name);
+	f = open(p2, O_WRONLY | O_CREAT, 0600);
+	close(f);
+	snapshot_init(&live, dir, "live");
+	cr_assert_geq(snapshot_begin(&live, &err), 0, "%s", err.msg);
+	snprintf(p3, sizeof(p3), "%s/snapshots/%s", dir, live.tmp);
+	snapshot_gc(dir, NULL);
+	cr_assert_neq(access(p1, F_OK), 0, "a dead save's file stayed");
+	cr_assert_neq(access(p2, F_OK), 0, "a dead copy stayed");
+	cr_assert_eq(access(p3, F_OK), 0, "a live save's file was removed");
+	got = load("kept");
+	cr_assert_not_null(got, "a saved state was removed");
+	free(got);
+	snapshot_free(&live);
+	snapshot_free(&dead);
+}
