@@ -895,6 +895,8 @@ submit_now(struct serve *s, const struct ctl_peer *peer, struct recipe **rp,
 	bo.keep = true;
 	bo.hold_ms = serve_ssh_hold(s, sb->recipe);
 	bo.hold_always = sb->recipe->hold_after_ms > 0;
+	/* cache keys are per submitter: uid A's "deps" is not uid B's */
+	bo.cache_ns = sb->peer.uid;
 	bo.event = on_build_event;
 	bo.event_opaque = sb;
 	sb->b = s->be->new(s->loop, sb->recipe, &bo, on_build_done, sb);

@@ -34,8 +34,10 @@ enum {
 	CHILD_DISK_FD = 9,
 	CHILD_DISK_RO_FD = 10,
 	CHILD_ROOT_FD = 11,
-	CHILD_ERR_FD = 12,
-	CHILD_NFDS = 9,		/* fds mapped to 3..11 */
+	CHILD_CACHE_FD = 12,
+	CHILD_CACHE_RO_FD = 13,
+	CHILD_ERR_FD = 14,
+	CHILD_NFDS = 11,	/* fds mapped to 3..13 */
 };
 
 int
@@ -133,6 +135,19 @@ open_for_qemu(int src, const char *path, bool private_copy,
 	return steal_fd(&mfd);
 }
 
+/* fd again, read-only: QEMU's fd sets want a read-only twin. */
+static int
+reopen_ro(int fd, int *out, struct error *err)
+{
+	char p[64];
+
+	snprintf(p, sizeof(p), "/proc/self/fd/%d", fd);
+	*out = open(p, O_RDONLY | O_CLOEXEC);
+	if (*out < 0)
+		return error_sys(err, errno, "reopen cache disk");
+	return 0;
+}
+
 static void __attribute__((noreturn))
 vm_child(char **argv, int fds[CHILD_NFDS], int logfd, int errpipe,
 	 const struct vm_confine *c)
@@ -207,7 +222,7 @@ int
 vm_spawn(struct qemu_config *cfg, int tap_fd, int disk_fd, int log_fd,
 	 const struct vm_confine *confine, struct vm *vm, struct error *err)
 {
-	_cleanup_close_ int kfd = -1, ifd = -1, rofd = -1;
+	_cleanup_close_ int kfd = -1, ifd = -1, rofd = -1, cache_ro = -1;
 	_cleanup_free_ char *binary = NULL;
 	struct vm_confine c = *confine;
 	struct qemu_config c2;
@@ -272,6 +287,7 @@ vm_spawn(struct qemu_config *cfg, int tap_fd, int disk_fd, int log_fd,
 	cfg->tap_fd = tap_fd >= 0 ? CHILD_TAP_FD : -1;
 	cfg->disk_fd = disk_fd >= 0 ? CHILD_DISK_FD : -1;
 	cfg->root_fd = cfg->root_file >= 0 ? CHILD_ROOT_FD : -1;
+	cfg->cache_fd = cfg->cache_file > 0 ? CHILD_CACHE_FD : -1;
 	c2 = *cfg;
 	c2.binary = binary;
 	c2.kernel = "/dev/fd/7";
@@ -290,6 +306,15 @@ vm_spawn(struct qemu_config *cfg, int tap_fd, int disk_fd, int log_fd,
 	fds[7] = -1;
 	/* an open file: QEMU's uid needs no right on the image's path */
 	fds[8] = cfg->root_file;
+	fds[9] = cfg->cache_file > 0 ? cfg->cache_file : -1;
+	fds[10] = -1;
+	if (cfg->cache_file > 0) {
+		/* the same read-only twin as the scratch disk's (below) */
+		r = reopen_ro(cfg->cache_file, &cache_ro, err);
+		if (r < 0)
+			goto out;
+		fds[10] = cache_ro;
+	}
 	if (disk_fd >= 0) {
 		/* QEMU reopens an fdset file read-only at times (permission
 		 * changes): the set needs a read-only twin of the same file. */
