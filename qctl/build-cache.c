@@ -18,6 +18,7 @@
 #include <sys/wait.h>
 
 #include "cache.h"
+#include "qmp.h"
 #include "rundir.h"
 
 /* where the guest mounts the disk; recipe paths cannot be under /run */
@@ -29,6 +30,7 @@ struct build_cache {
 	bool hit;		/* a stored image was copied */
 	bool sealed;		/* the seal EXEC ran */
 	size_t next_step;	/* the step that waits for the seal */
+	build_step_fn cont;	/* starts it */
 	char why[256];		/* why it is not kept */
 };
 
@@ -249,24 +251,13 @@ build_cache_on_timeout(struct loop *l, void *opaque)
 		   b->recipe->limits.boot_timeout_ms / 1000.0);
 }
 
-/* The seal EXEC exited: copy what the fetch steps left; the next step
- * index to start, in *next. */
-void
-build_cache_sealed(struct build *b, int32_t code, int32_t sig, size_t *next)
+/* The pending copy of the disk as the fetch steps left it. */
+static void
+seal_copy(struct build *b)
 {
 	struct build_cache *c = b->cache;
 	struct error err = { 0 };
 
-	build_cancel_phase_timer(b);
-	*next = c->next_step;
-	if (code != 0 || sig != 0) {
-		/* a writer still open, say: what the disk holds may be torn */
-		snprintf(c->why, sizeof(c->why), "the guest could not make it "
-			 "read-only (exit %d, signal %d)", code, sig);
-		build_say(b, 1, "cache %s: not kept: %s", b->recipe->cache.key,
-			  c->why);
-		return;
-	}
 	if (cache_pending_write(&c->use, c->disk_fd,
 				strrchr(b->run_dir, '/') + 1, &err) < 0) {
 		snprintf(c->why, sizeof(c->why), "%.200s", err.msg);
@@ -276,6 +267,65 @@ build_cache_sealed(struct build *b, int32_t code, int32_t sig, size_t *next)
 	}
 	build_say(b, 2, "cache %s: sealed after the fetch steps",
 		  b->recipe->cache.key);
+}
+
+static void
+on_stopped(struct qmp *q, json_t *ret, const struct error *qerr,
+	   void *opaque)
+{
+	struct build *b = opaque;
+	struct build_cache *c = b->cache;
+
+	(void)q;
+	(void)ret;
+	if (b->phase != PH_CACHE)
+		return;		/* the build ended meanwhile */
+	if (qerr)
+		snprintf(c->why, sizeof(c->why), "QEMU would not stop the VM "
+			 "for the copy: %.160s", qerr->msg);
+	else
+		seal_copy(b);
+	qmp_execute(b->qmp, "cont", NULL, QMP_TIMEOUT_MS, NULL, NULL, NULL);
+	build_update_watches(b);
+	c->cont(b, c->next_step);
+}
+
+/*
+ * The seal EXEC exited: copy what the fetch steps left, with the vCPUs
+ * stopped (QMP stop), so that nothing the guest still runs (a process a
+ * fetch step left behind, its root remounting) writes during the copy;
+ * then cont(b, the waiting step).
+ */
+void
+build_cache_sealed(struct build *b, int32_t code, int32_t sig,
+		   build_step_fn cont)
+{
+	struct build_cache *c = b->cache;
+
+	build_cancel_phase_timer(b);
+	c->cont = cont;
+	if (code != 0 || sig != 0) {
+		/* a writer still open, say: what the disk holds may be torn */
+		snprintf(c->why, sizeof(c->why), "the guest could not make it "
+			 "read-only (exit %d, signal %d)", code, sig);
+		build_say(b, 1, "cache %s: not kept: %s", b->recipe->cache.key,
+			  c->why);
+		cont(b, c->next_step);
+		return;
+	}
+	if (b->paused) {	/* stopped already (build_pause) */
+		seal_copy(b);
+		cont(b, c->next_step);
+		return;
+	}
+	if (qmp_execute(b->qmp, "stop", NULL, QMP_TIMEOUT_MS, on_stopped, b,
+			NULL) < 0) {
+		snprintf(c->why, sizeof(c->why), "QEMU would not stop the VM "
+			 "for the copy");
+		cont(b, c->next_step);
+		return;
+	}
+	build_update_watches(b);
 }
 
 static void

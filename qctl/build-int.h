@@ -272,9 +272,10 @@ char *build_cache_setup_text(struct build *b);
 /* Before step i: true when the seal EXEC went out instead. */
 bool build_cache_before_step(struct build *b, size_t i);
 void build_cache_on_timeout(struct loop *l, void *opaque);
-/* The seal EXEC exited; *next: the step to start now. */
+/* The seal EXEC exited: the copy is taken, then cont(b, the next step). */
+typedef void (*build_step_fn)(struct build *b, size_t i);
 void build_cache_sealed(struct build *b, int32_t code, int32_t sig,
-			size_t *next);
+			build_step_fn cont);
 /* The end: keep the sealed copy only if the build passed; evict. */
 void build_cache_end(struct build *b);
 void build_cache_free(struct build *b);

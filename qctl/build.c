@@ -1041,13 +1041,10 @@ on_agent_frame(const struct agent_hdr *h, const void *p, void *opaque,
 			return 0;
 		}
 		if (live && b->phase == PH_CACHE) {
-			size_t next;
-
 			if (agent_decode_exit(p, h->len, &code, &sig, err) <
 			    0)
 				return -1;
-			build_cache_sealed(b, code, sig, &next);
-			start_step(b, next);
+			build_cache_sealed(b, code, sig, start_step);
 			return 0;
 		}
 		break;
