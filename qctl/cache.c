@@ -229,6 +229,33 @@ img_cmp(const void *a, const void *b)
 	return strcmp(x->key, y->key);
 }
 
+/*
+ * A pending copy whose key no build holds was left by a manager that died
+ * between the seal and its end: never to be renamed, so removed.  (A live
+ * build of that key holds its lock shared: then it stays.)
+ */
+static void
+drop_stale_pending(int ns_fd, const char *name)
+{
+	char key[80], f[96];
+	const char *end = strstr(name, ".pending.");
+	int lock_fd;
+
+	if ((size_t)(end - name - 1) >= sizeof(key))
+		return;
+	memcpy(key, name + 1, end - name - 1);
+	key[end - name - 1] = '\0';
+	if (!key_ok(key))
+		return;
+	snprintf(f, sizeof(f), "%s.lock", key);
+	lock_fd = openat(ns_fd, f, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+	if (lock_fd < 0)
+		return;
+	if (flock(lock_fd, LOCK_EX | LOCK_NB) == 0)
+		unlinkat(ns_fd, name, 0);
+	close(lock_fd);
+}
+
 /* The images of one namespace directory, appended to *v. */
 static int
 scan_ns(int root_fd, const char *ns, struct cache_img **v, size_t *n,
@@ -251,6 +278,8 @@ scan_ns(int root_fd, const char *ns, struct cache_img **v, size_t *n,
 		size_t len = strlen(de->d_name);
 		struct stat st;
 
+		if (de->d_name[0] == '.' && strstr(de->d_name, ".pending."))
+			drop_stale_pending(dirfd(d), de->d_name);
 		if (len < 5 || len - 4 >= sizeof((*v)->key) ||
 		    strcmp(de->d_name + len - 4, ".img") ||
 		    de->d_name[0] == '.')

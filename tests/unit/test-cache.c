@@ -233,3 +233,26 @@ Test(cache, root_must_be_private)
 	cr_assert(strstr(err.msg, "private"));
 	rmdir(d);
 }
+
+Test(cache, stale_pending_goes_live_stays, .init = setup, .fini = teardown)
+{
+	struct cache_use a = CACHE_USE_INIT;
+	char p[256];
+	int fd;
+
+	put_image("1", "k", 1 << 20, 4096, 100);
+	put_image("1", "j", 1 << 20, 4096, 100);
+	/* a dead manager's pending copy of j; a live build's of k */
+	snprintf(p, sizeof(p), "%s/1/.j.pending.run-dead", tmp);
+	fd = open(p, O_RDWR | O_CREAT, 0600);
+	close(fd);
+	snprintf(p, sizeof(p), "%s/1/j.lock", tmp);
+	close(open(p, O_RDWR | O_CREAT, 0600));
+	cr_assert_eq(cache_use_begin(root, 1, "k", &a, &err), 0);
+	snprintf(p, sizeof(p), "%s/1/.k.pending.run-live", tmp);
+	close(open(p, O_RDWR | O_CREAT, 0600));
+	cr_assert_geq(cache_evict(root, 1ull << 40, NULL, NULL, NULL, &err), 0);
+	cr_assert_not(exists("1", ".j.pending.run-dead"), "stale: removed");
+	cr_assert(exists("1", ".k.pending.run-live"), "its build lives: kept");
+	cache_use_end(&a);
+}
