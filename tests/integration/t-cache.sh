@@ -3,10 +3,10 @@
 # wrote is seen by the next build, in fetch and non-fetch steps; a
 # non-fetch step cannot write it (EROFS), and what it writes after
 # remounting it read-write as root is not kept (the host copied the disk
-# when the fetch steps ended); a build that fails or ends on a limit
-# leaves no trace; two submitters' keys of one name never meet; a small
-# --cache-max evicts the least recently used key; nothing but the stored
-# images (and their lock files) is left behind.
+# when the fetch steps ended); a build that fails, ends on a limit or is
+# cancelled leaves no trace; two submitters' keys of one name never meet;
+# a small --cache-max evicts the least recently used keys; nothing but the
+# stored images (and their lock files) is left behind.
 . "$(dirname "$0")/serve-lib.sh"
 
 CM=$T/state/cache/$(id -u)
@@ -60,14 +60,24 @@ recipe "$T/b2.yaml" a 'ls /var/cache/dl; test ! -e /var/cache/dl/sneak && echo n
 run_qctl 0 --json "$T/b2.yaml"
 has_out 'fetch| no-sneak' "a write after the fetch steps was kept"
 
-# (3) poison written in fetch, then a failing step / a step timeout: no trace
+# (3) poison written in fetch, then a failing step / a step timeout / a
+# cancel: no trace
 recipe "$T/c.yaml" a 'echo bad >/var/cache/dl/poison; echo bad >/var/cache/dl/f' 'exit 3'
 run_qctl 1 --json "$T/c.yaml"
 expect_eq "$(status)/$(cache_of kept)" failed/False "a failed build's cache"
 recipe "$T/d.yaml" a 'echo bad >/var/cache/dl/poison2' 'sleep 60' 2s
 run_qctl 3 --json "$T/d.yaml"
 expect_eq "$(status)/$(cache_of kept)" limit/False "a limit-ended build's cache"
-recipe "$T/e.yaml" a 'ls /var/cache/dl; test ! -e /var/cache/dl/poison && test ! -e /var/cache/dl/poison2 && echo clean-$(cat /var/cache/dl/f)'
+# ... and a cancelled one (SIGINT while its non-fetch step runs)
+recipe "$T/i.yaml" a 'echo bad >/var/cache/dl/poison3' 'echo started; sleep 120'
+"$QCTL" run --json "$T/i.yaml" >"$T/out" 2>"$T/err" &
+pid=$!
+wait_step use "$T/err" "$pid"
+kill -INT "$pid"
+rc=0; wait "$pid" || rc=$?
+expect_eq "$rc" 130 "exit code after SIGINT"
+expect_eq "$(status)/$(cache_of kept)" cancelled/False "a cancelled build's cache"
+recipe "$T/e.yaml" a 'ls /var/cache/dl; test ! -e /var/cache/dl/poison && test ! -e /var/cache/dl/poison2 && test ! -e /var/cache/dl/poison3 && echo clean-$(cat /var/cache/dl/f)'
 run_qctl 0 --json "$T/e.yaml"
 has_out 'fetch| clean-one' "a failed or limit-ended build's poison was kept"
 
