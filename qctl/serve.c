@@ -829,6 +829,13 @@ check_ceilings(const struct serve *s, const struct recipe *r,
 				 "(--max-disk)",
 				 (unsigned long long)(r->limits.disk >> 20),
 				 (unsigned long long)(o->max_disk >> 20));
+	/* the cache disk is guest-writable too (in fetch steps) */
+	if (o->max_disk && r->cache.key && r->cache.size > o->max_disk)
+		return error_set(err, EPERM, "cache.size: %llu MiB asked, "
+				 "this server allows at most %llu MiB "
+				 "(--max-disk)",
+				 (unsigned long long)(r->cache.size >> 20),
+				 (unsigned long long)(o->max_disk >> 20));
 	if (o->max_wall_time_ms &&
 	    r->limits.wall_time_ms > o->max_wall_time_ms)
 		return error_set(err, EPERM, "limits.wall_time: %llds asked, "

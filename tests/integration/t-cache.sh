@@ -32,6 +32,22 @@ cache_of() { json "$T/out" 'r["cache"]["'"$1"'"]'; }
 has_out() { grep -q -- "$1" "$T/err" || fail "$2 (no '$1' in the output)"; }
 lacks_out() { ! grep -q -- "$1" "$T/err" || fail "$2 ('$1' in the output)"; }
 
+# recipe errors (exit 2, no VM): a fetch step after a non-fetch step
+cat >"$T/bad.yaml" <<'R'
+cache: {key: a, paths: [/var/cache/dl]}
+steps:
+  - {name: use, run: "true"}
+  - {name: fetch, network: fetch, run: "true"}
+R
+run_qctl 2 "$T/bad.yaml"
+grep -q 'fetch step "fetch" comes after step "use"' "$T/err" || fail "order error: $(cat "$T/err")"
+cat >"$T/bad.yaml" <<'R'
+cache: {key: a, paths: [/src/node_modules]}
+steps: [{name: s, run: "true"}]
+R
+run_qctl 2 "$T/bad.yaml"
+grep -q 'cache.paths\[0\]: "/src/node_modules": /src and what is under it' "$T/err" || fail "path error: $(cat "$T/err")"
+
 # (1) a miss, kept; then a hit, seen in both kinds of step
 recipe "$T/a.yaml" a 'ls /var/cache/dl; echo one >/var/cache/dl/f; mkdir -p /opt/deps/x; echo two >/opt/deps/x/g' \
 	'cat /var/cache/dl/f /opt/deps/x/g'
@@ -110,7 +126,7 @@ trap 'rc=$?; [ $rc = 0 ] || tail -40 "$T/serve.log" >&2; serve_kill; userdel "$U
 useradd -M -N -g nogroup -G qctl -s /usr/sbin/nologin "$U"
 cp "$TOP/tests/integration/qmpclient.py" "$D/" && chmod 755 "$D" && chmod 644 "$D/qmpclient.py"
 SOCK=$D/sock
-serve_start
+serve_start --max-disk 3G
 submit() { # KEY SCRIPT: the fetch step's output, as the calling user
 	PYTHONPATH="$D" python3 - "$SOCK" "$1" "$2" <<'PY'
 import sys
@@ -144,6 +160,19 @@ grep -q '^passed hit' "$T/s3" || fail "root's own key missed: $(head -1 "$T/s3")
 grep -q 'root-was-here' "$T/s3" || fail "root's cache lost its file"
 ! grep -q 'u-was-here' "$T/s3" || fail "uid $U's write reached root's key"
 [ -f "$T/state/cache/$(id -u "$U")/ns.img" ] || fail "no key of uid $U's own"
+python3 - "$SOCK" <<'PY' || fail "a cache over --max-disk was not refused"
+import sys
+from qmpclient import QMP, QMPError
+c = QMP(sys.argv[1], timeout=60)
+c.negotiate()
+try:
+    c.cmd("build-submit", recipe={"cache": {"key": "big", "paths": ["/x"], "size": "4G"},
+                                  "steps": [{"name": "s", "run": "true"}]})
+except QMPError as e:
+    assert "cache.size: 4096 MiB asked" in e.desc, e.desc
+    sys.exit(0)
+sys.exit(1)
+PY
 serve_stop
 no_qemu_left
 echo ok
