@@ -336,7 +336,8 @@ floor_argv() {
 # BENCH_TMP, QCTL_RUN_ROOT and FLOOR_INITRD (bench_floor_initrd).
 # run_floor: raw QEMU (floor_argv) to its exit; sets F_WALL, F_CPU and
 # F_GUEST (guest clock at power-off), or returns 1.
-# run_qctl [PEEK]: `qctl run -q --accel ${BENCH_ACCEL:-tcg}`; sets
+# run_qctl [PEEK]: `qctl run -q --accel ${BENCH_ACCEL:-tcg}` with the
+# words of $QCTL_BENCH_ARGS (--no-snapshot: a cold boot); sets
 # Q_WALL, Q_CPU, Q_GUEST, Q_BOOT (result.json boot_ms) and Q_ACCEL (the
 # accelerator qctl used), or returns 1.
 run_floor() {
@@ -360,7 +361,8 @@ run_qctl() { # [PEEK]: also record qctl's QEMU argv (warm-up only)
 	local rd b
 
 	BENCH_PEEK=${1:-} BENCH_OUT=$BENCH_TMP/qctl.out run_timed "$TIMEOUT" \
-		"$QCTL" run -q --keep --accel "${BENCH_ACCEL:-tcg}" --image "$BENCH_IMAGE" "$recipe"
+		"$QCTL" run -q --keep --accel "${BENCH_ACCEL:-tcg}" ${QCTL_BENCH_ARGS:-} \
+		--image "$BENCH_IMAGE" "$recipe"
 	rd=$(ls -d "$QCTL_RUN_ROOT"/run-* 2>/dev/null | head -n1)
 	Q_GUEST=-
 	Q_BOOT=-

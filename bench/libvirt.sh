@@ -5,7 +5,10 @@
 # round first, which also lets libvirt probe QEMU's capabilities):
 #   floor    raw QEMU as bench/run.sh starts it (lib.sh's floor_argv, with
 #            qctl's accelerator and TCG cache size): fork to exit.
-#   qctl     `qctl run -q` of `steps: [{name: t, run: "true"}]`.
+#   qctl     `qctl run -q --no-snapshot` of `steps: [{name: t, run:
+#            "true"}]`: a cold boot.
+#   snapshot the same `qctl run -q`, started from the snapshot (state
+#            directory of its own; the unrecorded round saves it).
 #   libvirt  `virsh create` of a transient domain with the floor's guest
 #            (same kernel, initrd + poweroff-init, command line, machine,
 #            CPU model, vCPUs, memory, accelerator, devices, no NIC) and
@@ -367,12 +370,23 @@ truncate -s 2G "$LV/scratch.raw"
 read -r lvd_rss0 lvd_hwm0 < <(rss "$LV_PID")
 read -r logd_rss0 logd_hwm0 < <(rss "$LOGD_PID")
 
-for f in floor qctl libvirt; do
+for f in floor qctl snap libvirt; do
 	for m in wall guest create pre qemu post setup; do
 		: >"$BENCH_TMP/$f.$m"
 	done
 done
-fails_floor=0 fails_qctl=0 fails_libvirt=0
+fails_floor=0 fails_qctl=0 fails_snap=0 fails_libvirt=0
+SNAP_STATE=$BENCH_TMP/snap-state
+# the cold contender and the first check: no snapshot
+export QCTL_BENCH_ARGS=--no-snapshot
+# qctl from a snapshot: QCTL_STATE_DIR of its own, default arguments
+run_snap() {
+	local r=0
+
+	QCTL_BENCH_ARGS= QCTL_STATE_DIR=$SNAP_STATE run_qctl || r=1
+	S_WALL=${Q_WALL:-} S_GUEST=$Q_GUEST
+	return $r
+}
 
 for i in $(seq 0 "$N"); do
 	# round 0 warms caches (and libvirt's capability probe); not recorded
@@ -392,6 +406,14 @@ for i in $(seq 0 "$N"); do
 		qw=failed
 		[ "$i" -eq 0 ] || fails_qctl=$((fails_qctl + 1))
 	fi
+	if run_snap; then
+		sw=$S_WALL
+		[ "$i" -eq 0 ] || { echo "$S_WALL" >>"$BENCH_TMP/snap.wall"
+			echo "$S_GUEST" >>"$BENCH_TMP/snap.guest"; }
+	else
+		sw=failed
+		[ "$i" -eq 0 ] || fails_snap=$((fails_snap + 1))
+	fi
 	if run_libvirt "lvbench-$i"; then
 		lw=$L_WALL
 		[ "$i" -eq 0 ] || { echo "$L_WALL" >>"$BENCH_TMP/libvirt.wall"
@@ -406,7 +428,7 @@ for i in $(seq 0 "$N"); do
 		[ "$i" -eq 0 ] || fails_libvirt=$((fails_libvirt + 1))
 	fi
 	[ "$i" -eq 0 ] && what=warm-up || what="run $i/$N"
-	echo "$what: floor $fw s, qctl $qw s, libvirt $lw s" >&2
+	echo "$what: floor $fw s, qctl $qw s, snapshot $sw s, libvirt $lw s" >&2
 done
 
 # QMP commands before cont: one more (unrecorded) run with the monitor log
@@ -497,6 +519,7 @@ lv_stop
 read -r fmed fmin fmax fn < <(stats "$BENCH_TMP/floor.wall")
 read -r qmed qmin qmax qn < <(stats "$BENCH_TMP/qctl.wall")
 read -r lmed lmin lmax ln < <(stats "$BENCH_TMP/libvirt.wall")
+read -r smed smin smax sn < <(stats "$BENCH_TMP/snap.wall")
 read -r lcre _ _ _ < <(stats "$BENCH_TMP/libvirt.create")
 read -r lpre _ _ _ < <(stats "$BENCH_TMP/libvirt.pre")
 read -r lqemu _ _ _ < <(stats "$BENCH_TMP/libvirt.qemu")
@@ -505,7 +528,7 @@ read -r lsetup _ _ _ < <(stats "$BENCH_TMP/libvirt.setup")
 read -r fgu _ _ _ < <(stats "$BENCH_TMP/floor.guest")
 read -r qgu _ _ _ < <(stats "$BENCH_TMP/qctl.guest")
 read -r lgu _ _ _ < <(stats "$BENCH_TMP/libvirt.guest")
-[ "$fn" -gt 0 ] && [ "$qn" -gt 0 ] && [ "$ln" -gt 0 ] ||
+[ "$fn" -gt 0 ] && [ "$qn" -gt 0 ] && [ "$ln" -gt 0 ] && [ "$sn" -gt 0 ] ||
 	die "not enough successful runs to report"
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 read -r rds _ _ rdsn < <(stats "$BENCH_TMP/rtt.domstate")
@@ -538,8 +561,9 @@ sec=$BENCH_TMP/section.md
 	echo "512 MiB, image $rel (kernel as $IMG_BOOT), command line"
 	echo "\`$IMG_CMDLINE\`; the floor and libvirt add"
 	echo "\`rdinit=/poweroff-init\` (PID 1 powers off at once), qctl runs"
-	echo "\`steps: [{name: t, run: \"true\"}]\` through its agent. Floor, qctl"
-	echo "and libvirt alternate, after one unrecorded round."
+	echo "\`steps: [{name: t, run: \"true\"}]\` through its agent, cold"
+	echo "(\`--no-snapshot\`) and from a snapshot. Floor, qctl, snapshot and"
+	echo "libvirt alternate, after one unrecorded round."
 	echo
 	echo "$facts"
 	echo "- load average at end: $load_end"
@@ -547,7 +571,8 @@ sec=$BENCH_TMP/section.md
 	echo "| | runs | median s | min s | max s | / floor | / qctl | guest clock at power-off s (median) |"
 	echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 	echo "| floor: raw QEMU, fork to exit | $fn | $fmed | $fmin | $fmax | 1.00 | $(ratio "$fmed" "$qmed") | $fgu |"
-	echo "| qctl run -q, start to exit | $qn | $qmed | $qmin | $qmax | $(ratio "$qmed" "$fmed") | 1.00 | $qgu |"
+	echo "| qctl run -q --no-snapshot (cold boot), start to exit | $qn | $qmed | $qmin | $qmax | $(ratio "$qmed" "$fmed") | 1.00 | $qgu |"
+	echo "| qctl run -q from a snapshot, start to exit | $sn | $smed | $smin | $smax | **$(ratio "$smed" "$fmed")** | $(ratio "$smed" "$qmed") | - |"
 	echo "| libvirt: \`virsh create\` to the \"Stopped\" event | $ln | $lmed | $lmin | $lmax | $(ratio "$lmed" "$fmed") | **$(ratio "$lmed" "$qmed")** | $lgu |"
 	echo
 	echo "libvirt's run in phases (medians, s; from the stamps libvirt writes"
@@ -560,10 +585,17 @@ sec=$BENCH_TMP/section.md
 	echo "vCPU starts as soon as QEMU is up). qctl's figure includes more guest work than the other two"
 	echo "(the agent: modules, a mount, the step), so libvirt / qctl understates"
 	echo "what libvirt adds above the floor: compare the / floor column."
-	echo "Failed runs: floor $fails_floor, qctl $fails_qctl, libvirt $fails_libvirt."
+	echo "Failed runs: floor $fails_floor, qctl $fails_qctl, snapshot $fails_snap, libvirt $fails_libvirt."
+	echo
+	echo "**Snapshot starts**: floor / snapshot = $(ratio "$fmed" "$smed")x faster than"
+	echo "the cold-boot floor, $(ratio "$qmed" "$smed")x faster than qctl's cold boot"
+	echo "(docs/snapshots.md). The snapshot was saved by the unrecorded round;"
+	echo "its guest powers off with no boot behind it, so its clock column is"
+	echo "not comparable and left out."
 	echo
 	echo "Samples in run order (s): floor $(paste -sd' ' "$BENCH_TMP/floor.wall");"
 	echo "qctl $(paste -sd' ' "$BENCH_TMP/qctl.wall");"
+	echo "snapshot $(paste -sd' ' "$BENCH_TMP/snap.wall");"
 	echo "libvirt $(paste -sd' ' "$BENCH_TMP/libvirt.wall")."
 	echo
 	echo "**QMP commands before \`cont\`**: libvirt's \`cont\` was command"

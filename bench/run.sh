@@ -19,6 +19,8 @@
 # calibration unless BENCH_APPEND=tsc_early_khz=<host TSC kHz> is given
 # (docs/benchmarks.md, "Boot hangs").
 set -euo pipefail
+# qctl's cold boot against the floor (snapshot starts: bench/libvirt.sh)
+export QCTL_BENCH_ARGS=--no-snapshot
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 write=$(bench_write_flag "bench/run.sh" "$@")

@@ -35,6 +35,12 @@
 /* Longest wait for the agent's port to appear at boot. */
 #define GA_PORT_WAIT_MS 10000
 
+/* identity.c ------------------------------------------------------------ */
+
+struct ga_identity;
+/* Reseed the RNG, set the clock and hostname; 0 or -errno with msg. */
+int ga_identity_apply(const struct ga_identity *id, char *msg, size_t len);
+
 /* misc.c ---------------------------------------------------------------- */
 
 /* A byte queue: data[off..len) is pending. */

@@ -187,6 +187,49 @@ ga_winsize_decode(const void *buf, size_t len, uint32_t *rows, uint32_t *cols,
 	return 0;
 }
 
+int
+ga_identity_decode(const void *buf, size_t len, struct ga_identity *out,
+		   const char **why)
+{
+	struct agent_cursor c;
+	uint32_t lo, hi;
+	size_t n;
+
+	agent_cursor_init(&c, buf, len);
+	if (agent_cursor_u32(&c, &lo) || agent_cursor_u32(&c, &hi) ||
+	    agent_cursor_u32(&c, &out->nsec) ||
+	    agent_cursor_u32(&c, &out->seed_len)) {
+		*why = "IDENTITY payload too short";
+		return -1;
+	}
+	out->sec = (uint64_t)hi << 32 | lo;
+	/* time_t is signed: a clock past 2^62 s is nobody's */
+	if (out->nsec >= 1000000000u || out->sec > (1ull << 62)) {
+		*why = "IDENTITY time out of range";
+		return -1;
+	}
+	if (out->seed_len < AGENT_SEED_MIN || out->seed_len > AGENT_SEED_MAX ||
+	    c.left < out->seed_len) {
+		*why = "IDENTITY seed length out of range";
+		return -1;
+	}
+	out->seed = c.p;
+	c.p += out->seed_len;
+	c.left -= out->seed_len;
+	if (agent_cursor_str(&c, &out->hostname) || !cursor_done(&c)) {
+		*why = "IDENTITY hostname missing or trailing bytes";
+		return -1;
+	}
+	n = strlen(out->hostname);
+	if (n < 1 || n > 64 ||
+	    strspn(out->hostname, "abcdefghijklmnopqrstuvwxyz"
+				  "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") != n) {
+		*why = "IDENTITY hostname not 1..64 of [A-Za-z0-9.-]";
+		return -1;
+	}
+	return 0;
+}
+
 /* Length of the KEY part of "KEY=VALUE" (the whole string if no '='). */
 static size_t
 env_key_len(const char *e)

@@ -60,6 +60,18 @@ int ga_signal_decode(const void *buf, size_t len, int *signo, const char **why);
 int ga_winsize_decode(const void *buf, size_t len, uint32_t *rows,
 		      uint32_t *cols, const char **why);
 
+struct ga_identity {
+	uint64_t sec;		/* CLOCK_REALTIME to set */
+	uint32_t nsec;
+	uint32_t seed_len;	/* AGENT_SEED_MIN..AGENT_SEED_MAX */
+	const unsigned char *seed;
+	const char *hostname;	/* 1..64 of [A-Za-z0-9.-] */
+};
+
+/* Decode an IDENTITY payload; 0, or -1 with *why set. */
+int ga_identity_decode(const void *buf, size_t len, struct ga_identity *out,
+		       const char **why);
+
 /*
  * Merge the base environment with the host's entries into out (capacity
  * cap, including the NULL terminator): a host entry replaces a base entry

@@ -65,6 +65,28 @@ send_hello(void)
 	port_send(&port, AGENT_HELLO, 0, pl, n);
 }
 
+/* A VM from a snapshot: the host's identity, then a new HELLO. */
+static void
+identity(const struct agent_hdr *h, const unsigned char *pl)
+{
+	struct ga_identity id;
+	const char *why;
+	char msg[256];
+	int r;
+
+	if (ga_identity_decode(pl, h->len, &id, &why) < 0) {
+		port_send_error(&port, h->id, EINVAL, "%s", why);
+		return;
+	}
+	r = ga_identity_apply(&id, msg, sizeof(msg));
+	if (r < 0) {
+		port_send_error(&port, h->id, -r, "%s", msg);
+		return;
+	}
+	ga_log("identity taken: %s", id.hostname);
+	send_hello();
+}
+
 /* The host's end closed: whatever it asked for is void. */
 static void
 host_gone(void)
@@ -144,6 +166,9 @@ dispatch(const struct agent_hdr *h, const unsigned char *pl)
 		break;
 	case AGENT_PING:
 		port_send(&port, AGENT_PONG, h->id, pl, h->len);
+		break;
+	case AGENT_IDENTITY:
+		identity(h, pl);
 		break;
 	case AGENT_POWEROFF:
 		ga_log("power off requested");

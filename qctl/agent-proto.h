@@ -13,7 +13,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#define AGENT_PROTO_VERSION 2
+#define AGENT_PROTO_VERSION 3
 /* virtio-serial port name the agent looks for under /sys/class/virtio-ports */
 #define AGENT_PORT_NAME "org.qctl.agent.0"
 #define AGENT_HDR_SIZE 12
@@ -35,6 +35,9 @@ enum agent_type {
 	AGENT_STDIN = 9,	/* raw bytes (1..65536) for the job's stdin */
 	AGENT_STDIN_END = 10,	/* empty: close the job's stdin */
 	AGENT_WINSIZE = 11,	/* u32 rows, u32 cols: the job's terminal */
+	/* version 3: a VM started from a snapshot takes its own identity;
+	 * the agent answers with a new HELLO (or ERROR) */
+	AGENT_IDENTITY = 12,	/* encoding below */
 
 	/* guest -> host */
 	AGENT_HELLO = 64,	/* u32 version; agent version string; uname */
@@ -56,6 +59,9 @@ enum agent_type {
 #define AGENT_EXEC_PTY 0x4u
 /* every EXEC flag of this version; an agent refuses any other bit */
 #define AGENT_EXEC_FLAGS (AGENT_EXEC_SHELL | AGENT_EXEC_STDIN | AGENT_EXEC_PTY)
+/* IDENTITY's seed: at least 256 bits, as the kernel's CRNG key */
+#define AGENT_SEED_MIN 32u
+#define AGENT_SEED_MAX 512u
 /* WINSIZE rows and cols are each 1..AGENT_WINSIZE_MAX */
 #define AGENT_WINSIZE_MAX 65535u
 
@@ -70,6 +76,10 @@ enum agent_type {
  * WINSIZE payload (version 2):
  *   u32 rows, u32 cols (each 1..AGENT_WINSIZE_MAX)
  * STDIN payload (version 2): 1..AGENT_MAX_PAYLOAD raw bytes; STDIN_END: empty
+ * IDENTITY payload (version 3):
+ *   u32 seconds (low), u32 seconds (high), u32 nanoseconds (< 1e9),
+ *   u32 n (AGENT_SEED_MIN..AGENT_SEED_MAX), n bytes of host entropy,
+ *   hostname '\0' (1..64 bytes of [A-Za-z0-9.-])
  * Strings inside payloads are NUL-terminated; a reader rejects a payload
  * whose strings run past its end or whose counts exceed AGENT_MAX_STRINGS.
  */

@@ -165,6 +165,29 @@ agent_send_winsize(struct agent_conn *c, uint32_t id, uint32_t rows,
 }
 
 int
+agent_send_identity(struct agent_conn *c, uint32_t id,
+		    const struct timespec *now, const void *seed, size_t n,
+		    const char *hostname, struct error *err)
+{
+	unsigned char p[16 + AGENT_SEED_MAX + 65];
+	size_t hn = strlen(hostname);
+	uint64_t sec = (uint64_t)now->tv_sec;
+
+	if (n < AGENT_SEED_MIN || n > AGENT_SEED_MAX)
+		return error_set(err, EINVAL, "agent: seed of %zu bytes", n);
+	if (hn < 1 || hn > 64)
+		return error_set(err, EINVAL, "agent: hostname of %zu bytes",
+				 hn);
+	agent_put_u32(p, (uint32_t)sec);
+	agent_put_u32(p + 4, (uint32_t)(sec >> 32));
+	agent_put_u32(p + 8, (uint32_t)now->tv_nsec);
+	agent_put_u32(p + 12, (uint32_t)n);
+	memcpy(p + 16, seed, n);
+	memcpy(p + 16 + n, hostname, hn + 1);
+	return agent_send(c, AGENT_IDENTITY, id, p, 16 + n + hn + 1, err);
+}
+
+int
 agent_send_file_out(struct agent_conn *c, uint32_t id, const char *dir,
 		    char *const *globs, size_t n, struct error *err)
 {
@@ -278,7 +301,7 @@ agent_type_name(uint16_t type)
 		{ AGENT_POWEROFF, "POWEROFF" },	{ AGENT_PING, "PING" },
 		{ AGENT_STDIN, "STDIN" },	{ AGENT_STDIN_END, "STDIN_END" },
 		{ AGENT_WINSIZE, "WINSIZE" },
-		{ AGENT_HELLO, "HELLO" },	{ AGENT_STARTED, "STARTED" },
+		{ AGENT_IDENTITY, "IDENTITY" }, { AGENT_HELLO, "HELLO" },	{ AGENT_STARTED, "STARTED" },
 		{ AGENT_STDOUT, "STDOUT" },	{ AGENT_STDERR, "STDERR" },
 		{ AGENT_EXIT, "EXIT" },		{ AGENT_ERROR, "ERROR" },
 		{ AGENT_PONG, "PONG" },		{ AGENT_FILE_DONE, "FILE_DONE" },

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "agent-proto.h"
 #include "util.h"
@@ -58,6 +59,13 @@ int agent_send_stdin_end(struct agent_conn *c, uint32_t id,
 int agent_send_winsize(struct agent_conn *c, uint32_t id, uint32_t rows,
 		       uint32_t cols, struct error *err);
 /* Queue FILE_OUT of globs relative to dir. */
+/*
+ * IDENTITY (version 3): the clock to set, n (AGENT_SEED_MIN..MAX) bytes
+ * of seed, a hostname of [A-Za-z0-9.-]{1,64}.
+ */
+int agent_send_identity(struct agent_conn *c, uint32_t id,
+			const struct timespec *now, const void *seed,
+			size_t n, const char *hostname, struct error *err);
 int agent_send_file_out(struct agent_conn *c, uint32_t id, const char *dir,
 			char *const *globs, size_t n, struct error *err);
 /* Bytes queued but not yet written. */

@@ -23,6 +23,7 @@ struct nf_client;
 struct proxy;
 struct build_cache;
 struct qmp;
+struct snapshot;
 struct state_rec;
 
 /* ids of agent operations; steps use STEP_ID_BASE + index */
@@ -64,6 +65,16 @@ enum phase {
 	PH_DONE,
 };
 
+/* where a build is with its snapshot (build-snap.c) */
+enum snap_mode {
+	SNAP_NONE,	/* a cold boot, nothing saved */
+	SNAP_RESTORE,	/* started from a snapshot: IDENTITY, then HELLO */
+	SNAP_SAVE,	/* a cold boot that saves at HELLO */
+	SNAP_SAVING,	/* migrating to the file */
+	SNAP_SAVED,	/* saved (or gave up): IDENTITY, then HELLO */
+	SNAP_DONE,	/* the agent took its identity */
+};
+
 struct build {
 	struct loop *loop;
 	const struct recipe *recipe;
@@ -96,6 +107,12 @@ struct build {
 
 	enum phase phase;
 	int boot_attempt;
+	/* the snapshot this VM starts from or makes (build-snap.c) */
+	enum snap_mode snap_mode;
+	struct snapshot *snap;
+	bool identity_sent;
+	int64_t snap_t0;
+	struct loop_timer *t_snap;	/* polls the migration */
 	int64_t t0, vm_t0;
 	size_t step;
 	int64_t step_t0;
@@ -187,6 +204,23 @@ void build_free_env(char **env, size_t n);
 void build_start_artifacts(struct build *b);
 /* The agent's fd wants writing: watch for it. */
 void build_update_watches(struct build *b);
+
+/* build-snap.c: snapshot starts */
+
+/* Before QEMU starts: a state to start from (*incoming_fd, or -1), or
+ * one to save at HELLO; nothing if the build or image does not allow. */
+int build_snap_prepare(struct build *b, const struct qemu_config *cfg,
+		       int tap_fd, int *incoming_fd);
+/* QMP's RESUME: a VM from a snapshot gets its identity now. */
+void build_snap_resumed(struct build *b);
+/* A HELLO of agent protocol version: true if the snapshot took it (a
+ * save started, or the build failed), false to go on with the build. */
+bool build_snap_hello(struct build *b, unsigned version);
+/* Booting from a snapshot, before the agent took its identity. */
+bool build_snap_restoring(const struct build *b);
+/* The boot failed: true if it was from a snapshot (now removed). */
+bool build_snap_boot_failed(struct build *b);
+void build_snap_free(struct build *b);
 
 /* build-hold.c: a failed build kept for shells */
 

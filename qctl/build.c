@@ -143,6 +143,7 @@ release_vm(struct build *b)
 		b->agent_up = false;
 	}
 	build_ssh_stop(b);
+	build_snap_free(b);
 	vm_destroy(&b->vm);
 	if (b->cg_up) {
 		struct error err = { 0 };
@@ -282,7 +283,9 @@ on_qmp_event(struct qmp *q, const char *event, json_t *data, void *opaque)
 
 	(void)q;
 	build_say(b, 2, "QMP event %s", event);
-	if (!strcmp(event, "GUEST_PANICKED"))
+	if (!strcmp(event, "RESUME"))
+		build_snap_resumed(b);
+	else if (!strcmp(event, "GUEST_PANICKED"))
 		build_fail(b, BUILD_ERROR, "guest kernel panicked");
 	else if (!strcmp(event, "BLOCK_IO_ERROR"))
 		build_fail(b, BUILD_ERROR, "VM disk I/O error");
@@ -330,7 +333,7 @@ on_cont(struct qmp *q, json_t *ret, const struct error *err, void *opaque)
 
 	(void)q;
 	(void)ret;
-	if (err && b->phase == PH_BOOT)
+	if (err && b->phase == PH_BOOT && !build_snap_restoring(b))
 		build_fail(b, BUILD_ERROR, "QEMU would not start the VM: %s",
 			   err->msg);
 	else if (!err)
@@ -349,6 +352,10 @@ on_qmp_io(struct loop *l, int fd, uint32_t events, void *opaque)
 	if (qmp_handle_io(b->qmp, events, &err) < 0) {
 		loop_unwatch(b->w_qmp);
 		b->w_qmp = NULL;
+		/* QEMU gone with a state that would not load: the
+		 * boot is retried cold (on_pidfd) */
+		if (build_snap_restoring(b) && err.code != EPROTO)
+			return;
 		if (b->phase < PH_SHUTDOWN)
 			build_fail(b, BUILD_ERROR, "QMP connection lost: %s",
 				   err.msg);
@@ -374,6 +381,13 @@ on_pidfd(struct loop *l, int fd, uint32_t events, void *opaque)
 	if (vm_try_reap(&b->vm) <= 0)
 		return;
 	st = b->vm.wstatus;
+	if (b->phase == PH_BOOT && !b->killing && build_snap_boot_failed(b)) {
+		/* a state that would not load (see qemu.log): cold, now */
+		build_cancel_phase_timer(b);
+		b->t_phase = loop_timer_at(b->loop, now_ms(), on_boot_reset,
+					   b);
+		return;
+	}
 	if (b->phase < PH_SHUTDOWN) {
 		if (WIFSIGNALED(st))
 			result_finish(&b->res, BUILD_ERROR,
@@ -948,10 +962,15 @@ on_agent_frame(const struct agent_hdr *h, const void *p, void *opaque,
 			return error_set(err, EPROTO, "agent: HELLO twice");
 		if (agent_decode_hello(p, h->len, &hello, err) < 0)
 			return -1;
-		if (hello.version != AGENT_PROTO_VERSION)
+		/* version 2 lacks only IDENTITY: images made before it
+		 * boot, cold */
+		if (hello.version < 2 || hello.version > AGENT_PROTO_VERSION)
 			return error_set(err, EPROTO,
-					 "agent speaks protocol %u, not %u",
+					 "agent speaks protocol %u, not 2..%u",
 					 hello.version, AGENT_PROTO_VERSION);
+		b->res.boot = "cold";
+		if (build_snap_hello(b, hello.version))
+			return 0;
 		build_cancel_phase_timer(b);
 		b->res.stats.boot_ms = now_ms() - b->vm_t0;
 		build_say(b, 1, "guest up in %.1fs: %s",
@@ -1058,6 +1077,11 @@ on_agent_frame(const struct agent_hdr *h, const void *p, void *opaque,
 			build_fail(b, BUILD_ERROR, "ssh transport: %s", msg);
 			return 0;
 		}
+		if (b->phase == PH_BOOT && h->id == 0 && b->identity_sent) {
+			build_fail(b, BUILD_ERROR, "the guest could not take "
+				   "its identity: %s", msg);
+			return 0;
+		}
 		/* ERROR ends an EXEC only in place of its STARTED */
 		if (job && !b->job_started) {
 			build_fail(b, BUILD_ERROR, "%s could not start: %s",
@@ -1090,6 +1114,10 @@ on_agent_io(struct loop *l, int fd, uint32_t events, void *opaque)
 	if (agent_handle_io(&b->agent, events, &err) < 0) {
 		loop_unwatch(b->w_agent);
 		b->w_agent = NULL;
+		/* a state that would not load: QEMU exits, and the
+		 * boot is retried cold (on_pidfd) */
+		if (build_snap_restoring(b) && err.code != EPROTO)
+			return;
 		/* over ssh the channel is the bridge's: its end is the
 		 * ssh connection's (the guest's sshd gone, or the bridge) */
 		if (b->phase < PH_SHUTDOWN)
@@ -1116,6 +1144,8 @@ retry_boot(struct build *b)
 {
 	struct error err = { 0 };
 
+	/* a VM from a snapshot that hung or went down: the state goes */
+	build_snap_boot_failed(b);
 	release_vm(b);
 	if (boot_vm(b, &err) < 0)
 		build_fail(b, BUILD_ERROR, "%s", err.msg);
@@ -1199,7 +1229,7 @@ build_boot_qemu(struct build *b, struct error *err)
 	/* The VM's name carries the run id, so ps shows whose QEMU it is. */
 	_cleanup_free_ char *name = xasprintf("qctl-%s",
 					      strrchr(b->run_dir, '/') + 1);
-	int r;
+	int r, incoming = -1;
 
 	cfg.name = name;
 	cfg.cmdline = cmdline;
@@ -1209,8 +1239,11 @@ build_boot_qemu(struct build *b, struct error *err)
 		return r;
 	build_res_prepare(b, &confine);
 	cfg.tb_size_mib = LIMIT_TCG_TB_MIB;
-	r = vm_spawn(&cfg, b->net ? b->ns.tap_fd : -1, b->disk_fd,
+	build_snap_prepare(b, &cfg, b->net ? b->ns.tap_fd : -1, &incoming);
+	r = vm_spawn(&cfg, b->net ? b->ns.tap_fd : -1, b->disk_fd, incoming,
 		     b->qemu_log_fd, &confine, &b->vm, err);
+	if (incoming >= 0)
+		close(incoming);
 	if (confine.cgroup_procs_fd >= 0)
 		close(confine.cgroup_procs_fd);
 	if (r == 0)

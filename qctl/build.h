@@ -54,6 +54,9 @@ struct build_opts {
 	uid_t cache_ns;
 	uint64_t cache_max;		/* all images; 0: CACHE_MAX_DEFAULT */
 	const char *cache_dir;		/* NULL: STATE_DIR/cache */
+	/* always boot cold: no snapshot used or saved (docs/snapshots.md;
+	 * snapshots live under state_dir, none without one) */
+	bool no_snapshots;
 };
 typedef void (*build_done_fn)(struct build *b, void *opaque);
 

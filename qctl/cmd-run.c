@@ -32,6 +32,8 @@ run_usage(FILE *f)
 	      "  --artifacts DIR     where artifacts go (default "
 	      "RUNDIR/artifacts)\n"
 	      "  --keep              keep the run directory\n"
+	      "  --no-snapshot       boot cold: do not start from, or save,\n"
+	      "                      a snapshot (docs/snapshots.md)\n"
 	      "  --run-root DIR      parent of run directories (default\n"
 	      "                      $QCTL_RUN_ROOT or " RUN_ROOT_DEFAULT ")\n"
 	      "  --uid-range FIRST:COUNT  QEMU's uids, one per VM (default\n"
@@ -294,6 +296,7 @@ cmd_run(int argc, char **argv)
 		{ "accel", required_argument, NULL, 'a' },
 		{ "artifacts", required_argument, NULL, 'A' },
 		{ "keep", no_argument, NULL, 'k' },
+		{ "no-snapshot", no_argument, NULL, 'N' },
 		{ "run-root", required_argument, NULL, 'R' },
 		{ "uid-range", required_argument, NULL, 'u' },
 		{ "quiet", no_argument, NULL, 'q' },
@@ -355,6 +358,9 @@ cmd_run(int argc, char **argv)
 			break;
 		case 'k':
 			o.keep = true;
+			break;
+		case 'N':
+			o.no_snapshots = true;
 			break;
 		case 'R':
 			free(run_root);

@@ -43,7 +43,10 @@ serve_usage(FILE *f)
 	      "                       builds are forgotten and at exit: a\n"
 	      "                       results disk's, the operator removes\n"
 	      "                       them\n"
-	      "  --state-dir DIR      crash-recovery records (default\n"
+	      "  --no-snapshot        boot every build cold: no snapshot\n"
+	      "                       used or saved (docs/snapshots.md)\n"
+	      "  --state-dir DIR      crash-recovery records and snapshots\n"
+	      "                       (default\n"
 	      "                       $QCTL_STATE_DIR or " STATE_DIR_DEFAULT
 	      ");\n"
 	      "                       what a dead server left is reaped at\n"
@@ -402,6 +405,7 @@ cmd_serve(int argc, char **argv)
 		{ "socket-mode", required_argument, NULL, 'm' },
 		{ "allow-quit", no_argument, NULL, 'Q' },
 		{ "keep-runs", no_argument, NULL, 'R' },
+		{ "no-snapshot", no_argument, NULL, 'N' },
 		{ "state-dir", required_argument, NULL, 's' },
 		{ "run-root", required_argument, NULL, 'r' },
 		{ "accel", required_argument, NULL, 'a' },
@@ -477,6 +481,9 @@ cmd_serve(int argc, char **argv)
 			break;
 		case 'R':
 			o.keep_runs = true;
+			break;
+		case 'N':
+			o.build.no_snapshots = true;
 			break;
 		case 's':
 			free(state_dir);

@@ -181,8 +181,13 @@ qemu_argv_build(const struct qemu_config *cfg, char ***argv,
 			  cfg->disk_fd);
 		argv_addf(&b, "-add-fd", "fd=%d,set=1,opaque=scratch-ro",
 			  cfg->disk_fd + 1);
+		/* No image locking: the file is this VM's alone, and a
+		 * VM resumed after its state was saved (snapshot.h) must
+		 * take its write lock again, which the read-only twin's
+		 * own lock would refuse. */
 		argv_addf(&b, "-drive", "if=none,id=disk0,file=/dev/fdset/1,"
-			  "format=raw,discard=unmap,detect-zeroes=unmap");
+			  "format=raw,file.locking=off,discard=unmap,"
+			  "detect-zeroes=unmap");
 		argv_addf(&b, "-device", "%s,drive=disk0,serial=scratch",
 			  microvm ? "virtio-blk-device" : "virtio-blk-pci");
 	}
@@ -217,6 +222,10 @@ qemu_argv_build(const struct qemu_config *cfg, char ***argv,
 			  "%s,netdev=net0,mac=52:54:00:71:c7:02",
 			  microvm ? "virtio-net-device" : "virtio-net-pci");
 	}
+	if (cfg->incoming_fd > 0)
+		/* the saved state of a VM with this very command line
+		 * (snapshot.h); -S holds it paused until cont */
+		argv_addf(&b, "-incoming", "fd:%d", cfg->incoming_fd);
 	argv_addf(&b, "-parallel", "none");
 	argv_addf(&b, "-monitor", "none");
 	if (cfg->sandbox)

@@ -40,6 +40,8 @@ struct qemu_config {
 	 * stdin, never a disk) or -1: none */
 	int cache_file;
 	int cache_fd;
+	int incoming_fd;	/* a saved state to start from (-incoming
+				 * fd:N), or -1; set 0 means none too */
 	const char *name;	/* VM name for ps/QMP, may be NULL */
 	bool sandbox;		/* QEMU's -sandbox (default on) */
 	int tb_size_mib;	/* TCG translation cache; 0: 256 */

@@ -40,6 +40,7 @@ struct qmp {
 
 	struct buf out;
 	size_t out_off; /* bytes of out already written */
+	int pass_fd;	/* goes with the next byte written (SCM_RIGHTS), or -1 */
 
 	bool greeted;
 	bool ready;
@@ -129,15 +130,39 @@ qmp_die(struct qmp *q, int code, const char *fmt, ...)
 	}
 }
 
+/* send(), with fd (unless -1) attached to the first byte. */
+static ssize_t
+send_fd_with(int sock, const void *p, size_t n, int fd)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	struct iovec iov = { .iov_base = (void *)p, .iov_len = n };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
+	struct cmsghdr *cm;
+
+	if (fd >= 0) {
+		memset(&u, 0, sizeof(u));
+		m.msg_control = u.buf;
+		m.msg_controllen = sizeof(u.buf);
+		cm = CMSG_FIRSTHDR(&m);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+	}
+	return sendmsg(sock, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
 /* Write queued output until done or EAGAIN; 0 or -errno. */
 static int
 qmp_flush(struct qmp *q)
 {
 	while (q->out_off < q->out.len) {
 		/* MSG_NOSIGNAL: a dead QEMU must give EPIPE, not SIGPIPE. */
-		ssize_t n = send(q->fd, q->out.data + q->out_off,
-				 q->out.len - q->out_off,
-				 MSG_NOSIGNAL | MSG_DONTWAIT);
+		ssize_t n = send_fd_with(q->fd, q->out.data + q->out_off,
+					 q->out.len - q->out_off, q->pass_fd);
 
 		if (n < 0) {
 			if (errno == EINTR)
@@ -147,6 +172,10 @@ qmp_flush(struct qmp *q)
 			return -errno;
 		}
 		q->out_off += n;
+		/* QEMU keeps it for the command those bytes begin */
+		if (q->pass_fd >= 0)
+			close(q->pass_fd);
+		q->pass_fd = -1;
 	}
 	/* Consume lazily so partial writes do not memmove every time. */
 	if (q->out_off == q->out.len) {
@@ -491,6 +520,7 @@ qmp_new(int fd, qmp_event_fn on_event, void *opaque)
 	}
 	q = xcalloc(1, sizeof(*q));
 	q->fd = fd;
+	q->pass_fd = -1;
 	q->on_event = on_event;
 	q->opaque = opaque;
 	q->next_id = 1;
@@ -510,6 +540,8 @@ qmp_free(struct qmp *q)
 		fputs("qctl: qmp_free called from a qmp callback\n", stderr);
 		abort();
 	}
+	if (q->pass_fd >= 0)
+		close(q->pass_fd);
 	while ((c = q->head)) {
 		q->head = c->next;
 		cmd_free(c);
@@ -579,6 +611,32 @@ qmp_execute(struct qmp *q, const char *cmd, json_t *args, int64_t timeout_ms,
 	int64_t r;
 
 	r = qmp_queue(q, cmd, args, timeout_ms, cb, opaque, !q->ready, err);
+	return r < 0 ? (int)r : 0;
+}
+
+int
+qmp_execute_fd(struct qmp *q, const char *cmd, json_t *args, int fd,
+	       int64_t timeout_ms, qmp_reply_fn cb, void *opaque,
+	       struct error *err)
+{
+	int64_t r;
+
+	/* the fd rides on the command's first byte: nothing may be queued
+	 * before it, and held commands would be sent ahead of it */
+	if (!q->ready || q->out.len || q->pass_fd >= 0) {
+		json_decref(args);
+		return error_set(err, EBUSY, "qmp %s: connection busy", cmd);
+	}
+	q->pass_fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	if (q->pass_fd < 0) {
+		json_decref(args);
+		return error_sys(err, errno, "qmp %s: dup", cmd);
+	}
+	r = qmp_queue(q, cmd, args, timeout_ms, cb, opaque, false, err);
+	if (r < 0 && q->pass_fd >= 0) {
+		close(q->pass_fd);
+		q->pass_fd = -1;
+	}
 	return r < 0 ? (int)r : 0;
 }
 

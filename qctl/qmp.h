@@ -95,6 +95,15 @@ int qmp_execute(struct qmp *q, const char *cmd, json_t *args,
 		int64_t timeout_ms, qmp_reply_fn cb, void *opaque,
 		struct error *err);
 
+/*
+ * qmp_execute with fd passed along (SCM_RIGHTS on the command's first
+ * byte), for getfd and add-fd; fd is duplicated, the caller keeps its
+ * own.  Only on a ready connection with no output queued (else EBUSY).
+ */
+int qmp_execute_fd(struct qmp *q, const char *cmd, json_t *args, int fd,
+		   int64_t timeout_ms, qmp_reply_fn cb, void *opaque,
+		   struct error *err);
+
 /* Earliest absolute deadline (now_ms() clock) of a pending command, or -1. */
 int64_t qmp_next_deadline(const struct qmp *q);
 

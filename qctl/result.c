@@ -107,6 +107,10 @@ result_to_json(const struct build_result *r)
 	else
 		json_object_set_new(o, "limit", json_null());
 	json_object_set_new(o, "accel", json_string_lossy(r->accel));
+	json_object_set_new(o, "boot", r->boot ? json_string(r->boot)
+					       : json_null());
+	json_object_set_new(o, "snapshot_saved",
+			    json_boolean(r->snapshot_saved));
 	json_object_set_new(o, "qctl_version", json_string(QCTL_VERSION));
 	json_object_set_new(o, "source", r->source ? json_incref(r->source)
 						   : json_null());

@@ -63,6 +63,11 @@ struct build_result {
 	int64_t limit_max;
 	char limit_unit[16];
 	const char *accel;
+	/* how the VM that ran the steps started: "snapshot" (from a saved
+	 * state), "cold" (booted; snapshot_saved if it saved one), or NULL
+	 * when none got that far */
+	const char *boot;
+	bool snapshot_saved;
 	char *run_dir;
 	struct step_result *steps;
 	size_t n_steps;

@@ -5,6 +5,7 @@
 #include "child.h"
 #include "privs.h"
 #include "state.h"
+#include "version.h"
 
 #include <cap-ng.h>
 #include <fcntl.h>
@@ -34,10 +35,10 @@ enum {
 	CHILD_DISK_FD = 9,
 	CHILD_DISK_RO_FD = 10,
 	CHILD_ROOT_FD = 11,
-	CHILD_CACHE_FD = 12,
-	CHILD_CACHE_RO_FD = 13,
-	CHILD_ERR_FD = 14,
-	CHILD_NFDS = 11,	/* fds mapped to 3..13 */
+	CHILD_INCOMING_FD = 12,
+	CHILD_CACHE_FD = 13,
+	CHILD_CACHE_RO_FD = 14,
+	CHILD_NFDS = 12,	/* fds mapped to 3..14 */
 };
 
 int
@@ -155,7 +156,8 @@ vm_child(char **argv, int fds[CHILD_NFDS], int logfd, int errpipe,
 	static char path_env[] = "PATH=/usr/sbin:/usr/bin:/sbin:/bin";
 	char *envp[] = { path_env, NULL };
 	/* QEMU gets exactly stdio (its log), its three channels, the tap,
-	 * kernel, initrd and disk; the error pipe closes on exec. */
+	 * kernel, initrd, disks and a saved state; the error pipe closes on
+	 * exec. */
 	struct child_fds cf = {
 		.in = -1, .out = logfd, .err = logfd,
 		.fds = fds, .n = CHILD_NFDS, .first = CHILD_QMP_FD,
@@ -218,9 +220,78 @@ find_binary(const char *name)
 	return NULL;
 }
 
+/* "dev ino size mtime ctime" of fd: a file replaced or rewritten differs */
+static char *
+file_identity(int fd)
+{
+	struct stat st;
+
+	if (fd < 0 || fstat(fd, &st) < 0)
+		return xstrdup("none");
+	return xasprintf("%llu %llu %lld %lld.%09ld %lld.%09ld",
+			 (unsigned long long)st.st_dev,
+			 (unsigned long long)st.st_ino, (long long)st.st_size,
+			 (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec,
+			 (long long)st.st_ctim.tv_sec, st.st_ctim.tv_nsec);
+}
+
 int
-vm_spawn(struct qemu_config *cfg, int tap_fd, int disk_fd, int log_fd,
-	 const struct vm_confine *confine, struct vm *vm, struct error *err)
+vm_describe(const struct qemu_config *cfg, int tap_fd, int disk_fd,
+	    char **out, struct error *err)
+{
+	_cleanup_free_ char *binary = NULL, *qemu = NULL, *kernel = NULL,
+			    *initrd = NULL, *disk = NULL, *root = NULL;
+	_cleanup_close_ int bfd = -1;
+	struct qemu_config c2 = *cfg;
+	struct buf b = { 0 };
+	struct stat st;
+	char **argv = NULL;
+	int r;
+
+	binary = find_binary(cfg->binary ? cfg->binary : "qemu-system-x86_64");
+	if (!binary)
+		return error_set(err, ENOENT, "QEMU not found (PATH)");
+	bfd = open(binary, O_RDONLY | O_CLOEXEC);
+	/* the command line exactly as vm_spawn makes it, less its name */
+	c2.binary = binary;
+	c2.name = NULL;
+	c2.kernel = "/dev/fd/7";
+	c2.initrd = "/dev/fd/8";
+	c2.qmp_fd = CHILD_QMP_FD;
+	c2.agent_fd = CHILD_AGENT_FD;
+	c2.console_fd = CHILD_CONSOLE_FD;
+	c2.tap_fd = tap_fd >= 0 ? CHILD_TAP_FD : -1;
+	c2.disk_fd = disk_fd >= 0 ? CHILD_DISK_FD : -1;
+	c2.root_fd = cfg->root_file >= 0 ? CHILD_ROOT_FD : -1;
+	c2.incoming_fd = -1;
+	r = qemu_argv_build(&c2, &argv, err);
+	if (r < 0)
+		return r;
+	for (char **a = argv; *a; a++) {
+		buf_append(&b, *a, strlen(*a));
+		buf_append(&b, "\n", 1);
+	}
+	qemu_argv_free(argv);
+	qemu = file_identity(bfd);
+	kernel = file_identity(cfg->kernel_file);
+	initrd = file_identity(cfg->initrd_file);
+	root = file_identity(cfg->root_file);
+	/* the scratch disk is each build's own: only its size is seen by
+	 * the guest before a build runs (its kernel probed it) */
+	if (disk_fd >= 0 && fstat(disk_fd, &st) == 0)
+		disk = xasprintf("%lld", (long long)st.st_size);
+	*out = xasprintf("qctl %s\nqemu %s\nkernel %s\ninitrd %s\nroot %s\n"
+			 "disk %s\nargv\n%.*s", QCTL_VERSION, qemu, kernel,
+			 initrd, root, disk ? disk : "none", (int)b.len,
+			 b.data);
+	buf_free(&b);
+	return 0;
+}
+
+int
+vm_spawn(struct qemu_config *cfg, int tap_fd, int disk_fd, int incoming_fd,
+	 int log_fd, const struct vm_confine *confine, struct vm *vm,
+	 struct error *err)
 {
 	_cleanup_close_ int kfd = -1, ifd = -1, rofd = -1, cache_ro = -1;
 	_cleanup_free_ char *binary = NULL;
@@ -289,6 +360,7 @@ vm_spawn(struct qemu_config *cfg, int tap_fd, int disk_fd, int log_fd,
 	cfg->root_fd = cfg->root_file >= 0 ? CHILD_ROOT_FD : -1;
 	cfg->cache_fd = cfg->cache_file > 0 ? CHILD_CACHE_FD : -1;
 	c2 = *cfg;
+	c2.incoming_fd = incoming_fd >= 0 ? CHILD_INCOMING_FD : -1;
 	c2.binary = binary;
 	c2.kernel = "/dev/fd/7";
 	c2.initrd = "/dev/fd/8";
@@ -306,14 +378,15 @@ vm_spawn(struct qemu_config *cfg, int tap_fd, int disk_fd, int log_fd,
 	fds[7] = -1;
 	/* an open file: QEMU's uid needs no right on the image's path */
 	fds[8] = cfg->root_file;
-	fds[9] = cfg->cache_file > 0 ? cfg->cache_file : -1;
-	fds[10] = -1;
+	fds[9] = incoming_fd;
+	fds[10] = cfg->cache_file > 0 ? cfg->cache_file : -1;
+	fds[11] = -1;
 	if (cfg->cache_file > 0) {
 		/* the same read-only twin as the scratch disk's (below) */
 		r = reopen_ro(cfg->cache_file, &cache_ro, err);
 		if (r < 0)
 			goto out;
-		fds[10] = cache_ro;
+		fds[11] = cache_ro;
 	}
 	if (disk_fd >= 0) {
 		/* QEMU reopens an fdset file read-only at times (permission

@@ -51,7 +51,8 @@ struct vm {
 /*
  * Start QEMU paused (-S) with fresh socketpairs for QMP, agent and serial
  * console; cfg's fd fields are filled in here.  tap_fd (or -1) becomes
- * the VM's only network card, disk_fd (or -1) its only disk.  As root,
+ * the VM's only network card, disk_fd (or -1) its scratch disk;
+ * incoming_fd (or -1) a saved state to start from (vm_describe).  As root,
  * a uid of the VM's own is taken (vm->lease) before fork.  The child
  * joins its cgroup first, then enters its jail (namespaces and a root
  * of its own, see jail_enter), then drops to that uid and gid with no
@@ -62,9 +63,18 @@ struct vm {
  * rundir_open_file).  QEMU is our direct child and
  * dies with us (PDEATHSIG).
  */
-int vm_spawn(struct qemu_config *cfg, int tap_fd, int disk_fd, int log_fd,
-	     const struct vm_confine *confine, struct vm *vm,
-	     struct error *err);
+int vm_spawn(struct qemu_config *cfg, int tap_fd, int disk_fd,
+	     int incoming_fd, int log_fd, const struct vm_confine *confine,
+	     struct vm *vm, struct error *err);
+/*
+ * What a VM vm_spawn would start from cfg, tap_fd and disk_fd is: its
+ * command line (less its name) and the identity of QEMU's binary, the
+ * kernel, initrd and root disk files and the scratch disk's size, as
+ * text (snapshot.h's descriptor).  A saved state of that VM fits exactly
+ * the VMs with the same text.
+ */
+int vm_describe(const struct qemu_config *cfg, int tap_fd, int disk_fd,
+		char **out, struct error *err);
 /* SIGKILL QEMU if it still runs (no-op once reaped). */
 void vm_kill(struct vm *vm);
 /* Reap QEMU if it has exited: 1 reaped, 0 still running, <0 error. */

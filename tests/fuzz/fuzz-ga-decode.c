@@ -6,7 +6,7 @@
  * The host is the more trusted side, but the agent is PID 1 of the
  * guest: a confused or hostile frame must be refused, not crash it.  The
  * bytes are one payload given to every decoder (EXEC, FILE_IN, FILE_OUT,
- * SIGNAL, WINSIZE) (a frame type picks one in
+ * SIGNAL, WINSIZE, IDENTITY) (a frame type picks one in
  * the agent; here all of them run).  What a decoder accepts must hold its
  * promises: strings lie wholly inside the payload, counts within
  * AGENT_MAX_STRINGS, lists NULL-terminated, paths absolute, environment
@@ -91,6 +91,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct ga_file_out fo;
 	const char *why = NULL;
 	uint32_t rows, cols;
+	struct ga_identity id;
 	int signo;
 
 	buf_lo = (const char *)data;
@@ -151,5 +152,18 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		      cols >= 1 && cols <= AGENT_WINSIZE_MAX);
 	else
 		check(why && why[0]);
+
+	why = NULL;
+	if (ga_identity_decode(data, size, &id, &why) == 0) {
+		check(id.nsec < 1000000000u);
+		check(id.seed_len >= AGENT_SEED_MIN &&
+		      id.seed_len <= AGENT_SEED_MAX);
+		check((const char *)id.seed == buf_lo + 16);
+		check_inside(id.hostname);
+		check(id.hostname + strlen(id.hostname) + 1 == buf_hi);
+		check(strlen(id.hostname) >= 1 && strlen(id.hostname) <= 64);
+	} else {
+		check(why && why[0]);
+	}
 	return 0;
 }

@@ -142,6 +142,17 @@ no_qemu_left() {
 	fail "QEMU still running 30 s on: $pids"
 }
 
+# no_state_records DIR: the state directory holds no crash-recovery
+# record (its snapshots/ is a cache that stays, but with no file half
+# written)
+no_state_records() {
+	local left
+	left=$(ls -A "$1" 2>/dev/null | grep -vx snapshots || true)
+	[ -z "$left" ] || fail "state records left: $left"
+	left=$(find "$1/snapshots" -name '*.tmp' -o -name '*.new' 2>/dev/null)
+	[ -z "$left" ] || fail "snapshot files half written: $left"
+}
+
 run_dir_gone() {
 	local d
 	d=$(json "$T/out" 'r["run_dir"]')

@@ -98,7 +98,7 @@ run_qctl 0 --json "$T/e.yaml"
 has_out 'fetch| clean-one' "a failed or limit-ended build's poison was kept"
 
 # nothing of the builds left: only stored images and their locks
-left=$(cd "$T/state" && find . -type f ! -path './cache/*/*.img' ! -path './cache/*/*.lock')
+left=$(cd "$T/state" && find . -type f ! -path './cache/*/*.img' ! -path './cache/*/*.lock' ! -path './snapshots/*')
 [ -z "$left" ] || fail "left in the state dir: $left"
 left=$(find "$QCTL_RUN_ROOT" -mindepth 1)
 [ -z "$left" ] || fail "left in the run root: $left"

@@ -29,7 +29,7 @@ case "$cg" in
 /qctl/) ;;	# no cgroup2 on this host
 *) [ ! -e "$cg" ] || fail "cgroup left: $cg" ;;
 esac
-[ -z "$(ls "$QCTL_STATE_DIR")" ] || fail "state record left"
+no_state_records "$QCTL_STATE_DIR"
 no_qemu_left
 
 # 2. with network, the manager inside a test namespace
@@ -59,7 +59,7 @@ for p in $pids; do
 done
 [ ! -e "/run/netns/$ns" ] || fail "namespace pin left: $ns"
 [ ! -e "$run_dir" ] || fail "run dir left: $run_dir"
-[ -z "$(ls "$QCTL_STATE_DIR")" ] || fail "state record left"
+no_state_records "$QCTL_STATE_DIR"
 no_qemu_left
 
 # 3. qctl serve killed with -9 during a build with network; a new serve
@@ -107,6 +107,6 @@ case "$cg" in
 /qctl/) ;;
 *) [ ! -e "$cg" ] || fail "cgroup left: $cg" ;;
 esac
-[ -z "$(ls "$QCTL_STATE_DIR")" ] || fail "state record left: $(ls "$QCTL_STATE_DIR")"
+no_state_records "$QCTL_STATE_DIR"
 no_qemu_left
 echo ok

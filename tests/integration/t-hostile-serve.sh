@@ -131,5 +131,5 @@ terminal_clean "$T/serve.out"
 # finished builds keep their run directories until the server forgets them
 serve_stop
 [ -z "$(ls -A "$QCTL_RUN_ROOT")" ] || fail "run root not empty: $(ls "$QCTL_RUN_ROOT")"
-[ -z "$(ls -A "$T/state")" ] || fail "state records left: $(ls "$T/state")"
+no_state_records "$T/state"
 echo ok

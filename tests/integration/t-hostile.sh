@@ -304,6 +304,6 @@ for id in "${ids[@]}"; do
 done
 left=$(leftover_cgroups "${ids[@]}")
 [ -z "$left" ] || fail "cgroups left: $left"
-[ -z "$(ls -A "$QCTL_STATE_DIR" 2>/dev/null)" ] || fail "state records left: $(ls "$QCTL_STATE_DIR")"
+no_state_records "$QCTL_STATE_DIR"
 [ -z "$(ls -A "$QCTL_RUN_ROOT" 2>/dev/null)" ] || fail "run root not empty: $(ls "$QCTL_RUN_ROOT")"
 echo ok

@@ -91,7 +91,7 @@ wait_for --timeout 30 --what "QEMU $q2 to die with its manager" gone "$q2"
 "$QCTL" gc >"$T/gc" 2>&1 || fail "gc failed: $(cat "$T/gc")"
 cat "$T/gc"
 grep -q "freed uid $u2" "$T/gc" || fail "gc did not free uid $u2"
-[ -z "$(ls "$QCTL_STATE_DIR")" ] || fail "left in the state dir: $(ls "$QCTL_STATE_DIR")"
+no_state_records "$QCTL_STATE_DIR"
 ! ps -e -o uid= | grep -qxE " *($u1|$u2)" || fail "processes left as uid $u1/$u2"
 no_qemu_left
 echo ok

@@ -268,7 +268,7 @@ serve_stop
 wait "$client" || fail "client saw no clean cancel and EOF"
 no_qemu_left
 [ -z "$(ls -A "$QCTL_RUN_ROOT")" ] || fail "run root not empty: $(ls "$QCTL_RUN_ROOT")"
-[ -z "$(ls -A "$T/state")" ] || fail "state records left: $(ls "$T/state")"
+no_state_records "$T/state"
 grep -q 'submitted by uid 0' "$T/serve.log" || fail "submitter uid not logged"
 
 # A client that is not root: what it names is read with its rights, not the

@@ -539,3 +539,62 @@ Test(encode, hello_and_error)
 	cr_assert_eq(agent_cursor_str(&c, &s), 0);
 	cr_assert_eq(c.left, 0);
 }
+
+static size_t
+identity_payload(unsigned char *b, uint64_t sec, uint32_t nsec, uint32_t n,
+		 const char *host)
+{
+	agent_put_u32(b, (uint32_t)sec);
+	agent_put_u32(b + 4, (uint32_t)(sec >> 32));
+	agent_put_u32(b + 8, nsec);
+	agent_put_u32(b + 12, n);
+	memset(b + 16, 0xa5, n);
+	memcpy(b + 16 + n, host, strlen(host) + 1);
+	return 16 + n + strlen(host) + 1;
+}
+
+Test(identity_decode, fields_ranges_and_length)
+{
+	unsigned char b[16 + AGENT_SEED_MAX + 100];
+	struct ga_identity id;
+	const char *why;
+	size_t n;
+
+	n = identity_payload(b, 0x1234567890ull, 999999999, AGENT_SEED_MIN,
+			     "builder");
+	cr_assert_eq(ga_identity_decode(b, n, &id, &why), 0);
+	cr_assert_eq(id.sec, 0x1234567890ull);
+	cr_assert_eq(id.nsec, 999999999);
+	cr_assert_eq(id.seed_len, AGENT_SEED_MIN);
+	cr_assert_eq(id.seed, b + 16);
+	cr_assert_str_eq(id.hostname, "builder");
+	n = identity_payload(b, 1, 0, AGENT_SEED_MAX, "a.b-c");
+	cr_assert_eq(ga_identity_decode(b, n, &id, &why), 0);
+	/* every prefix is short */
+	for (size_t k = 0; k < n; k++)
+		cr_assert_eq(ga_identity_decode(b, k, &id, &why), -1, "%zu", k);
+	/* a trailing byte */
+	b[n] = 'x';
+	cr_assert_eq(ga_identity_decode(b, n + 1, &id, &why), -1);
+	/* seed below 256 bits, above the cap; a second too many ns */
+	n = identity_payload(b, 1, 0, AGENT_SEED_MIN - 1, "h");
+	cr_assert_eq(ga_identity_decode(b, n, &id, &why), -1);
+	n = identity_payload(b, 1, 0, AGENT_SEED_MAX, "h");
+	agent_put_u32(b + 12, AGENT_SEED_MAX + 1);
+	cr_assert_eq(ga_identity_decode(b, n, &id, &why), -1);
+	n = identity_payload(b, 1, 1000000000u, AGENT_SEED_MIN, "h");
+	cr_assert_eq(ga_identity_decode(b, n, &id, &why), -1);
+	n = identity_payload(b, 1ull << 63, 0, AGENT_SEED_MIN, "h");
+	cr_assert_eq(ga_identity_decode(b, n, &id, &why), -1);
+	/* hostnames: empty, 65 bytes, a slash, a space */
+	n = identity_payload(b, 1, 0, AGENT_SEED_MIN, "");
+	cr_assert_eq(ga_identity_decode(b, n, &id, &why), -1);
+	n = identity_payload(b, 1, 0, AGENT_SEED_MIN,
+			     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+			     "aaaaaaaaaaaa");
+	cr_assert_eq(ga_identity_decode(b, n, &id, &why), -1);
+	n = identity_payload(b, 1, 0, AGENT_SEED_MIN, "a/b");
+	cr_assert_eq(ga_identity_decode(b, n, &id, &why), -1);
+	n = identity_payload(b, 1, 0, AGENT_SEED_MIN, "a b");
+	cr_assert_eq(ga_identity_decode(b, n, &id, &why), -1);
+}

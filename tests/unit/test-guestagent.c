@@ -11,6 +11,9 @@
  */
 #include <criterion/criterion.h>
 
+#include <sched.h>
+#include <time.h>
+
 #include "built-program.h"
 #include <dirent.h>
 #include <errno.h>
@@ -287,6 +290,8 @@ setup(void)
 
 		if (!getenv("QCTL_GUESTAGENT_LOG") && nul >= 0)
 			dup2(nul, 2);
+		/* a hostname of its own, whatever a broken IDENTITY does */
+		(void)unshare(CLONE_NEWUTS);
 		execl(agent_path(), "guestagent", "-p", tty, (char *)NULL);
 		_exit(127);
 	}
@@ -311,7 +316,7 @@ teardown(void)
 	free(h.f);
 }
 
-/* HELLO first, of version 2. */
+/* HELLO first, of this protocol version. */
 static void
 hello(void)
 {
@@ -321,15 +326,15 @@ hello(void)
 
 	cr_assert_eq(fr, &h.f[0], "HELLO is not the first frame");
 	must(agent_decode_hello(fr->data, fr->len, &he, &err), &err);
-	cr_assert_eq(he.version, 2);
+	cr_assert_eq(he.version, AGENT_PROTO_VERSION);
 }
 
 TestSuite(guestagent, .init = setup, .fini = teardown, .timeout = 60);
 
-Test(guestagent, hello_announces_version_2)
+Test(guestagent, hello_announces_version_3)
 {
 	hello();
-	cr_assert_eq(AGENT_PROTO_VERSION, 2);
+	cr_assert_eq(AGENT_PROTO_VERSION, 3);
 }
 
 Test(guestagent, cat_echoes_stdin_and_exits_after_stdin_end)
@@ -699,4 +704,59 @@ Test(guestagent, session_end_kills_pty_jobs_and_closes_their_terminals)
 		usleep(20000);
 	}
 	cr_assert_eq(count_ptmx(h.pid), before);
+}
+
+/*
+ * A malformed IDENTITY is refused before anything is applied (a valid
+ * one is never sent here: it would reseed, set the clock and name of
+ * this very host; t-snapshot checks it in a VM).
+ */
+Test(guestagent, malformed_identity_is_refused_and_nothing_changes)
+{
+	unsigned char pl[16 + AGENT_SEED_MAX + 80];
+	struct error err = {0};
+	char host[65];
+	size_t f = 0, from = 1, hn;
+	time_t now = time(NULL);
+
+	hello();
+	/* were one taken, it would change little: this clock, this name
+	 * (and the agent has a UTS namespace of its own, see setup) */
+	cr_assert_eq(gethostname(host, sizeof(host)), 0);
+	hn = strlen(host) + 1;
+	memset(pl, 0x5a, sizeof(pl));
+	agent_put_u32(pl, (uint32_t)now);
+	agent_put_u32(pl + 4, (uint32_t)((uint64_t)now >> 32));
+	agent_put_u32(pl + 8, 0);
+	/* a seed below 256 bits */
+	agent_put_u32(pl + 12, AGENT_SEED_MIN - 1);
+	memcpy(pl + 16 + AGENT_SEED_MIN - 1, host, hn);
+	must(agent_send(&h.c, AGENT_IDENTITY, 7, pl,
+			16 + AGENT_SEED_MIN - 1 + hn, &err),
+	     &err);
+	cr_assert_eq(wait_error(7, &f, 5000), EINVAL);
+	/* nanoseconds of a second or more */
+	agent_put_u32(pl + 8, 1000000000u);
+	agent_put_u32(pl + 12, AGENT_SEED_MIN);
+	memcpy(pl + 16 + AGENT_SEED_MIN, host, hn);
+	must(agent_send(&h.c, AGENT_IDENTITY, 7, pl, 16 + AGENT_SEED_MIN + hn,
+			&err),
+	     &err);
+	cr_assert_eq(wait_error(7, &f, 5000), EINVAL);
+	/* a hostname with a slash; one without its NUL */
+	agent_put_u32(pl + 8, 0);
+	memcpy(pl + 16 + AGENT_SEED_MIN, "a/b", 4);
+	must(agent_send(&h.c, AGENT_IDENTITY, 7, pl, 16 + AGENT_SEED_MIN + 4,
+			&err),
+	     &err);
+	cr_assert_eq(wait_error(7, &f, 5000), EINVAL);
+	memcpy(pl + 16 + AGENT_SEED_MIN, "ab", 2);
+	must(agent_send(&h.c, AGENT_IDENTITY, 7, pl, 16 + AGENT_SEED_MIN + 2,
+			&err),
+	     &err);
+	cr_assert_eq(wait_error(7, &f, 5000), EINVAL);
+	/* still serving, and nothing said HELLO again */
+	exec_started(1, 0, "exit 3");
+	wait_exit(1, 3, 0, 10000);
+	cr_assert_null(find(&from, AGENT_HELLO, 0), "a second HELLO came");
 }

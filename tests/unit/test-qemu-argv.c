@@ -333,6 +333,28 @@ Test(accel, detect_under_tcg_chooses_tcg)
 	cr_assert_null(strstr(why, "emulated"), "%s", why);
 }
 
+/* A saved state comes in as an inherited fd; without one, no -incoming. */
+Test(qemu_argv, incoming_state_is_an_fd_and_absent_by_default)
+{
+	struct qemu_config c = base();
+	struct error err = { 0 };
+	char **argv = NULL;
+
+	cr_assert_eq(qemu_argv_build(&c, &argv, &err), 0, "%s", err.msg);
+	cr_assert_null(opt_value(argv, "-incoming"));
+	qemu_argv_free(argv);
+	c.incoming_fd = -1;
+	cr_assert_eq(qemu_argv_build(&c, &argv, &err), 0, "%s", err.msg);
+	cr_assert_null(opt_value(argv, "-incoming"));
+	qemu_argv_free(argv);
+	c.incoming_fd = 12;
+	cr_assert_eq(qemu_argv_build(&c, &argv, &err), 0, "%s", err.msg);
+	cr_assert_str_eq(opt_value(argv, "-incoming"), "fd:12");
+	/* still paused until cont: the build decides when it runs */
+	cr_assert_not_null(opt_value(argv, "-S") ? argv[0] : NULL);
+	qemu_argv_free(argv);
+}
+
 Test(qemu_argv, cache_disk_is_an_fdset_with_its_serial)
 {
 	struct qemu_config c = base();

@@ -10,6 +10,7 @@
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include "qmp.h"
@@ -1054,4 +1055,56 @@ Test(qmp_events, vserport_closed_only_for_our_port)
 	cr_assert_not(qmp_vserport_closed(d, "agentport"));
 	json_decref(d);
 	cr_assert_not(qmp_vserport_closed(NULL, "agentport"));
+}
+
+/* getfd's fd rides on the command's first byte, and only then. */
+Test(qmp, execute_fd_passes_the_fd_with_the_command)
+{
+	struct error err = { 0 };
+	struct reply r = { 0 };
+	char buf[4096], path[] = "/tmp/test-qmp-fd.XXXXXX";
+	union {
+		char b[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr a;
+	} u;
+	struct iovec iov = { buf, sizeof(buf) - 1 };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1,
+			    .msg_control = u.b, .msg_controllen = sizeof(u.b) };
+	struct cmsghdr *cm;
+	struct stat a, b;
+	int f = mkstemp(path), got = -1;
+	ssize_t n;
+
+	cr_assert_geq(f, 0);
+	unlink(path);
+	/* not before the connection is ready: held commands go first */
+	cr_assert_lt(qmp_execute_fd(q, "getfd", json_pack("{s:s}", "fdname",
+							  "x"),
+				    f, 5000, on_reply, &r, &err),
+		     0);
+	cr_assert_eq(err.code, EBUSY);
+	handshake();
+	cr_assert_eq(qmp_execute_fd(q, "getfd", json_pack("{s:s}", "fdname",
+							  "x"),
+				    f, 5000, on_reply, &r, &err),
+		     0, "%s", err.msg);
+	n = recvmsg(peer, &m, 0);
+	cr_assert_gt(n, 0);
+	buf[n] = '\0';
+	cr_assert(strstr(buf, "\"getfd\""), "%s", buf);
+	cm = CMSG_FIRSTHDR(&m);
+	cr_assert(cm && cm->cmsg_type == SCM_RIGHTS, "no fd came along");
+	memcpy(&got, CMSG_DATA(cm), sizeof(int));
+	cr_assert(fstat(f, &a) == 0 && fstat(got, &b) == 0);
+	cr_assert_eq(a.st_ino, b.st_ino, "another file came along");
+	close(got);
+	/* the next command carries none */
+	cr_assert_eq(qmp_execute(q, "query-status", NULL, 5000, NULL, NULL,
+				 &err),
+		     0);
+	m.msg_controllen = sizeof(u.b);
+	n = recvmsg(peer, &m, 0);
+	cr_assert_gt(n, 0);
+	cr_assert_eq(m.msg_controllen, 0, "an fd came with a second command");
+	close(f);
 }
