@@ -21,12 +21,14 @@
 
 struct nf_client;
 struct proxy;
+struct build_cache;
 struct qmp;
 struct snapshot;
 struct state_rec;
 
 /* ids of agent operations; steps use STEP_ID_BASE + index */
-enum { UPLOAD_ID = 1, ARTIFACTS_ID = 2, SETUP_ID = 3, STEP_ID_BASE = 100 };
+enum { UPLOAD_ID = 1, ARTIFACTS_ID = 2, SETUP_ID = 3, CACHE_ID = 4,
+       STEP_ID_BASE = 100 };
 /* shells of a held build use SHELL_ID_BASE + session (build-hold.c);
  * above every step's id (a recipe has at most a few thousand steps) */
 #define SHELL_ID_BASE 0x40000000u
@@ -55,6 +57,7 @@ enum phase {
 	PH_BOOT,
 	PH_SETUP,
 	PH_UPLOAD,
+	PH_CACHE,	/* the cache is sealed (build-cache.c) */
 	PH_STEP,
 	PH_HOLD,	/* a step failed: the VM is kept for shells */
 	PH_ARTIFACTS,
@@ -165,6 +168,8 @@ struct build {
 	struct build_shell *shells;
 	unsigned n_shells_live, next_sid;
 	bool hold_ending;	/* build_hold_end/release under way */
+
+	struct build_cache *cache;	/* recipe cache:, or NULL */
 
 	struct state_rec *state;
 	bool paused;
@@ -286,5 +291,27 @@ void build_on_blockstats(struct qmp *q, json_t *ret, const struct error *err,
 int build_disk_start(struct build *b, struct error *err);
 /* Kill and reap mkfs.ext4 if it runs (synchronously: teardown, free). */
 void build_mkfs_stop(struct build *b);
+
+/* build-cache.c: the dependency cache */
+
+/* The build's copy of its key's image (or an empty one): nothing to do
+ * without a cache: in the recipe. */
+int build_cache_start(struct build *b, struct error *err);
+/* The copy's fd for QEMU, or -1. */
+int build_cache_disk_fd(const struct build *b);
+/* How many steps fetch (they come first). */
+size_t build_cache_fetches(const struct build *b);
+/* What the setup command adds: mount and binds (malloc'd; "" without). */
+char *build_cache_setup_text(struct build *b);
+/* Before step i: true when the seal EXEC went out instead. */
+bool build_cache_before_step(struct build *b, size_t i);
+void build_cache_on_timeout(struct loop *l, void *opaque);
+/* The seal EXEC exited: the copy is taken, then cont(b, the next step). */
+typedef void (*build_step_fn)(struct build *b, size_t i);
+void build_cache_sealed(struct build *b, int32_t code, int32_t sig,
+			build_step_fn cont);
+/* The end: keep the sealed copy only if the build passed; evict. */
+void build_cache_end(struct build *b);
+void build_cache_free(struct build *b);
 
 #endif

@@ -51,9 +51,11 @@ build_snap_prepare(struct build *b, const struct qemu_config *cfg, int tap_fd,
 	b->identity_sent = false;
 	snap_drop(b);
 	/* a root disk is mounted before HELLO, an ssh image's init runs
-	 * sshd: neither is a guest that waits for its build untouched */
+	 * sshd: neither is a guest that waits for its build untouched; a
+	 * recipe cache's disk is another build's content to a restored
+	 * kernel (it read its first blocks at probe), and changes the VM */
 	if (b->opts.no_snapshots || !b->opts.state_dir || b->img.root_fd >= 0 ||
-	    b->ssh || b->boot_attempt > 1)
+	    b->ssh || b->boot_attempt > 1 || b->cache)
 		return 0;
 	if (vm_describe(cfg, tap_fd, b->disk_fd, &desc, &err) < 0) {
 		build_say(b, 2, "no snapshot: %s", err.msg);

@@ -179,6 +179,8 @@ build_finalize(struct build *b)
 	b->art_fd = -1;
 	if (b->res.status == BUILD_RUNNING)
 		result_finish(&b->res, BUILD_ERROR, "VM ended unexpectedly");
+	/* the status is final: the cache keeps a passed build's fetch */
+	build_cache_end(b);
 	b->res.stats.wall_ms = build_since_start(b);
 	b->phase = PH_DONE;
 	if (b->opts.out)
@@ -436,13 +438,16 @@ start_setup(struct build *b)
 	static const char net[] =
 		"; busybox ip link set lo up; busybox ip link set eth0 up; "
 		"busybox ip addr add " NETNS_GUEST_IP "/30 dev eth0";
-	char buf[sizeof(disk) + sizeof(root) + sizeof(net)];
-	char *argv[] = { buf };
+	/* the recipe's cache: mounted and bound (build-cache.c) */
+	_cleanup_free_ char *cache = build_cache_setup_text(b);
+	_cleanup_free_ char *buf = NULL;
+	char *argv[1];
 	struct error err = { 0 };
 
 	/* over ssh, the guest's init configured eth0 already */
-	snprintf(buf, sizeof(buf), "%s%s", b->img.root_fd >= 0 ? root : disk,
-		 b->net && !b->ssh ? net : "");
+	buf = xasprintf("%s%s%s", b->img.root_fd >= 0 ? root : disk,
+			b->net && !b->ssh ? net : "", cache);
+	argv[0] = buf;
 	b->phase = PH_SETUP;
 	b->job_started = false;
 	if (agent_send_exec(&b->agent, SETUP_ID, AGENT_EXEC_SHELL, "/", argv,
@@ -721,6 +726,8 @@ start_step(struct build *b, size_t i)
 
 	/* no deadline of the phase before (setup, upload) runs on */
 	build_cancel_phase_timer(b);
+	if (i >= r->n_steps && build_cache_before_step(b, i))
+		return;
 	if (i >= r->n_steps) {
 		result_finish(&b->res, BUILD_PASSED, "all %zu steps passed",
 			      r->n_steps);
@@ -732,6 +739,9 @@ start_step(struct build *b, size_t i)
 	}
 	s = &r->steps[i];
 	sr = &b->res.steps[i];
+	/* the fetch steps are over: the cache is sealed first */
+	if (build_cache_before_step(b, i))
+		return;
 	b->phase = PH_STEP;
 	b->step = i;
 	b->job_started = false;
@@ -926,7 +936,8 @@ on_agent_frame(const struct agent_hdr *h, const void *p, void *opaque,
 	uint32_t step_id = STEP_ID_BASE + b->step;
 	/* a frame of the EXEC the host waits for (setup or step) */
 	bool job = (b->phase == PH_STEP && h->id == step_id) ||
-		   (b->phase == PH_SETUP && h->id == SETUP_ID);
+		   (b->phase == PH_SETUP && h->id == SETUP_ID) ||
+		   (b->phase == PH_CACHE && h->id == CACHE_ID);
 	/* ... after its STARTED: output and EXIT come only then */
 	bool live = job && b->job_started;
 	char msg[512];
@@ -1006,7 +1017,7 @@ on_agent_frame(const struct agent_hdr *h, const void *p, void *opaque,
 		return 0;
 	case AGENT_STDOUT:
 	case AGENT_STDERR:
-		if (live && b->phase == PH_SETUP) {
+		if (live && (b->phase == PH_SETUP || b->phase == PH_CACHE)) {
 			b->setup_out += h->len;
 			if (b->setup_out > SETUP_OUTPUT_MAX) {
 				build_fail(b, BUILD_ERROR, "guest setup wrote "
@@ -1046,6 +1057,13 @@ on_agent_frame(const struct agent_hdr *h, const void *p, void *opaque,
 			    0)
 				return -1;
 			step_exited(b, code, sig);
+			return 0;
+		}
+		if (live && b->phase == PH_CACHE) {
+			if (agent_decode_exit(p, h->len, &code, &sig, err) <
+			    0)
+				return -1;
+			build_cache_sealed(b, code, sig, start_step);
 			return 0;
 		}
 		break;
@@ -1186,6 +1204,7 @@ build_boot_qemu(struct build *b, struct error *err)
 		.cpus = b->cpus,
 		.memory = b->memory,
 		.root_file = b->img.root_fd,
+		.cache_file = build_cache_disk_fd(b),
 		.kernel = b->img.kernel,
 		.initrd = b->img.initrd,
 		.kernel_file = b->img.kernel_fd,
@@ -1524,6 +1543,9 @@ build_start_inner(struct build *b, struct error *err)
 		b->res.recipe_error = true;
 		return r;
 	}
+	r = build_cache_start(b, err);
+	if (r < 0)
+		return r;
 	build_say(b, 1, "booting %s (%s, %d cpu, %llu MiB) in %s", b->img.name,
 		  accel_name(b->opts.accel), b->cpus,
 		  (unsigned long long)(b->memory >> 20), b->run_dir);
@@ -1645,6 +1667,7 @@ build_free(struct build *b)
 		close(b->log_fd);
 	if (b->disk_fd >= 0)
 		close(b->disk_fd);
+	build_cache_free(b);
 	if (b->console_log_fd >= 0)
 		close(b->console_log_fd);
 	if (b->qemu_log_fd >= 0)

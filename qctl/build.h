@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <jansson.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 #include "loop.h"
 #include "qemu-argv.h"
@@ -49,6 +50,10 @@ struct build_opts {
 	int64_t hold_ms;
 	/* hold after the last step passed too (a recipe's hold) */
 	bool hold_always;
+	/* a recipe's cache: the submitter's uid names its namespace */
+	uid_t cache_ns;
+	uint64_t cache_max;		/* all images; 0: CACHE_MAX_DEFAULT */
+	const char *cache_dir;		/* NULL: STATE_DIR/cache */
 	/* always boot cold: no snapshot used or saved (docs/snapshots.md;
 	 * snapshots live under state_dir, none without one) */
 	bool no_snapshots;

@@ -44,6 +44,11 @@ run_usage(FILE *f)
 	      "                      `exit` ends the build with the failure\n"
 	      "                      (held at most the recipe's\n"
 	      "                      hold_on_failure, else 30m)\n"
+	      "  --cache-max SIZE    all cache images together at most this\n"
+	      "                      (allocated bytes; default 20G): least\n"
+	      "                      recently used keys go first\n"
+	      "  --cache-dir DIR     where cache images are kept (default\n"
+	      "                      STATE_DIR/cache)\n"
 	      "  -q, --quiet         only errors and the result\n"
 	      "  -v, --verbose       more detail\n"
 	      "\n"
@@ -297,12 +302,14 @@ cmd_run(int argc, char **argv)
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "shell-on-failure", no_argument, NULL, 'S' },
+		{ "cache-max", required_argument, NULL, 'C' },
+		{ "cache-dir", required_argument, NULL, 'D' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct build_opts o = { .verbosity = 1, .out = stdout };
 	_cleanup_free_ char *source = NULL, *artifacts = NULL, *result = NULL;
-	_cleanup_free_ char *run_root = NULL;
+	_cleanup_free_ char *run_root = NULL, *cache_dir = NULL;
 	const char *recipe_path = "qctl.yaml", *accel_s = "auto";
 	const char *uid_range = NULL;
 	struct recipe *recipe = NULL;
@@ -371,6 +378,20 @@ cmd_run(int argc, char **argv)
 		case 'S':
 			ctx.shell = true;
 			break;
+		case 'C':
+			if (parse_size(optarg, &o.cache_max, &err) < 0 ||
+			    !o.cache_max) {
+				fprintf(stderr, "qctl run: --cache-max %s: %s\n",
+					optarg, err.msg[0] ? err.msg
+							   : "must be more "
+							     "than 0");
+				return EXIT_USAGE;
+			}
+			break;
+		case 'D':
+			free(cache_dir);
+			cache_dir = abs_path(optarg);
+			break;
 		case 'h':
 			run_usage(stdout);
 			return 0;
@@ -426,6 +447,9 @@ cmd_run(int argc, char **argv)
 	}
 	o.source = source;
 	o.artifacts_dir = artifacts;
+	/* the cache's namespace: whoever runs qctl run */
+	o.cache_ns = getuid();
+	o.cache_dir = cache_dir;
 	o.machine = getenv("QCTL_MACHINE");
 	o.qemu_binary = getenv("QCTL_QEMU");
 	o.run_root = run_root ? run_root : getenv("QCTL_RUN_ROOT");

@@ -77,6 +77,9 @@ serve_usage(FILE *f)
 	      "                       enter its own)\n"
 	      "  --max-hold DUR       longest hold a recipe gets (default\n"
 	      "                       30m; 0: no holds)\n"
+	      "  --cache-max SIZE     all recipe cache images together at\n"
+	      "                       most this (default 20G; least recently\n"
+	      "                       used keys are evicted)\n"
 	      "  -v, --verbose        builds' progress and output on stderr,\n"
 	      "                       each line prefixed with the build's id\n"
 	      "                       (twice: more detail)\n"
@@ -415,6 +418,7 @@ cmd_serve(int argc, char **argv)
 		{ "ssh-host-key", required_argument, NULL, 'k' },
 		{ "ssh-authorized-keys", required_argument, NULL, 'A' },
 		{ "max-hold", required_argument, NULL, 'O' },
+		{ "cache-max", required_argument, NULL, 'c' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -547,6 +551,14 @@ cmd_serve(int argc, char **argv)
 				return EXIT_USAGE;
 			}
 			max_hold_set = true;
+			break;
+		case 'c':
+			if (parse_size(optarg, &o.build.cache_max, &err) < 0 ||
+			    !o.build.cache_max) {
+				fprintf(stderr, "qctl serve: --cache-max: %s\n",
+					err.msg[0] ? err.msg : "must be > 0");
+				return EXIT_USAGE;
+			}
 			break;
 		case 'v':
 			verbose++;

@@ -202,6 +202,18 @@ qemu_argv_build(const struct qemu_config *cfg, char ***argv,
 		argv_addf(&b, "-device", "%s,drive=disk1,serial=qctl-root",
 			  microvm ? "virtio-blk-device" : "virtio-blk-pci");
 	}
+	if (cfg->cache_fd > 0) {
+		/* The recipe's cache: the build's own copy, by fd like the
+		 * scratch disk; the guest finds it by its serial. */
+		argv_addf(&b, "-add-fd", "fd=%d,set=3,opaque=cache",
+			  cfg->cache_fd);
+		argv_addf(&b, "-add-fd", "fd=%d,set=3,opaque=cache-ro",
+			  cfg->cache_fd + 1);
+		argv_addf(&b, "-drive", "if=none,id=disk2,file=/dev/fdset/3,"
+			  "format=raw");
+		argv_addf(&b, "-device", "%s,drive=disk2,serial=qctl-cache",
+			  microvm ? "virtio-blk-device" : "virtio-blk-pci");
+	}
 	if (cfg->tap_fd >= 0) {
 		/* The tap lives in the builder's own namespace; QEMU only
 		 * gets its fd, never the right to make or configure one. */

@@ -35,6 +35,11 @@ struct qemu_config {
 				 * read-only twin is disk_fd + 1), or -1 */
 	int root_file;		/* vm_spawn: the image's open root disk, -1 */
 	int root_fd;		/* the image's read-only root disk, or -1 */
+	/* the build's copy of its cache disk (read-write, twin cache_fd + 1):
+	 * vm_spawn's open file and the child's number; 0 (fd 0 is QEMU's
+	 * stdin, never a disk) or -1: none */
+	int cache_file;
+	int cache_fd;
 	int incoming_fd;	/* a saved state to start from (-incoming
 				 * fd:N), or -1; set 0 means none too */
 	const char *name;	/* VM name for ps/QMP, may be NULL */

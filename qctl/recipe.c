@@ -1603,6 +1603,167 @@ v_artifacts(struct vctx *vc, json_t *v, void *obj, const struct field *f)
 			     check_artifact);
 }
 
+/* ---- cache ----------------------------------------------------------- */
+
+/* Guest trees a cache must not cover: the build's own source, and what
+ * the kernel or qctl's guest side own (a cache there would shadow them). */
+static const char *const cache_forbidden[] = { "/src", "/proc", "/sys",
+					       "/dev", "/run" };
+
+static bool
+cache_path_under(const char *p, const char *top)
+{
+	size_t n = strlen(top);
+
+	return !strncmp(p, top, n) && (p[n] == '\0' || p[n] == '/');
+}
+
+/* Check a cache path (recipe.h). */
+int
+recipe_check_cache_path(const char *p, struct error *err)
+{
+	size_t n = strlen(p);
+
+	if (p[0] != '/')
+		return error_set(err, EINVAL, "\"%s\": must be absolute", p);
+	if (n > RECIPE_CACHE_PATH_MAX)
+		return error_set(err, EINVAL, "path longer than %d bytes",
+				 RECIPE_CACHE_PATH_MAX);
+	/* qctl's own guest commands name the path: no quoting to get
+	 * wrong, no shell syntax from the recipe */
+	if (strspn(p, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+		      "0123456789/._+-@") != n)
+		return error_set(err, EINVAL, "\"%s\": only letters, digits "
+				 "and /._+-@ are allowed", p);
+	if (!strcmp(p, "/"))
+		return error_set(err, EINVAL, "\"/\": the whole file system "
+				 "cannot be cached");
+	/* normalized: one spelling per directory, so two entries cannot
+	 * name one tree in two ways */
+	if (strstr(p, "//") || p[n - 1] == '/')
+		return error_set(err, EINVAL, "\"%s\": not normalized (double "
+				 "or trailing /)", p);
+	for (const char *c = p; c; c = strchr(c + 1, '/')) {
+		if (!strncmp(c, "/../", 4) || !strcmp(c, "/.."))
+			return error_set(err, EINVAL, "\"%s\": \"..\" is not "
+					 "allowed", p);
+		if (!strncmp(c, "/./", 3) || !strcmp(c, "/."))
+			return error_set(err, EINVAL, "\"%s\": not normalized "
+					 "(\".\")", p);
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(cache_forbidden); i++)
+		if (cache_path_under(p, cache_forbidden[i]))
+			return error_set(err, EINVAL, "\"%s\": %s and what is "
+					 "under it cannot be cached", p,
+					 cache_forbidden[i]);
+	return 0;
+}
+
+static int
+check_cache_path(struct vctx *vc, const char *s)
+{
+	struct error e;
+
+	if (recipe_check_cache_path(s, &e) < 0)
+		return v_fail(vc, e.code, false, "%s", e.msg);
+	return 0;
+}
+
+static int
+v_cache_key(struct vctx *vc, json_t *v, void *obj, const struct field *f)
+{
+	struct recipe_cache *c = obj;
+	struct qbuf q;
+	const char *s;
+
+	(void)f;
+	if (v_string(vc, v, &s) < 0)
+		return -EINVAL;
+	/* the key names a file on the host: no "." or ".." */
+	if (!is_name(s, 64) || !strcmp(s, ".") || !strcmp(s, ".."))
+		return v_error(vc, "bad cache key \"%s\" (1-64 of "
+			       "[A-Za-z0-9_.-], not . or ..)", quote(&q, s));
+	c->key = xstrdup(s);
+	return 0;
+}
+
+static int
+v_cache_paths(struct vctx *vc, json_t *v, void *obj, const struct field *f)
+{
+	struct recipe_cache *c = obj;
+	int r;
+
+	(void)f;
+	if (json_is_array(v) && (json_array_size(v) < 1 ||
+				 json_array_size(v) > RECIPE_CACHE_PATHS_MAX))
+		return v_error(vc, "%zu paths (1 to %d)", json_array_size(v),
+			       RECIPE_CACHE_PATHS_MAX);
+	r = v_string_list(vc, v, &c->paths, &c->n_paths, check_cache_path);
+	if (r < 0)
+		return r;
+	/* each path gets a directory of the disk of its own: a path under
+	 * another would be mounted over by it, or over it */
+	for (size_t i = 0; i < c->n_paths; i++)
+		for (size_t j = 0; j < c->n_paths; j++)
+			if (i != j && cache_path_under(c->paths[j],
+						       c->paths[i]))
+				return v_error(vc, "\"%s\" is %s \"%s\"",
+					       c->paths[j],
+					       strcmp(c->paths[i],
+						      c->paths[j])
+						       ? "under"
+						       : "given twice, as",
+					       c->paths[i]);
+	return 0;
+}
+
+static const struct field cache_fields[] = {
+	{"key", v_cache_key, true, 0, 0, 0},
+	{"paths", v_cache_paths, true, 0, 0, 0},
+	{"size", v_size, false, offsetof(struct recipe_cache, size),
+	 16 * MiB, 64 * GiB},
+};
+
+static int
+v_cache(struct vctx *vc, json_t *v, void *obj, const struct field *f)
+{
+	struct recipe *r = obj;
+
+	(void)f;
+	r->cache.size = GiB;
+	return v_mapping(vc, v, cache_fields, ARRAY_SIZE(cache_fields),
+			 &r->cache);
+}
+
+/*
+ * The cache is copied out when the last fetch step ends: a step that
+ * writes it must come before every step that only reads it, or what a
+ * non-fetch step saw would be changed behind it, and its writes kept.
+ */
+static int
+check_cache_order(const struct recipe *r, const char *name,
+		  struct error *err)
+{
+	size_t i, first_none = r->n_steps;
+
+	if (!r->cache.key)
+		return 0;
+	for (i = 0; i < r->n_steps; i++) {
+		if (!r->steps[i].fetch && first_none == r->n_steps)
+			first_none = i;
+		else if (r->steps[i].fetch && first_none < i)
+			return error_set(err, EINVAL, "%s: cache: fetch step "
+					 "\"%s\" comes after step \"%s\" "
+					 "(network: none); with a cache, "
+					 "every fetch step must come before "
+					 "the others (the cache is sealed "
+					 "when the last fetch step ends)",
+					 name, r->steps[i].name,
+					 r->steps[first_none].name);
+	}
+	return 0;
+}
+
 #define LIMIT_OFF(member) offsetof(struct recipe_limits, member)
 
 static const struct field limit_fields[] = {
@@ -1759,6 +1920,7 @@ static const struct field recipe_fields[] = {
 	 0, 0},
 	{"hold", v_hold, false, offsetof(struct recipe, hold_after_ms), 0, 0},
 	{"ssh_keys", v_ssh_keys, false, 0, 0, 0},
+	{"cache", v_cache, false, 0, 0, 0},
 };
 
 static struct recipe *
@@ -1816,6 +1978,9 @@ recipe_validate(json_t *root, const struct lines *lines, const char *name,
 					 "must be more than 0 with a fetch "
 					 "step (\"%s\")", vc.name,
 					 r->steps[i].name);
+	ret = check_cache_order(r, vc.name, err);
+	if (ret < 0)
+		return ret;
 	*out = steal_pointer(&r);
 	return 0;
 }
@@ -1960,6 +2125,8 @@ recipe_free(struct recipe *r)
 	free(r->steps);
 	free_strv(r->artifacts, r->n_artifacts);
 	free_strv(r->ssh_keys, r->n_ssh_keys);
+	free(r->cache.key);
+	free_strv(r->cache.paths, r->cache.n_paths);
 	free(r);
 }
 

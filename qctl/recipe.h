@@ -55,6 +55,20 @@ enum {
 	RECIPE_TRANSPORT_SSH,	/* sshd in the guest, qctl-sshbridge */
 };
 
+/*
+ * cache: {key: NAME, paths: [...], size: SIZE}: a disk kept between
+ * builds of one submitter (docs/cache.md); writable only in fetch steps.
+ */
+struct recipe_cache {
+	char *key;	/* NULL: no cache; [A-Za-z0-9._-]{1,64}, not . or .. */
+	char **paths;	/* 1..RECIPE_CACHE_PATHS_MAX normalized absolute */
+	size_t n_paths;
+	uint64_t size;	/* bytes, default 1G, 16M..64G */
+};
+
+#define RECIPE_CACHE_PATHS_MAX 16
+#define RECIPE_CACHE_PATH_MAX 1024
+
 struct recipe {
 	char *path;  /* the recipe file, or NULL when built from buffer/JSON */
 	char *image; /* default "minimal"; a name, or an absolute path */
@@ -88,6 +102,7 @@ struct recipe {
 	 * build while it is held (qctl serve --ssh) */
 	char **ssh_keys;
 	size_t n_ssh_keys;
+	struct recipe_cache cache;
 };
 
 #define RECIPE_HOLD_MAX_MS (24 * 3600 * 1000LL)
@@ -139,6 +154,10 @@ int parse_duration(const char *s, int64_t *out_ms, struct error *err);
 /* Check a git source's URL (after joining) and ref: 0 or -EINVAL. */
 int recipe_check_git_url(const char *url, struct error *err);
 int recipe_check_git_ref(const char *ref, struct error *err);
+
+/* Check a cache path: absolute, normalized, not / nor under the guest's
+ * /src, /proc, /sys, /dev, /run; and a safe charset for qctl's commands. */
+int recipe_check_cache_path(const char *path, struct error *err);
 
 /* Check an allowlist entry: host:port, *.suffix:port, IPv4:port, [IPv6]:port */
 int recipe_check_allow(const char *entry, struct error *err);

@@ -168,6 +168,9 @@ result_to_json(const struct build_result *r)
 			    r->hold ? json_incref(r->hold) : json_null());
 	if (r->enforcement)
 		json_object_set(o, "enforcement", r->enforcement);
+	/* only with a recipe cache: results without one stay as they were */
+	if (r->cache)
+		json_object_set(o, "cache", r->cache);
 	return o;
 }
 
@@ -248,6 +251,7 @@ result_clear(struct build_result *r)
 	json_decref(r->enforcement);
 	json_decref(r->source);
 	json_decref(r->hold);
+	json_decref(r->cache);
 	free(r->net_log);
 	memset(r, 0, sizeof(*r));
 }

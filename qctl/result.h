@@ -83,6 +83,8 @@ struct build_result {
 	/* a failed build kept for shells: {max_ms, started_ms, duration_ms,
 	 * ended, sessions: [...]}, or NULL (not held) */
 	json_t *hold;
+	/* recipe cache: {key, lookup: hit|miss, kept, reason}, or NULL */
+	json_t *cache;
 	/* status error because of the recipe (its git source cannot be
 	 * fetched): exit code 2, not 4 */
 	bool recipe_error;

@@ -829,6 +829,13 @@ check_ceilings(const struct serve *s, const struct recipe *r,
 				 "(--max-disk)",
 				 (unsigned long long)(r->limits.disk >> 20),
 				 (unsigned long long)(o->max_disk >> 20));
+	/* the cache disk is guest-writable too (in fetch steps) */
+	if (o->max_disk && r->cache.key && r->cache.size > o->max_disk)
+		return error_set(err, EPERM, "cache.size: %llu MiB asked, "
+				 "this server allows at most %llu MiB "
+				 "(--max-disk)",
+				 (unsigned long long)(r->cache.size >> 20),
+				 (unsigned long long)(o->max_disk >> 20));
 	if (o->max_wall_time_ms &&
 	    r->limits.wall_time_ms > o->max_wall_time_ms)
 		return error_set(err, EPERM, "limits.wall_time: %llds asked, "
@@ -895,6 +902,8 @@ submit_now(struct serve *s, const struct ctl_peer *peer, struct recipe **rp,
 	bo.keep = true;
 	bo.hold_ms = serve_ssh_hold(s, sb->recipe);
 	bo.hold_always = sb->recipe->hold_after_ms > 0;
+	/* cache keys are per submitter: uid A's "deps" is not uid B's */
+	bo.cache_ns = sb->peer.uid;
 	bo.event = on_build_event;
 	bo.event_opaque = sb;
 	sb->b = s->be->new(s->loop, sb->recipe, &bo, on_build_done, sb);

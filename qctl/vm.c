@@ -36,7 +36,9 @@ enum {
 	CHILD_DISK_RO_FD = 10,
 	CHILD_ROOT_FD = 11,
 	CHILD_INCOMING_FD = 12,
-	CHILD_NFDS = 10,	/* fds mapped to 3..12 */
+	CHILD_CACHE_FD = 13,
+	CHILD_CACHE_RO_FD = 14,
+	CHILD_NFDS = 12,	/* fds mapped to 3..14 */
 };
 
 int
@@ -132,6 +134,19 @@ open_for_qemu(int src, const char *path, bool private_copy,
 				    F_SEAL_SHRINK | F_SEAL_SEAL) < 0)
 		return error_sys(err, errno, "seal copy of %s", path);
 	return steal_fd(&mfd);
+}
+
+/* fd again, read-only: QEMU's fd sets want a read-only twin. */
+static int
+reopen_ro(int fd, int *out, struct error *err)
+{
+	char p[64];
+
+	snprintf(p, sizeof(p), "/proc/self/fd/%d", fd);
+	*out = open(p, O_RDONLY | O_CLOEXEC);
+	if (*out < 0)
+		return error_sys(err, errno, "reopen cache disk");
+	return 0;
 }
 
 static void __attribute__((noreturn))
@@ -278,7 +293,7 @@ vm_spawn(struct qemu_config *cfg, int tap_fd, int disk_fd, int incoming_fd,
 	 int log_fd, const struct vm_confine *confine, struct vm *vm,
 	 struct error *err)
 {
-	_cleanup_close_ int kfd = -1, ifd = -1, rofd = -1;
+	_cleanup_close_ int kfd = -1, ifd = -1, rofd = -1, cache_ro = -1;
 	_cleanup_free_ char *binary = NULL;
 	struct vm_confine c = *confine;
 	struct qemu_config c2;
@@ -343,6 +358,7 @@ vm_spawn(struct qemu_config *cfg, int tap_fd, int disk_fd, int incoming_fd,
 	cfg->tap_fd = tap_fd >= 0 ? CHILD_TAP_FD : -1;
 	cfg->disk_fd = disk_fd >= 0 ? CHILD_DISK_FD : -1;
 	cfg->root_fd = cfg->root_file >= 0 ? CHILD_ROOT_FD : -1;
+	cfg->cache_fd = cfg->cache_file > 0 ? CHILD_CACHE_FD : -1;
 	c2 = *cfg;
 	c2.incoming_fd = incoming_fd >= 0 ? CHILD_INCOMING_FD : -1;
 	c2.binary = binary;
@@ -363,6 +379,15 @@ vm_spawn(struct qemu_config *cfg, int tap_fd, int disk_fd, int incoming_fd,
 	/* an open file: QEMU's uid needs no right on the image's path */
 	fds[8] = cfg->root_file;
 	fds[9] = incoming_fd;
+	fds[10] = cfg->cache_file > 0 ? cfg->cache_file : -1;
+	fds[11] = -1;
+	if (cfg->cache_file > 0) {
+		/* the same read-only twin as the scratch disk's (below) */
+		r = reopen_ro(cfg->cache_file, &cache_ro, err);
+		if (r < 0)
+			goto out;
+		fds[11] = cache_ro;
+	}
 	if (disk_fd >= 0) {
 		/* QEMU reopens an fdset file read-only at times (permission
 		 * changes): the set needs a read-only twin of the same file. */

@@ -354,3 +354,31 @@ Test(qemu_argv, incoming_state_is_an_fd_and_absent_by_default)
 	cr_assert_not_null(opt_value(argv, "-S") ? argv[0] : NULL);
 	qemu_argv_free(argv);
 }
+
+Test(qemu_argv, cache_disk_is_an_fdset_with_its_serial)
+{
+	struct qemu_config c = base();
+	char **argv = NULL;
+	char *s;
+
+	/* unset (0) and -1: no cache disk */
+	cr_assert_eq(qemu_argv_build(&c, &argv, NULL), 0);
+	s = joined(argv);
+	cr_assert_null(strstr(s, "qctl-cache"), "no cache disk unless given");
+	free(s);
+	qemu_argv_free(argv);
+
+	c.disk_fd = 9;
+	c.cache_fd = 12;
+	cr_assert_eq(qemu_argv_build(&c, &argv, NULL), 0);
+	s = joined(argv);
+	cr_assert_not_null(strstr(s, "fd=12,set=3,opaque=cache "));
+	cr_assert_not_null(strstr(s, "fd=13,set=3,opaque=cache-ro"));
+	/* writable (the build's own copy), never a path */
+	cr_assert_not_null(strstr(s, "id=disk2,file=/dev/fdset/3,format=raw "));
+	cr_assert_not_null(strstr(s, "virtio-blk-pci,drive=disk2,"
+				     "serial=qctl-cache"));
+	cr_assert_lt(strstr(s, "drive=disk0"), strstr(s, "drive=disk2"));
+	free(s);
+	qemu_argv_free(argv);
+}

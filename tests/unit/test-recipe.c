@@ -1039,3 +1039,113 @@ Test(recipe, transport)
 	assert_bad("transport: telnet\n" STEPS, "expected agent or ssh");
 	assert_bad("transport: [ssh]\n" STEPS, "transport");
 }
+
+#define FETCH "  - name: f\n    run: x\n    network: fetch\n"
+#define NONE "  - name: n\n    run: x\n"
+#define FETCH2 "  - name: f2\n    run: x\n    network: fetch\n"
+
+Test(recipe, cache)
+{
+	struct recipe *r;
+
+	r = ok(STEPS);
+	cr_assert_null(r->cache.key, "no cache unless asked");
+	recipe_free(r);
+	r = ok(STEPS "cache: {key: deps-1.x, paths: [/var/cache/apt]}\n");
+	cr_assert_str_eq(r->cache.key, "deps-1.x");
+	cr_assert_eq(r->cache.n_paths, 1);
+	cr_assert_str_eq(r->cache.paths[0], "/var/cache/apt");
+	cr_assert_eq(r->cache.size, 1ull << 30, "default 1G");
+	recipe_free(r);
+	r = ok(STEPS "cache: {key: k, paths: [/a, /b/c], size: 2G}\n");
+	cr_assert_eq(r->cache.size, 2ull << 30);
+	cr_assert_eq(r->cache.n_paths, 2);
+	recipe_free(r);
+	r = ok(STEPS "cache: {key: k, paths: [/a], size: 16M}\n");
+	recipe_free(r);
+	r = ok(STEPS "cache: {key: k, paths: [/a], size: 64G}\n");
+	recipe_free(r);
+}
+
+Test(recipe, cache_key)
+{
+	assert_bad(STEPS "cache: {paths: [/a]}\n", "missing required key "
+		   "\"key\"");
+	assert_bad(STEPS "cache: {key: \"..\", paths: [/a]}\n",
+		   "bad cache key");
+	assert_bad(STEPS "cache: {key: \".\", paths: [/a]}\n",
+		   "bad cache key");
+	assert_bad(STEPS "cache: {key: a/b, paths: [/a]}\n", "bad cache key");
+	assert_bad(STEPS "cache: {key: \"a b\", paths: [/a]}\n",
+		   "bad cache key");
+	assert_bad(STEPS "cache: {key: \"\", paths: [/a]}\n", "must not be "
+		   "empty");
+	/* 65 characters */
+	assert_bad(STEPS "cache: {key: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+		   "aaaaaaaaaaaaaaaaaaaaaaaaaaaa, paths: [/a]}\n",
+		   "bad cache key");
+	assert_bad(STEPS "cache: {key: k, paths: [/a], colour: red}\n",
+		   "unknown key");
+}
+
+Test(recipe, cache_paths)
+{
+	assert_bad(STEPS "cache: {key: k}\n", "missing required key \"paths\"");
+	assert_bad(STEPS "cache: {key: k, paths: []}\n", "0 paths (1 to 16)");
+	assert_bad(STEPS "cache: {key: k, paths: [/1, /2, /3, /4, /5, /6, /7, "
+		   "/8, /9, /10, /11, /12, /13, /14, /15, /16, /17]}\n",
+		   "17 paths (1 to 16)");
+	assert_bad(STEPS "cache: {key: k, paths: [a/b]}\n", "must be absolute");
+	assert_bad(STEPS "cache: {key: k, paths: [/]}\n",
+		   "whole file system");
+	assert_bad(STEPS "cache: {key: k, paths: [/a/../etc]}\n",
+		   "\"..\" is not allowed");
+	assert_bad(STEPS "cache: {key: k, paths: [/a/..]}\n",
+		   "\"..\" is not allowed");
+	assert_bad(STEPS "cache: {key: k, paths: [/a/./b]}\n",
+		   "not normalized");
+	assert_bad(STEPS "cache: {key: k, paths: [/a//b]}\n",
+		   "not normalized");
+	assert_bad(STEPS "cache: {key: k, paths: [/a/]}\n", "not normalized");
+	assert_bad(STEPS "cache: {key: k, paths: [\"/a b\"]}\n",
+		   "only letters");
+	assert_bad(STEPS "cache: {key: k, paths: [\"/a;reboot\"]}\n",
+		   "only letters");
+	assert_bad(STEPS "cache: {key: k, paths: [/src]}\n",
+		   "/src and what is under it");
+	assert_bad(STEPS "cache: {key: k, paths: [/src/node_modules]}\n",
+		   "/src and what is under it");
+	assert_bad(STEPS "cache: {key: k, paths: [/proc/x]}\n", "/proc");
+	assert_bad(STEPS "cache: {key: k, paths: [/sys]}\n", "/sys");
+	assert_bad(STEPS "cache: {key: k, paths: [/dev/shm]}\n", "/dev");
+	assert_bad(STEPS "cache: {key: k, paths: [/run/lock]}\n", "/run");
+	assert_bad(STEPS "cache: {key: k, paths: [/a, /a/b]}\n",
+		   "\"/a/b\" is under \"/a\"");
+	assert_bad(STEPS "cache: {key: k, paths: [/a, /a]}\n", "given twice");
+	/* only prefixes at a '/' count */
+	recipe_free(ok(STEPS "cache: {key: k, paths: [/srcx, /runner, "
+		       "/a, /ab, /device]}\n"));
+}
+
+Test(recipe, cache_size)
+{
+	assert_bad(STEPS "cache: {key: k, paths: [/a], size: 15M}\n",
+		   "cache.size: too small (at least 16M");
+	assert_bad(STEPS "cache: {key: k, paths: [/a], size: 65G}\n",
+		   "too large (at most 64G");
+	assert_bad(STEPS "cache: {key: k, paths: [/a], size: lots}\n",
+		   "cache.size");
+}
+
+Test(recipe, cache_fetch_steps_first)
+{
+	assert_bad("cache: {key: k, paths: [/a]}\nsteps:\n" FETCH NONE
+		   "  - name: f2\n    run: x\n    network: fetch\n",
+		   "fetch step \"f2\" comes after step \"n\"");
+	/* without a cache the order is free */
+	recipe_free(ok("steps:\n" NONE FETCH));
+	recipe_free(ok("cache: {key: k, paths: [/a]}\nsteps:\n" FETCH FETCH2
+		       NONE "  - name: n2\n    run: x\n"));
+	/* no fetch step: the cache is only read */
+	recipe_free(ok("cache: {key: k, paths: [/a]}\nsteps:\n" NONE));
+}
