@@ -12,8 +12,9 @@
 # (a 10-15 minute compile under TCG), t-node-app (a real npm install),
 # t-serve-leak (50 builds, and its RSS bound means nothing under ASan) and
 # t-appliance (a build nested under TCG inside TCG: minutes; the
-# appliance holds the plain build in any case) and t-buildbot (eight
-# plain `qctl run` builds under Buildbot).
+# appliance holds the plain build in any case), t-buildbot (eight
+# plain `qctl run` builds under Buildbot) and t-cache-debian (real apt
+# downloads into a cache; t-cache covers the cache's paths).
 # Every manager path they take is taken sanitized by shorter scripts
 # (docs/testing.md names which).
 set -euo pipefail
