@@ -123,6 +123,10 @@ build(struct src *s, struct build_result *r, char **accel)
 		r->accel = *accel = str(s);
 	else
 		r->accel = flags & 4 ? "tcg" : NULL;
+	/* how the VM started: none, cold (maybe saving), a snapshot (the
+	 * two bits no other field uses) */
+	r->boot = flags & 64 ? "snapshot" : flags & 128 ? "cold" : NULL;
+	r->snapshot_saved = (flags & 192) == 128;
 	r->run_dir = str(s);
 	n = u8(s) % (MAX_ITEMS + 1);
 	r->steps = calloc(n ? n : 1, sizeof(*r->steps));
@@ -242,9 +246,17 @@ check_result(const struct build_result *r, json_t *o)
 	json_t *v, *steps, *arts;
 
 	check(json_is_object(o));
-	/* "source" and "hold" are always there: null unless the build
-	 * named a source, or was held */
-	check(json_object_size(o) == 13u + (r->enforcement != NULL));
+	/* "source", "hold" and "boot" are always there: null unless the
+	 * build named a source, was held, or booted; "cache" only with a
+	 * recipe cache */
+	check(json_object_size(o) == 15u + (r->enforcement != NULL) +
+				     (r->cache != NULL));
+	check(r->boot ? !strcmp(json_string_value(json_object_get(o, "boot")),
+				r->boot)
+		      : json_is_null(json_object_get(o, "boot")));
+	check(json_is_boolean(json_object_get(o, "snapshot_saved")) &&
+	      json_boolean_value(json_object_get(o, "snapshot_saved")) ==
+		      r->snapshot_saved);
 	check(r->source ? json_equal(json_object_get(o, "source"), r->source)
 			: json_is_null(json_object_get(o, "source")));
 	check(r->hold ? json_equal(json_object_get(o, "hold"), r->hold)
