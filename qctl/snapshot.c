@@ -1,5 +1,6 @@
 /* snapshot.c - saved VM states to start builds from */
 #include "snapshot.h"
+#include "rundir.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -47,25 +48,16 @@ snapshot_free(struct snapshot *s)
 	s->dir = s->desc = NULL;
 }
 
+/* STATE/snapshots, checked as the state directory is (rundir.h): a
+ * state is code the next build's guest runs, so only ours counts */
 static int
 open_dir(const struct snapshot *s, bool create, struct error *err)
 {
-	int fd;
-	struct stat st;
+	int fd = -1, r;
 
-	if (create && mkdir(s->dir, 0700) < 0 && errno != EEXIST)
-		return error_sys(err, errno, "%s", s->dir);
-	fd = open(s->dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return errno == ENOENT ? -ENOENT
-				       : error_sys(err, errno, "%s", s->dir);
-	/* a state is code the next build's guest runs: only ours counts */
-	if (fstat(fd, &st) < 0 || st.st_uid != geteuid() ||
-	    (st.st_mode & 022)) {
-		close(fd);
-		return error_set(err, EPERM, "%s: not ours alone", s->dir);
-	}
-	return fd;
+	r = rundir_root_check(s->dir, "snapshot directory",
+			      create ? RUNDIR_CREATE : 0, &fd, NULL, err);
+	return r < 0 ? r : fd;
 }
 
 /* Read and check the header of f; 0 (offset after it), or -errno. */
