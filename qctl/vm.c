@@ -220,6 +220,31 @@ find_binary(const char *name)
 	return NULL;
 }
 
+/* The fd numbers of cfg's channels and files as QEMU sees them (the
+ * fds array of vm_spawn): one place, so that vm_describe's command line
+ * is the one vm_spawn runs. */
+static void
+child_fds(struct qemu_config *c, int tap_fd, int disk_fd)
+{
+	c->qmp_fd = CHILD_QMP_FD;
+	c->agent_fd = CHILD_AGENT_FD;
+	c->console_fd = CHILD_CONSOLE_FD;
+	c->tap_fd = tap_fd >= 0 ? CHILD_TAP_FD : -1;
+	c->disk_fd = disk_fd >= 0 ? CHILD_DISK_FD : -1;
+	c->root_fd = c->root_file >= 0 ? CHILD_ROOT_FD : -1;
+	c->cache_fd = c->cache_file > 0 ? CHILD_CACHE_FD : -1;
+}
+
+/* ... and the binary, kernel, initrd and saved state by those fds. */
+static void
+child_paths(struct qemu_config *c, const char *binary, int incoming_fd)
+{
+	c->binary = binary;
+	c->kernel = "/dev/fd/7";
+	c->initrd = "/dev/fd/8";
+	c->incoming_fd = incoming_fd >= 0 ? CHILD_INCOMING_FD : -1;
+}
+
 /* "dev ino size mtime ctime" of fd: a file replaced or rewritten differs */
 static char *
 file_identity(int fd)
@@ -253,17 +278,9 @@ vm_describe(const struct qemu_config *cfg, int tap_fd, int disk_fd,
 		return error_set(err, ENOENT, "QEMU not found (PATH)");
 	bfd = open(binary, O_RDONLY | O_CLOEXEC);
 	/* the command line exactly as vm_spawn makes it, less its name */
-	c2.binary = binary;
+	child_fds(&c2, tap_fd, disk_fd);
+	child_paths(&c2, binary, -1);
 	c2.name = NULL;
-	c2.kernel = "/dev/fd/7";
-	c2.initrd = "/dev/fd/8";
-	c2.qmp_fd = CHILD_QMP_FD;
-	c2.agent_fd = CHILD_AGENT_FD;
-	c2.console_fd = CHILD_CONSOLE_FD;
-	c2.tap_fd = tap_fd >= 0 ? CHILD_TAP_FD : -1;
-	c2.disk_fd = disk_fd >= 0 ? CHILD_DISK_FD : -1;
-	c2.root_fd = cfg->root_file >= 0 ? CHILD_ROOT_FD : -1;
-	c2.incoming_fd = -1;
 	r = qemu_argv_build(&c2, &argv, err);
 	if (r < 0)
 		return r;
@@ -352,18 +369,9 @@ vm_spawn(struct qemu_config *cfg, int tap_fd, int disk_fd, int incoming_fd,
 		r = error_sys(err, errno, "socketpair");
 		goto out;
 	}
-	cfg->qmp_fd = CHILD_QMP_FD;
-	cfg->agent_fd = CHILD_AGENT_FD;
-	cfg->console_fd = CHILD_CONSOLE_FD;
-	cfg->tap_fd = tap_fd >= 0 ? CHILD_TAP_FD : -1;
-	cfg->disk_fd = disk_fd >= 0 ? CHILD_DISK_FD : -1;
-	cfg->root_fd = cfg->root_file >= 0 ? CHILD_ROOT_FD : -1;
-	cfg->cache_fd = cfg->cache_file > 0 ? CHILD_CACHE_FD : -1;
+	child_fds(cfg, tap_fd, disk_fd);
 	c2 = *cfg;
-	c2.incoming_fd = incoming_fd >= 0 ? CHILD_INCOMING_FD : -1;
-	c2.binary = binary;
-	c2.kernel = "/dev/fd/7";
-	c2.initrd = "/dev/fd/8";
+	child_paths(&c2, binary, incoming_fd);
 	r = qemu_argv_build(&c2, &argv, err);
 	if (r < 0)
 		goto out;
