@@ -156,17 +156,27 @@ build_cache_disk_fd(const struct build *b)
 	return b->cache ? b->cache->disk_fd : -1;
 }
 
-/* A shell word of qctl's: recipe.c allowed only [A-Za-z0-9/._+-@]. */
+/*
+ * Each path is a shell word of qctl's: recipe.c allowed only
+ * [A-Za-z0-9/._+-@].  A path the cache has no directory for yet (a new
+ * key, or a path added to the recipe) starts with the image's content
+ * there, as a new volume does: a cache of apt's lists begins with the
+ * image's lists, not with none.
+ */
 static void
 add_path_binds(struct build *b, char **s)
 {
 	const struct recipe_cache *rc = &b->recipe->cache;
 
 	for (size_t i = 0; i < rc->n_paths; i++) {
-		char *t = xasprintf("%s; mkdir -p " GUEST_CACHE_DIR "/t%s %s; "
-				    "busybox mount --bind " GUEST_CACHE_DIR
-				    "/t%s %s", *s, rc->paths[i], rc->paths[i],
-				    rc->paths[i], rc->paths[i]);
+		const char *p = rc->paths[i];
+		char *t = xasprintf("%s; if [ ! -d " GUEST_CACHE_DIR "/t%s ]; "
+				    "then mkdir -p " GUEST_CACHE_DIR "/t%s; "
+				    "if [ -d %s ]; then busybox cp -a %s/. "
+				    GUEST_CACHE_DIR "/t%s/; fi; fi; "
+				    "mkdir -p %s; busybox mount --bind "
+				    GUEST_CACHE_DIR "/t%s %s",
+				    *s, p, p, p, p, p, p, p, p);
 
 		free(*s);
 		*s = t;

@@ -62,6 +62,30 @@ has_out 'fetch| fetch-saw-two' "the fetch step does not see the cache"
 has_out 'use| use-saw-one-two' "the non-fetch step does not see the cache"
 run_dir_gone
 
+# (1b) a path the cache has no directory for starts with the image's
+# content there (a new volume's rule), copied once: the next build sees
+# what the last one left, not the image again
+cat >"$T/i.yaml" <<'R'
+cache: {key: img, paths: [/etc], size: 32M}
+steps:
+  - name: fetch
+    network: fetch
+    run: |
+      echo "image-hosts-$(grep -c localhost /etc/hosts)-$(cat /etc/hostname)"
+      rm /etc/hostname; echo mine >/etc/mine
+R
+run_qctl 0 --json "$T/i.yaml"
+expect_eq "$(cache_of lookup)" miss "a new key's lookup"
+has_out 'fetch| image-hosts-2-builder' "a new cache path did not start with the image's files"
+cat >"$T/i2.yaml" <<'R'
+cache: {key: img, paths: [/etc], size: 32M}
+steps:
+  - {name: use, run: 'test ! -e /etc/hostname && echo "img-$(cat /etc/mine)-$(grep -c localhost /etc/hosts)"'}
+R
+run_qctl 0 --json "$T/i2.yaml"
+has_out 'use| img-mine-2' "the second build saw the image's files again, or not the first build's"
+rm -f "$CM"/img.*	# not one of the keys (5)'s eviction order counts
+
 # (2) a non-fetch step: EROFS; then root remounts it read-write and
 # writes: the build passes, the next one does not see that file
 recipe "$T/b.yaml" a 'true' \
