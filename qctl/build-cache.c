@@ -170,13 +170,18 @@ add_path_binds(struct build *b, char **s)
 
 	for (size_t i = 0; i < rc->n_paths; i++) {
 		const char *p = rc->paths[i];
+		/* cp's first complaint only: a full cache gives hundreds */
 		char *t = xasprintf("%s; if [ ! -d " GUEST_CACHE_DIR "/t%s ]; "
 				    "then mkdir -p " GUEST_CACHE_DIR "/t%s; "
-				    "if [ -d %s ]; then busybox cp -a %s/. "
-				    GUEST_CACHE_DIR "/t%s/; fi; fi; "
+				    "if [ -d %s ] && ! busybox cp -a %s/. "
+				    GUEST_CACHE_DIR "/t%s/ 2>" GUEST_CACHE_DIR
+				    ".err; then echo \"cache: copying the "
+				    "image's %s into the cache failed: $(busybox "
+				    "head -n 1 " GUEST_CACHE_DIR ".err)\" >&2; "
+				    "exit 1; fi; fi; "
 				    "mkdir -p %s; busybox mount --bind "
 				    GUEST_CACHE_DIR "/t%s %s",
-				    *s, p, p, p, p, p, p, p, p);
+				    *s, p, p, p, p, p, p, p, p, p);
 
 		free(*s);
 		*s = t;

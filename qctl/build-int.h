@@ -136,6 +136,7 @@ struct build {
 	int shutdown_stage;
 	bool job_started;	/* STARTED came for the EXEC (setup, step) */
 	uint64_t setup_out;	/* bytes of output of the setup EXEC */
+	char setup_last[512];	/* its last output, for the error */
 
 	/* resources: the VM's cgroup where there is one, /proc otherwise */
 	struct cgroup cg;

@@ -1025,8 +1025,17 @@ on_agent_frame(const struct agent_hdr *h, const void *p, void *opaque,
 					   SETUP_OUTPUT_MAX);
 				return 0;
 			}
-			agent_sanitize(p, h->len, msg, sizeof(msg));
+			/* one line, as a step's: no newline shown as '?' */
+			const char *c = p;
+			size_t n = h->len;
+
+			while (n > 0 && (c[n - 1] == '\n' || c[n - 1] == '\r'))
+				n--;
+			agent_sanitize(c, n, msg, sizeof(msg));
 			build_say(b, 1, "setup: %s", msg);
+			if (msg[0])
+				snprintf(b->setup_last, sizeof(b->setup_last),
+					 "%s", msg);
 			return 0;
 		}
 		if (live && b->phase == PH_STEP) {
@@ -1042,7 +1051,9 @@ on_agent_frame(const struct agent_hdr *h, const void *p, void *opaque,
 				return -1;
 			if (code != 0 || sig != 0) {
 				build_fail(b, BUILD_ERROR, "guest setup failed "
-					   "(exit %d, signal %d)", code, sig);
+					   "(exit %d, signal %d)%s%s", code, sig,
+					   b->setup_last[0] ? ": " : "",
+					   b->setup_last);
 				return 0;
 			}
 			/* /src exists (setup made it): no source, no upload */

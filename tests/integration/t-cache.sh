@@ -85,6 +85,25 @@ R
 run_qctl 0 --json "$T/i2.yaml"
 has_out 'use| img-mine-2' "the second build saw the image's files again, or not the first build's"
 rm -f "$CM"/img.*	# not one of the keys (5)'s eviction order counts
+# (1c) the image's content does not fit the cache: the setup fails (exit
+# 4) with cp's first complaint, not hundreds, and nothing is kept
+if [ -f "$QCTL_IMAGES/debian/image.json" ]; then
+	cat >"$T/full.yaml" <<'R'
+image: debian
+cache: {key: full, paths: [/usr/share], size: 16M}
+steps:
+  - {name: fetch, network: fetch, run: "echo never"}
+R
+	run_qctl 4 --json "$T/full.yaml"
+	has_out "guest setup failed (exit 1, signal 0): cache: copying the image's /usr/share into the cache failed: cp: .*No space left on device" \
+		"a copy that does not fit"
+	[ "$(grep -c 'qctl: setup: ' "$T/err")" -le 2 ] || fail "more than cp's first complaint: $(grep -c 'qctl: setup: ' "$T/err") lines"
+	lacks_out 'fetch| never' "a step ran after the setup failed"
+	[ ! -e "$CM/full.img" ] || fail "a cache that failed its copy was kept"
+	rm -f "$CM"/full.*
+else
+	echo "(1c) skipped: no debian image"
+fi
 
 # (2) a non-fetch step: EROFS; then root remounts it read-write and
 # writes: the build passes, the next one does not see that file
