@@ -19,14 +19,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-int
-cache_root_open(const char *path, int *fd, struct error *err)
+/* The root at path, opened: *fd.  ENOENT when it is missing. */
+static int
+root_open(const char *path, int *fd, struct error *err)
 {
 	struct stat st;
 	int d;
 
-	if (mkdir(path, 0700) < 0 && errno != EEXIST)
-		return error_sys(err, errno, "mkdir %s", path);
 	d = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (d < 0)
 		return error_sys(err, errno, "open %s", path);
@@ -40,6 +39,14 @@ cache_root_open(const char *path, int *fd, struct error *err)
 	}
 	*fd = d;
 	return 0;
+}
+
+int
+cache_root_open(const char *path, int *fd, struct error *err)
+{
+	if (mkdir(path, 0700) < 0 && errno != EEXIST)
+		return error_sys(err, errno, "mkdir %s", path);
+	return root_open(path, fd, err);
 }
 
 static bool
@@ -234,26 +241,28 @@ img_cmp(const void *a, const void *b)
  * between the seal and its end: never to be renamed, so removed.  (A live
  * build of that key holds its lock shared: then it stays.)
  */
-static void
+static bool
 drop_stale_pending(int ns_fd, const char *name)
 {
 	char key[80], f[96];
 	const char *end = strstr(name, ".pending.");
+	bool gone = false;
 	int lock_fd;
 
 	if ((size_t)(end - name - 1) >= sizeof(key))
-		return;
+		return false;
 	memcpy(key, name + 1, end - name - 1);
 	key[end - name - 1] = '\0';
 	if (!key_ok(key))
-		return;
+		return false;
 	snprintf(f, sizeof(f), "%s.lock", key);
 	lock_fd = openat(ns_fd, f, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
 	if (lock_fd < 0)
-		return;
+		return false;
 	if (flock(lock_fd, LOCK_EX | LOCK_NB) == 0)
-		unlinkat(ns_fd, name, 0);
+		gone = unlinkat(ns_fd, name, 0) == 0;
 	close(lock_fd);
+	return gone;
 }
 
 /* The images of one namespace directory, appended to *v. */
@@ -369,4 +378,55 @@ cache_evict(int root_fd, uint64_t max, cache_evict_fn fn, void *opaque,
 	if (total)
 		*total = sum;
 	return gone;
+}
+
+int
+cache_gc(const char *path, FILE *out)
+{
+	struct error err = { 0 };
+	struct dirent *de;
+	int root_fd, n = 0;
+	DIR *d;
+
+	if (root_open(path, &root_fd, &err) < 0) {
+		if (err.code != ENOENT && out)
+			fprintf(out, "qctl gc: cache: %s\n", err.msg);
+		return err.code == ENOENT ? 0 : -err.code;
+	}
+	d = fdopendir(root_fd);
+	if (!d) {
+		close(root_fd);
+		return -errno;
+	}
+	while ((de = readdir(d))) {
+		struct dirent *e;
+		DIR *nd;
+		int fd;
+
+		/* namespaces are uids: decimal names only */
+		if (!de->d_name[0] || strlen(de->d_name) > 10 ||
+		    strspn(de->d_name, "0123456789") != strlen(de->d_name))
+			continue;
+		fd = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY |
+						  O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		nd = fdopendir(fd);
+		if (!nd) {
+			close(fd);
+			continue;
+		}
+		while ((e = readdir(nd)))
+			if (e->d_name[0] == '.' &&
+			    strstr(e->d_name, ".pending.") &&
+			    drop_stale_pending(dirfd(nd), e->d_name))
+				n++;
+		closedir(nd);
+	}
+	closedir(d);
+	if (n && out)
+		fprintf(out, "qctl gc: removed %d pending cache cop%s of builds "
+			"whose manager died (%s)\n", n, n == 1 ? "y" : "ies",
+			path);
+	return n;
 }

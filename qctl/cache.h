@@ -12,6 +12,7 @@
 #define QCTL_CACHE_H
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -76,5 +77,13 @@ typedef void (*cache_evict_fn)(const char *ns, const char *key,
  */
 int cache_evict(int root_fd, uint64_t max, cache_evict_fn fn, void *opaque,
 		uint64_t *total, struct error *err);
+
+/*
+ * qctl gc: remove the pending copies no build holds (their manager died
+ * between the seal and the build's end) in every namespace of the cache
+ * root at path, if it exists; never makes it.  Each removal is counted
+ * in a line on out.  Returns how many went, or negative.
+ */
+int cache_gc(const char *path, FILE *out);
 
 #endif

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "cache.h"
 #include "cgroup.h"
 #include "json-util.h"
 #include "netns.h"
@@ -416,6 +417,13 @@ state_gc(const char *dir, const char *run_root, FILE *out, struct error *err)
 	/* states half written by a manager that died while saving */
 	if (dfd >= 0)
 		snapshot_gc(dir, out);
+	/* cache copies sealed by one that died before its build ended
+	 * (the default cache root; a run's --cache-dir is its own) */
+	if (dfd >= 0) {
+		_cleanup_free_ char *cache = xasprintf("%s/cache", dir);
+
+		cache_gc(cache, out);
+	}
 	return n;
 }
 

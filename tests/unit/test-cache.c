@@ -256,3 +256,45 @@ Test(cache, stale_pending_goes_live_stays, .init = setup, .fini = teardown)
 	cr_assert(exists("1", ".k.pending.run-live"), "its build lives: kept");
 	cache_use_end(&a);
 }
+
+/* qctl gc: the same rule as eviction's pass, without evicting anything,
+ * and never making the root */
+Test(cache, gc_drops_stale_pending_only, .init = setup, .fini = teardown)
+{
+	struct cache_use a = CACHE_USE_INIT;
+	char p[256], missing[128];
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *out = open_memstream(&buf, &len);
+
+	put_image("1", "k", 1 << 20, 4096, 100);
+	put_image("2", "j", 1 << 20, 4096, 100);
+	snprintf(p, sizeof(p), "%s/2/.j.pending.run-dead", tmp);
+	close(open(p, O_RDWR | O_CREAT, 0600));
+	snprintf(p, sizeof(p), "%s/2/j.lock", tmp);
+	close(open(p, O_RDWR | O_CREAT, 0600));
+	cr_assert_eq(cache_use_begin(root, 1, "k", &a, &err), 0);
+	snprintf(p, sizeof(p), "%s/1/.k.pending.run-live", tmp);
+	close(open(p, O_RDWR | O_CREAT, 0600));
+	cr_assert_eq(cache_gc(tmp, out), 1);
+	fclose(out);
+	cr_assert(strstr(buf, "removed 1 pending cache copy"), "%s", buf);
+	free(buf);
+	cr_assert_not(exists("2", ".j.pending.run-dead"), "stale: removed");
+	cr_assert(exists("1", ".k.pending.run-live"), "its build lives: kept");
+	cr_assert(exists("1", "k.img") && exists("2", "j.img"),
+		  "gc evicts nothing");
+	cache_use_end(&a);
+	cr_assert_eq(cache_gc(tmp, NULL), 1, "now that build is gone too");
+	/* no root: nothing made */
+	snprintf(missing, sizeof(missing), "%s/none", tmp);
+	cr_assert_eq(cache_gc(missing, NULL), 0);
+	cr_assert_neq(access(missing, F_OK), 0);
+	/* a root others may write: not touched */
+	snprintf(p, sizeof(p), "%s/2/.j.pending.run-x", tmp);
+	close(open(p, O_RDWR | O_CREAT, 0600));
+	chmod(tmp, 0777);
+	cr_assert_lt(cache_gc(tmp, NULL), 0);
+	cr_assert(exists("2", ".j.pending.run-x"));
+	chmod(tmp, 0700);
+}
