@@ -1,4 +1,4 @@
-# bench/lib.sh - helpers shared by bench/run.sh, bench/boot-hang.sh,
+# bench/lib.sh - helpers shared by bench/run.sh, bench/boot-hang.sh, bench/cache.sh,
 # bench/debian.sh and bench/libvirt.sh
 # (sourced, not run).  Everything lives in $BENCH_TMP, which the caller's
 # EXIT trap removes; every process started here is recorded by PID and

@@ -13,8 +13,7 @@
 # t-serve-leak (50 builds, and its RSS bound means nothing under ASan) and
 # t-appliance (a build nested under TCG inside TCG: minutes; the
 # appliance holds the plain build in any case), t-buildbot (eight
-# plain `qctl run` builds under Buildbot) and t-cache-debian (real apt
-# downloads into a cache; t-cache covers the cache's paths).
+# plain `qctl run` builds under Buildbot).
 # Every manager path they take is taken sanitized by shorter scripts
 # (docs/testing.md names which).
 set -euo pipefail
