@@ -19,20 +19,25 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* The root at path, opened: *fd.  ENOENT when it is missing. */
+#include "rundir.h"
+
+/*
+ * The root at path, checked as the state directory is (rundir.h: ours,
+ * no symlink, no ancestor others may write), and private besides: *fd.
+ * -ENOENT when it is missing and flags lack RUNDIR_CREATE.
+ */
 static int
-root_open(const char *path, int *fd, struct error *err)
+root_open(const char *path, unsigned flags, int *fd, struct error *err)
 {
 	struct stat st;
-	int d;
+	int d = -1, r;
 
-	d = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (d < 0)
-		return error_sys(err, errno, "open %s", path);
+	r = rundir_root_check(path, "cache directory", flags, &d, NULL, err);
+	if (r < 0)
+		return r;
 	/* the images are every submitter's dependencies: only we may
-	 * reach them (a planted directory would let others read them) */
-	if (fstat(d, &st) < 0 || st.st_uid != geteuid() ||
-	    (st.st_mode & 077)) {
+	 * read them (a planted directory would let others read them) */
+	if (fstat(d, &st) < 0 || (st.st_mode & 077)) {
 		close(d);
 		return error_set(err, EPERM, "%s: not a private directory of "
 				 "ours (mode 0700, our uid)", path);
@@ -44,9 +49,7 @@ root_open(const char *path, int *fd, struct error *err)
 int
 cache_root_open(const char *path, int *fd, struct error *err)
 {
-	if (mkdir(path, 0700) < 0 && errno != EEXIST)
-		return error_sys(err, errno, "mkdir %s", path);
-	return root_open(path, fd, err);
+	return root_open(path, RUNDIR_CREATE, fd, err);
 }
 
 static bool
@@ -387,11 +390,12 @@ cache_gc(const char *path, FILE *out)
 	struct dirent *de;
 	int root_fd, n = 0;
 	DIR *d;
+	int r = root_open(path, 0, &root_fd, &err);
 
-	if (root_open(path, &root_fd, &err) < 0) {
-		if (err.code != ENOENT && out)
+	if (r < 0) {
+		if (r != -ENOENT && out)
 			fprintf(out, "qctl gc: cache: %s\n", err.msg);
-		return err.code == ENOENT ? 0 : -err.code;
+		return r == -ENOENT ? 0 : r;
 	}
 	d = fdopendir(root_fd);
 	if (!d) {

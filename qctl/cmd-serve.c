@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 
+#include "cache.h"
 #include "cmd.h"
 #include "recipe.h"
 #include "rundir.h"
@@ -80,6 +81,9 @@ serve_usage(FILE *f)
 	      "  --cache-max SIZE     all recipe cache images together at\n"
 	      "                       most this (default 20G; least recently\n"
 	      "                       used keys are evicted)\n"
+	      "  --cache-dir DIR      where recipe cache images are kept\n"
+	      "                       (default STATE_DIR/cache; root's\n"
+	      "                       alone, mode 0700)\n"
 	      "  -v, --verbose        builds' progress and output on stderr,\n"
 	      "                       each line prefixed with the build's id\n"
 	      "                       (twice: more detail)\n"
@@ -419,12 +423,14 @@ cmd_serve(int argc, char **argv)
 		{ "ssh-authorized-keys", required_argument, NULL, 'A' },
 		{ "max-hold", required_argument, NULL, 'O' },
 		{ "cache-max", required_argument, NULL, 'c' },
+		{ "cache-dir", required_argument, NULL, 'Y' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct serve_opts o = { .log = stderr };
 	_cleanup_free_ char *sock = NULL, *state_dir = NULL, *run_root = NULL;
+	_cleanup_free_ char *cache_dir = NULL;
 	const char *group = NULL, *accel_s = "auto", *env;
 	const char *uid_range = NULL, *ssh_where = NULL, *auth_keys = NULL;
 	const char *hostkeys[SSH_HOSTKEYS_MAX];
@@ -560,6 +566,10 @@ cmd_serve(int argc, char **argv)
 				return EXIT_USAGE;
 			}
 			break;
+		case 'Y':
+			free(cache_dir);
+			cache_dir = abs_path(optarg);
+			break;
 		case 'v':
 			verbose++;
 			break;
@@ -655,6 +665,7 @@ cmd_serve(int argc, char **argv)
 		run_root = xstrdup(RUN_ROOT_DEFAULT);
 	o.build.state_dir = state_dir;
 	o.build.run_root = run_root;
+	o.build.cache_dir = cache_dir;
 	o.build.machine = getenv("QCTL_MACHINE");
 	o.build.qemu_binary = getenv("QCTL_QEMU");
 	o.build.verbosity = verbose >= 2 ? 2 : 1;
@@ -668,8 +679,21 @@ cmd_serve(int argc, char **argv)
 		rc = EXIT_INFRA;
 		goto out;
 	}
+	if (cache_dir) {
+		int fd = -1;
+
+		if (cache_root_open(cache_dir, &fd, &err) < 0) {
+			fprintf(stderr, "qctl serve: --cache-dir: %s\n",
+				err.msg);
+			rc = EXIT_INFRA;
+			goto out;
+		}
+		close(fd);
+	}
 	/* What a dead server (or qctl run) left behind goes first. */
 	n = state_gc(state_dir, run_root, stdout, &err);
+	if (n >= 0 && cache_dir)
+		cache_gc(cache_dir, stdout);
 	fflush(stdout);
 	if (n < 0) {
 		fprintf(stderr, "qctl serve: %s\n", err.msg);

@@ -5,8 +5,10 @@
 # remounting it read-write as root is not kept (the host copied the disk
 # when the fetch steps ended); a build that fails, ends on a limit or is
 # cancelled leaves no trace; two submitters' keys of one name never meet;
-# a small --cache-max evicts the least recently used keys; nothing but the
-# stored images (and their lock files) is left behind.
+# a small --cache-max evicts the least recently used keys; serve keeps
+# its keys in its --cache-dir and removes a dead build's sealed copy
+# there when it starts; nothing but the stored images (and their lock
+# files) is left behind.
 . "$(dirname "$0")/serve-lib.sh"
 
 CM=$T/state/cache/$(id -u)
@@ -169,7 +171,15 @@ trap 'rc=$?; [ $rc = 0 ] || tail -40 "$T/serve.log" >&2; serve_kill; userdel "$U
 useradd -M -N -g nogroup -G qctl -s /usr/sbin/nologin "$U"
 cp "$TOP/tests/integration/qmpclient.py" "$D/" && chmod 755 "$D" && chmod 644 "$D/qmpclient.py"
 SOCK=$D/sock
-serve_start --max-disk 3G
+# its caches in --cache-dir; a dead manager's sealed copy there is
+# removed when serve starts (qctl gc's rule), a live one's would stay
+SC=$T/serve-cache
+mkdir -m 0700 "$SC" "$SC/0"
+touch "$SC/0/.ns.pending.run-dead" "$SC/0/ns.lock"
+serve_start --max-disk 3G --cache-dir "$SC"
+grep -q "removed 1 pending cache copy .*($SC)" "$T/serve.out" ||
+	fail "serve did not remove a dead build's pending copy: $(cat "$T/serve.out")"
+[ ! -e "$SC/0/.ns.pending.run-dead" ] || fail "a dead build's pending copy stayed"
 submit() { # KEY SCRIPT: the fetch step's output, as the calling user
 	PYTHONPATH="$D" python3 - "$SOCK" "$1" "$2" <<'PY'
 import sys
@@ -202,7 +212,8 @@ submit ns 'cat /var/cache/dl/who' >"$T/s3" || fail "root's second build"
 grep -q '^passed hit' "$T/s3" || fail "root's own key missed: $(head -1 "$T/s3")"
 grep -q 'root-was-here' "$T/s3" || fail "root's cache lost its file"
 ! grep -q 'u-was-here' "$T/s3" || fail "uid $U's write reached root's key"
-[ -f "$T/state/cache/$(id -u "$U")/ns.img" ] || fail "no key of uid $U's own"
+[ -f "$SC/$(id -u "$U")/ns.img" ] && [ -f "$SC/0/ns.img" ] || fail "no key of uid $U's own, or root's, in --cache-dir"
+[ ! -e "$T/state/cache/$(id -u "$U")" ] || fail "serve kept a key outside its --cache-dir"
 python3 - "$SOCK" <<'PY' || fail "a cache over --max-disk was not refused"
 import sys
 from qmpclient import QMP, QMPError

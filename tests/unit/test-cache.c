@@ -298,3 +298,22 @@ Test(cache, gc_drops_stale_pending_only, .init = setup, .fini = teardown)
 	cr_assert(exists("2", ".j.pending.run-x"));
 	chmod(tmp, 0700);
 }
+
+/* as the state directory: a root under a directory others may write
+ * (not sticky) could be swapped under us, so it is refused */
+Test(cache, root_under_a_shared_directory)
+{
+	char d[64] = "/tmp/test-cache-anc.XXXXXX", p[96];
+	int fd = -1;
+
+	cr_assert_not_null(mkdtemp(d));
+	chmod(d, 0777);
+	snprintf(p, sizeof(p), "%s/cache", d);
+	cr_assert_lt(cache_root_open(p, &fd, &err), 0, "a 0777 parent");
+	cr_assert_eq(fd, -1);
+	chmod(d, 0755);
+	cr_assert_eq(cache_root_open(p, &fd, &err), 0, "%s", err.msg);
+	close(fd);
+	rmdir(p);
+	rmdir(d);
+}
