@@ -267,12 +267,24 @@ Test(accel, parse)
 	cr_assert_lt(accel_parse("", &a, &err), 0);
 }
 
+/* the fake tree of the test that runs; removed after it, pass or fail */
+static char accel_root[64];
+
+static void
+rmtree(void)
+{
+	if (accel_root[0])
+		rm_rf(accel_root);
+	accel_root[0] = '\0';
+}
+
 static void
 mktree(char *root, bool dev_kvm, bool pvm)
 {
 	char p[512];
 
 	cr_assert_not_null(mkdtemp(root));
+	snprintf(accel_root, sizeof(accel_root), "%s", root);
 	snprintf(p, sizeof(p), "%s/dev", root);
 	mkdir(p, 0755);
 	snprintf(p, sizeof(p), "%s/sys", root);
@@ -290,7 +302,7 @@ mktree(char *root, bool dev_kvm, bool pvm)
 	}
 }
 
-Test(accel, detect_pvm_host_chooses_tcg)
+Test(accel, detect_pvm_host_chooses_tcg, .fini = rmtree)
 {
 	char root[] = "/tmp/qctl-accel-XXXXXX", dev[600], sys[600], why[256];
 
@@ -301,7 +313,7 @@ Test(accel, detect_pvm_host_chooses_tcg)
 	cr_assert_not_null(strstr(why, "kvm_pvm"));
 }
 
-Test(accel, detect_missing_or_broken_kvm_chooses_tcg)
+Test(accel, detect_missing_or_broken_kvm_chooses_tcg, .fini = rmtree)
 {
 	char root[] = "/tmp/qctl-accel-XXXXXX", dev[600], sys[600], why[256];
 	char kvm[700];
@@ -317,7 +329,7 @@ Test(accel, detect_missing_or_broken_kvm_chooses_tcg)
 	cr_assert_not_null(strstr(why, "API"));
 }
 
-Test(accel, detect_under_tcg_chooses_tcg)
+Test(accel, detect_under_tcg_chooses_tcg, .fini = rmtree)
 {
 	char root[] = "/tmp/qctl-accel-XXXXXX", dev[600], sys[600], why[256];
 
