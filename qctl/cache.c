@@ -52,6 +52,15 @@ cache_root_open(const char *path, int *fd, struct error *err)
 	return root_open(path, RUNDIR_CREATE, fd, err);
 }
 
+/* namespaces are uids: decimal names only */
+static bool
+ns_name_ok(const char *name)
+{
+	size_t n = strlen(name);
+
+	return n && n <= 10 && strspn(name, "0123456789") == n;
+}
+
 static bool
 key_ok(const char *key)
 {
@@ -362,9 +371,7 @@ cache_evict(int root_fd, uint64_t max, cache_evict_fn fn, void *opaque,
 	}
 	rewinddir(d);
 	while ((de = readdir(d))) {
-		/* namespaces are uids: decimal names only */
-		if (!de->d_name[0] || strlen(de->d_name) > 10 ||
-		    strspn(de->d_name, "0123456789") != strlen(de->d_name))
+		if (!ns_name_ok(de->d_name))
 			continue;
 		scan_ns(root_fd, de->d_name, &v, &n, &cap, &sum);
 	}
@@ -407,9 +414,7 @@ cache_gc(const char *path, FILE *out)
 		DIR *nd;
 		int fd;
 
-		/* namespaces are uids: decimal names only */
-		if (!de->d_name[0] || strlen(de->d_name) > 10 ||
-		    strspn(de->d_name, "0123456789") != strlen(de->d_name))
+		if (!ns_name_ok(de->d_name))
 			continue;
 		fd = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY |
 						  O_NOFOLLOW | O_CLOEXEC);
